@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 )
 
@@ -39,8 +40,8 @@ func checkLoopbackOnly() error {
 			return fmt.Errorf("read %s: %w", f.path, err)
 		}
 		for _, d := range parseRoutes(data, f.ifaceCol, f.hasHeader) {
-			if d != "lo" {
-				bad = append(bad, "a route leaves through "+d+" ("+f.path+")")
+			if msg := "a route leaves through " + d; d != "lo" && !slices.Contains(bad, msg) {
+				bad = append(bad, msg)
 			}
 		}
 	}
