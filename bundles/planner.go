@@ -11,8 +11,10 @@ import (
 // Plan is the way from the installed release to a target: zero hops when
 // the cluster is already there, one per Knative minor otherwise.
 type Plan struct {
-	// From is the installed release ("" for a fresh install); To the target.
-	From, To string
+	// From is the installed release ("" for a fresh install).
+	From string `json:"from"`
+	// To is the target release.
+	To string `json:"to"`
 	// Kubernetes is the cluster version the plan was checked against ("" when
 	// unknown).
 	Kubernetes string `json:"kubernetes,omitempty"`

@@ -25,8 +25,9 @@ const (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd(os.Stdout, os.Stderr).ExecuteContext(ctx)
+	code := exitCode(ctx, err) // before stop(), which cancels ctx
 	stop()
-	os.Exit(exitCode(ctx, err))
+	os.Exit(code)
 }
 
 // exitCode maps the outcome of a command to the process exit code and

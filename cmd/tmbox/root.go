@@ -4,6 +4,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tmbox/tmbox/bundles"
 )
 
 // newRootCmd builds the command tree. Output goes to out and errOut, never
@@ -21,8 +23,29 @@ TriggerMesh stack, upgraded in lockstep with Knative releases.`,
 	root.SetOut(out)
 	root.SetErr(errOut)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	root.AddCommand(newVersionCmd())
+	g := &globalOptions{}
+	root.PersistentFlags().StringVar(&g.catalogFile, "catalog", "", "read releases from this catalog file instead of the built-in one")
+	root.AddCommand(newVersionCmd(), newVersionsCmd(g), newPlanCmd(g))
 	return root
+}
+
+// globalOptions are the flags every command shares.
+type globalOptions struct {
+	catalogFile string
+}
+
+// catalog loads the built-in catalog, or --catalog's.
+func (g *globalOptions) catalog() (*bundles.Catalog, error) {
+	return bundles.Load(g.catalogFile)
+}
+
+// completeReleases completes release names from the catalog.
+func (g *globalOptions) completeReleases(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	cat, err := g.catalog()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	return cat.ReleaseNames(), cobra.ShellCompDirectiveNoFileComp
 }
 
 // noArgs is cobra.NoArgs reported as a usage error.

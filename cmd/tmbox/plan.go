@@ -1,0 +1,121 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/hashicorp/go-version"
+	"github.com/spf13/cobra"
+
+	"github.com/tmbox/tmbox/bundles"
+)
+
+func newPlanCmd(g *globalOptions) *cobra.Command {
+	var (
+		from, to, kube, output string
+		allowDowngrade         bool
+	)
+	formats := []string{"table", "json", "yaml"}
+	cmd := &cobra.Command{
+		Use:   "plan --from RELEASE --to RELEASE",
+		Short: "Show the upgrade hops from one release to another (offline)",
+		Long: `Show how tmbox would move a cluster from one release to another: one Knative
+minor per hop, every component moving together. Hops that cannot run (a
+Kubernetes version outside a release's range, a downgrade without
+--allow-downgrade) are refused with the reason and what would work, and the
+command exits non-zero.
+
+This plans offline from the catalog; give --kubernetes-version to check the
+cluster's version too.`,
+		Example: `  tmbox plan --from 1.21 --to 1.23
+  tmbox plan --from 1.21 --to 1.23 --kubernetes-version 1.33.2 -o json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output, formats...); err != nil {
+				return err
+			}
+			if to == "" {
+				return &usageError{errors.New("--to is required")}
+			}
+			var kv *version.Version
+			if kube != "" {
+				var err error
+				if kv, err = bundles.ParseKubernetesVersion(kube); err != nil {
+					return &usageError{err}
+				}
+			}
+			cat, err := g.catalog()
+			if err != nil {
+				return err
+			}
+			plan, err := cat.Plan(from, to, kv, bundles.PlanOptions{AllowDowngrade: allowDowngrade})
+			if plan == nil {
+				return err
+			}
+			if output != "table" {
+				if werr := writeStructured(cmd.OutOrStdout(), output, plan); werr != nil {
+					return werr
+				}
+			} else {
+				printPlan(cmd.OutOrStdout(), plan)
+			}
+			if err != nil {
+				return fmt.Errorf("plan refused: %w", err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "installed release (empty: a fresh install)")
+	cmd.Flags().StringVar(&to, "to", "", "target release")
+	cmd.Flags().StringVar(&kube, "kubernetes-version", "", "check the hops against this cluster version (e.g. 1.34.2)")
+	cmd.Flags().BoolVar(&allowDowngrade, "allow-downgrade", false, "permit a downgrade of one Knative minor")
+	outputFlag(cmd, &output, formats...)
+	for _, f := range []string{"from", "to"} {
+		_ = cmd.RegisterFlagCompletionFunc(f, g.completeReleases)
+	}
+	return cmd
+}
+
+func printPlan(w io.Writer, p *bundles.Plan) {
+	if len(p.Hops) == 0 {
+		fmt.Fprintf(w, "Nothing to do: release %s is already installed.\n", p.To)
+		return
+	}
+	for i, h := range p.Hops {
+		status := "ok"
+		if h.Refused != "" {
+			status = "REFUSED"
+		}
+		title := "Hop"
+		if h.Downgrade {
+			title = "Downgrade hop"
+		}
+		fmt.Fprintf(w, "%s %d/%d: %s (Kubernetes %s) — %s\n", title, i+1, len(p.Hops), h.Name(), h.Kubernetes, status)
+		var rows [][]string
+		for _, c := range h.Components {
+			change := "unchanged"
+			switch {
+			case c.From == "":
+				change = "install"
+			case c.Changed():
+				change = "upgrade"
+				if h.Downgrade {
+					change = "downgrade"
+				}
+			}
+			from := c.From
+			if from == "" {
+				from = "-"
+			}
+			rows = append(rows, []string{"  " + c.Name, from, c.To, change})
+		}
+		_ = table(w, []string{"  COMPONENT", "FROM", "TO", "CHANGE"}, rows)
+		if h.Refused != "" {
+			fmt.Fprintf(w, "  refused: %s\n", h.Refused)
+		}
+		if i < len(p.Hops)-1 {
+			fmt.Fprintln(w)
+		}
+	}
+}
