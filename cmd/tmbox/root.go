@@ -24,14 +24,20 @@ TriggerMesh stack, upgraded in lockstep with Knative releases.`,
 	root.SetErr(errOut)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	g := &globalOptions{}
-	root.PersistentFlags().StringVar(&g.catalogFile, "catalog", "", "read releases from this catalog file instead of the built-in one")
-	root.AddCommand(newVersionCmd(), newVersionsCmd(g), newPlanCmd(g))
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.catalogFile, "catalog", "", "read releases from this catalog file instead of the built-in one")
+	pf.StringVar(&g.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)")
+	pf.StringVar(&g.context, "context", "", "kubeconfig context (default: the current context)")
+	pf.BoolVarP(&g.verbose, "verbose", "v", false, "debug logs on stderr")
+	root.AddCommand(newVersionCmd(), newVersionsCmd(g), newPlanCmd(g), newInstallCmd(g), newStatusCmd(g), newUninstallCmd(g))
 	return root
 }
 
 // globalOptions are the flags every command shares.
 type globalOptions struct {
-	catalogFile string
+	catalogFile         string
+	kubeconfig, context string
+	verbose             bool
 }
 
 // catalog loads the built-in catalog, or --catalog's.

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tmbox/tmbox/installer"
+)
+
+func newStatusCmd(g *globalOptions) *cobra.Command {
+	var output string
+	formats := []string{"table", "json", "yaml"}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the installed release and each component's health; exit 1 when unhealthy",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output, formats...); err != nil {
+				return err
+			}
+			st, err := (&installer.GetStatus{Kubeconfig: g.kubeconfig, Context: g.context}).Run(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if output != "table" {
+				if err := writeStructured(w, output, st); err != nil {
+					return err
+				}
+			} else if st.Release == "" && len(st.Components) == 0 {
+				fmt.Fprintln(w, "No tmbox release is installed on this cluster.")
+			} else {
+				health := "healthy"
+				if !st.Healthy {
+					health = "UNHEALTHY"
+				}
+				fmt.Fprintf(w, "Release %s: %s\n", orDash(st.Release), health)
+				var rows [][]string
+				for _, c := range st.Components {
+					h := "healthy"
+					if !c.Healthy {
+						h = "unhealthy"
+					}
+					rows = append(rows, []string{c.Name, c.Version, fmt.Sprint(c.Workloads), h})
+				}
+				_ = table(w, []string{"COMPONENT", "VERSION", "WORKLOADS", "HEALTH"}, rows)
+				for _, c := range st.Components {
+					for _, p := range c.Problems {
+						fmt.Fprintf(w, "  %s: %s\n", c.Name, p)
+					}
+				}
+				if op := st.LastOperation; op != nil {
+					line := fmt.Sprintf("Last operation: %s %s", op.ID, op.Result)
+					if op.Error != "" {
+						line += ": " + op.Error
+					}
+					fmt.Fprintln(w, line)
+				}
+			}
+			if !st.Healthy {
+				if st.Release == "" && len(st.Components) == 0 {
+					return errors.New("nothing installed")
+				}
+				var bad []string
+				for _, c := range st.Components {
+					if !c.Healthy {
+						bad = append(bad, c.Name)
+					}
+				}
+				return fmt.Errorf("unhealthy: %s", strings.Join(append(bad, unfinished(st)...), ", "))
+			}
+			return nil
+		},
+	}
+	outputFlag(cmd, &output, formats...)
+	return cmd
+}
+
+func unfinished(st *installer.Status) []string {
+	if op := st.LastOperation; op != nil && op.Result != installer.ResultSucceeded {
+		return []string{"operation " + op.ID + " " + op.Result}
+	}
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,318 @@
+package installer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+)
+
+// crdGVR is the CustomResourceDefinition resource.
+var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+// Applier server-side applies objects as tmbox: namespaces and CRDs first,
+// then (once the CRDs are Established) everything else, concurrently.
+// Objects whose live copy already carries the configuration's hash are not
+// sent again, so a re-run that changes nothing writes nothing.
+type Applier struct {
+	Dynamic dynamic.Interface
+	Mapper  meta.ResettableRESTMapper
+	Log     *slog.Logger
+	// Concurrency bounds parallel requests (default 16).
+	Concurrency int
+}
+
+// ApplyResult counts what an Apply did.
+type ApplyResult struct {
+	Applied, Unchanged, Created, CreateSkipped int
+}
+
+// Apply converges the objects. operation labels generateName objects, which
+// are created once per operation: a re-run of the same operation finds them
+// and creates nothing.
+func (a *Applier) Apply(ctx context.Context, objs []*Object, operation string) (ApplyResult, error) {
+	var res ApplyResult
+	var first, rest, creates []*Object
+	for _, o := range objs {
+		switch {
+		case o.Create:
+			creates = append(creates, o)
+		case o.GetKind() == "Namespace" && o.GroupVersionKind().Group == "", o.GetKind() == "CustomResourceDefinition":
+			first = append(first, o)
+		default:
+			rest = append(rest, o)
+		}
+	}
+	applied, err := a.applyAll(ctx, first, &res)
+	if err != nil {
+		return res, err
+	}
+	var crds []string
+	for _, o := range applied {
+		if o.GetKind() == "CustomResourceDefinition" {
+			crds = append(crds, o.GetName())
+		}
+	}
+	if len(crds) > 0 {
+		if err := a.waitEstablished(ctx, crds); err != nil {
+			return res, err
+		}
+		a.Mapper.Reset()
+	}
+	if _, err := a.applyAll(ctx, rest, &res); err != nil {
+		return res, err
+	}
+	for _, o := range creates {
+		created, err := a.createOnce(ctx, o, operation)
+		if err != nil {
+			return res, err
+		}
+		if created {
+			res.Created++
+		} else {
+			res.CreateSkipped++
+		}
+	}
+	return res, nil
+}
+
+// resourceFor maps an object's kind to its resource, re-discovering once
+// when the kind is new.
+func (a *Applier) resourceFor(u *unstructured.Unstructured) (*meta.RESTMapping, error) {
+	gvk := u.GroupVersionKind()
+	m, err := a.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if meta.IsNoMatchError(err) {
+		a.Mapper.Reset()
+		m, err = a.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", KeyOf(u), err)
+	}
+	return m, nil
+}
+
+func (a *Applier) client(m *meta.RESTMapping, ns string) dynamic.ResourceInterface {
+	if m.Scope.Name() == meta.RESTScopeNameNamespace {
+		return a.Dynamic.Resource(m.Resource).Namespace(ns)
+	}
+	return a.Dynamic.Resource(m.Resource)
+}
+
+// liveHashes lists, per resource, the tmbox objects of the components in
+// objs and returns each one's applied-hash annotation.
+func (a *Applier) liveHashes(ctx context.Context, objs []*Object) (map[ObjectKey]string, error) {
+	type listKey struct {
+		gvr       schema.GroupVersionResource
+		component string
+	}
+	lists := map[listKey]bool{}
+	for _, o := range objs {
+		m, err := a.resourceFor(o.Unstructured)
+		if meta.IsNoMatchError(errors.Unwrap(err)) {
+			continue // its CRD is not there yet, so neither is the object
+		}
+		if err != nil {
+			return nil, err
+		}
+		lists[listKey{m.Resource, o.Component}] = true
+	}
+	hashes := map[ObjectKey]string{}
+	for k := range lists {
+		sel := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue, LabelComponent: k.component}).String()
+		list, err := a.Dynamic.Resource(k.gvr).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return nil, fmt.Errorf("list %s: %w", k.gvr.Resource, err)
+		}
+		for i := range list.Items {
+			hashes[KeyOf(&list.Items[i])] = list.Items[i].GetAnnotations()[AnnotationHash]
+		}
+	}
+	return hashes, nil
+}
+
+// applyAll applies objs concurrently, skipping those already applied with
+// the same configuration, and returns the ones it sent.
+func (a *Applier) applyAll(ctx context.Context, objs []*Object, res *ApplyResult) ([]*Object, error) {
+	if len(objs) == 0 {
+		return nil, nil
+	}
+	live, err := a.liveHashes(ctx, objs)
+	if err != nil {
+		return nil, err
+	}
+	var todo []*Object
+	for _, o := range objs {
+		if h := live[KeyOf(o.Unstructured)]; h != "" && h == o.GetAnnotations()[AnnotationHash] {
+			res.Unchanged++
+			continue
+		}
+		todo = append(todo, o)
+	}
+	errs := a.parallel(ctx, todo, func(ctx context.Context, o *Object) error {
+		m, err := a.resourceFor(o.Unstructured)
+		if err != nil {
+			return err
+		}
+		_, err = a.client(m, o.GetNamespace()).Apply(ctx, o.GetName(), o.Unstructured, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+		if err != nil {
+			return fmt.Errorf("apply %s: %w", KeyOf(o.Unstructured), err)
+		}
+		a.Log.Debug("applied", "object", KeyOf(o.Unstructured).String())
+		return nil
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	res.Applied += len(todo)
+	return todo, nil
+}
+
+// parallel runs fn over objs with bounded concurrency and returns the
+// errors, at most a handful, sorted for stable messages.
+func (a *Applier) parallel(ctx context.Context, objs []*Object, fn func(context.Context, *Object) error) []error {
+	n := a.Concurrency
+	if n <= 0 {
+		n = 16
+	}
+	sem := make(chan struct{}, n)
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for _, o := range objs {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := fn(ctx, o); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	if len(errs) > 5 {
+		errs = append(errs[:5], fmt.Errorf("and %d more errors", len(errs)-5))
+	}
+	return errs
+}
+
+// waitEstablished waits until every named CRD is Established.
+func (a *Applier) waitEstablished(ctx context.Context, names []string) error {
+	pending := map[string]bool{}
+	for _, n := range names {
+		pending[n] = true
+	}
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		list, err := a.Dynamic.Resource(crdGVR).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for i := range list.Items {
+			if pending[list.Items[i].GetName()] && hasCondition(&list.Items[i], "Established", "True") {
+				delete(pending, list.Items[i].GetName())
+			}
+		}
+		return len(pending) == 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for %d CRDs to be Established (e.g. %s): %w", len(pending), anyKey(pending), err)
+	}
+	return nil
+}
+
+func anyKey(m map[string]bool) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if len(keys) == 0 {
+		return ""
+	}
+	return keys[0]
+}
+
+// createOnce creates a generateName object unless one with the same
+// generateName, component and operation exists.
+func (a *Applier) createOnce(ctx context.Context, o *Object, operation string) (bool, error) {
+	m, err := a.resourceFor(o.Unstructured)
+	if err != nil {
+		return false, err
+	}
+	u := o.DeepCopy()
+	l := u.GetLabels()
+	l[LabelOperation] = operation
+	u.SetLabels(l)
+	c := a.client(m, u.GetNamespace())
+	sel := labels.SelectorFromSet(labels.Set{LabelComponent: o.Component, LabelOperation: operation}).String()
+	list, err := c.List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return false, fmt.Errorf("list %s: %w", m.Resource.Resource, err)
+	}
+	for _, item := range list.Items {
+		if item.GetGenerateName() == u.GetGenerateName() {
+			return false, nil
+		}
+	}
+	if _, err := c.Create(ctx, u, metav1.CreateOptions{FieldManager: FieldManager}); err != nil {
+		return false, fmt.Errorf("create %s%s: %w", u.GetGenerateName(), "*", err)
+	}
+	return true, nil
+}
+
+func hasCondition(u *unstructured.Unstructured, typ, status string) bool {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		m, ok := c.(map[string]any)
+		if ok && m["type"] == typ && m["status"] == status {
+			return true
+		}
+	}
+	return false
+}
+
+// Diff counts, without writing, how many of objs would be applied and how
+// many are unchanged.
+func (a *Applier) Diff(ctx context.Context, objs []*Object) (apply, unchanged int, err error) {
+	var plain []*Object
+	for _, o := range objs {
+		if !o.Create {
+			plain = append(plain, o)
+		}
+	}
+	live, err := a.liveHashes(ctx, plain)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, o := range plain {
+		if h := live[KeyOf(o.Unstructured)]; h != "" && h == o.GetAnnotations()[AnnotationHash] {
+			unchanged++
+		} else {
+			apply++
+		}
+	}
+	return apply, unchanged, nil
+}

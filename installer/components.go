@@ -1,0 +1,194 @@
+package installer
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"istio.io/istio/operator/pkg/render"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/manifests"
+)
+
+// desired is everything a release puts in the cluster, per component, with
+// each object owned by exactly one component.
+type desired struct {
+	byComponent map[string][]*Object
+	keys        map[ObjectKey]string // object → owning component
+}
+
+// objectsFor builds the desired objects of the selected components of a
+// release. Every asset is fetched and verified before anything is returned,
+// so nothing is applied from a source that fails verification. An object
+// that two components ship (Eventing's and TriggerMesh's addressable-
+// resolver ClusterRole, TriggerMesh's namespace) belongs to the first in
+// install order; later ones do not apply it.
+func objectsFor(ctx context.Context, src bundles.Source, r *bundles.Release, selected []string, opts *Options) (*desired, error) {
+	d := &desired{byComponent: map[string][]*Object{}, keys: map[ObjectKey]string{}}
+	for _, comp := range r.ComponentList() {
+		if !contains(selected, comp.Name) {
+			continue
+		}
+		objs, err := componentObjects(ctx, src, comp, opts)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", comp.Name, comp.Version, err)
+		}
+		for _, o := range objs {
+			if !o.Create {
+				k := KeyOf(o.Unstructured)
+				if owner, taken := d.keys[k]; taken && owner != comp.Name {
+					continue
+				}
+				d.keys[k] = comp.Name
+			}
+			if err := prepare(o, r.Name); err != nil {
+				return nil, err
+			}
+			d.byComponent[comp.Name] = append(d.byComponent[comp.Name], o)
+		}
+	}
+	return d, nil
+}
+
+// componentObjects returns a component's objects, deduplicated (a later
+// copy of the same object wins: serving-core repeats serving-crds' CRDs).
+func componentObjects(ctx context.Context, src bundles.Source, comp *bundles.Component, opts *Options) ([]*Object, error) {
+	var docs []*unstructured.Unstructured
+	if comp.Source == bundles.SourceCompiledIn {
+		var err error
+		if docs, err = renderIstio(comp, opts.IstioOverlay); err != nil {
+			return nil, err
+		}
+	} else {
+		datas, err := bundles.FetchComponent(ctx, src, comp)
+		if err != nil {
+			return nil, err
+		}
+		for i, a := range comp.Assets {
+			if a.Optional {
+				continue
+			}
+			data, err := ResolveImages(comp, datas[i], opts.TriggerMeshRegistry)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", a.Name, err)
+			}
+			objs, err := DecodeManifest(data)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", a.Name, err)
+			}
+			docs = append(docs, objs...)
+		}
+	}
+	index := map[ObjectKey]int{}
+	var out []*Object
+	for _, u := range docs {
+		o := &Object{Unstructured: u, Component: comp.Name, Create: u.GetName() == "" && u.GetGenerateName() != ""}
+		if o.Create {
+			out = append(out, o)
+			continue
+		}
+		k := KeyOf(u)
+		if i, dup := index[k]; dup {
+			out[i] = o
+			continue
+		}
+		index[k] = len(out)
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// renderIstio renders the compiled-in Istio charts in-process, as istioctl
+// does: tmbox's Knative profile, then the user's overlay, images pinned to
+// the release.
+func renderIstio(comp *bundles.Component, overlay string) ([]*unstructured.Unstructured, error) {
+	hub, tag, err := istioHubTag(comp)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "tmbox-istio-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	profile := filepath.Join(dir, "tmbox-knative.yaml")
+	if err := os.WriteFile(profile, manifests.IstioKnativeProfile(), 0o600); err != nil {
+		return nil, err
+	}
+	files := []string{profile}
+	if overlay != "" {
+		files = append(files, overlay)
+	}
+	sets, _, err := render.GenerateManifest(files, []string{"hub=" + hub, "tag=" + tag}, false, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("render Istio %s: %w", comp.Version, err)
+	}
+	var out []*unstructured.Unstructured
+	for _, set := range sets {
+		for _, m := range set.Manifests {
+			out = append(out, m.Unstructured)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("render Istio %s: no objects", comp.Version)
+	}
+	return out, nil
+}
+
+// istioHubTag derives the image hub and tag from the pinned pilot image.
+func istioHubTag(comp *bundles.Component) (hub, tag string, err error) {
+	for _, img := range comp.Images {
+		repo, t, ok := strings.Cut(img, ":")
+		if ok && strings.HasSuffix(repo, "/pilot") {
+			return strings.TrimSuffix(repo, "/pilot"), t, nil
+		}
+	}
+	return "", "", fmt.Errorf("istio %s pins no pilot image", comp.Version)
+}
+
+// ValidateIstioOverlay checks that a user overlay is one IstioOperator
+// document that the compiled-in Istio renders with.
+func ValidateIstioOverlay(path string, comp *bundles.Component) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("istio overlay: %w", err)
+	}
+	var iop struct {
+		APIVersion string         `json:"apiVersion"`
+		Kind       string         `json:"kind"`
+		Spec       map[string]any `json:"spec"`
+	}
+	if err := yaml.UnmarshalStrict(data, &iop, yaml.DisallowUnknownFields); err != nil {
+		return fmt.Errorf("istio overlay %s: %w", path, err)
+	}
+	if iop.Kind != "IstioOperator" || !strings.HasPrefix(iop.APIVersion, "install.istio.io/") {
+		return fmt.Errorf("istio overlay %s: want an IstioOperator (install.istio.io/v1alpha1), got %s %s", path, iop.APIVersion, iop.Kind)
+	}
+	if comp != nil && comp.Source == bundles.SourceCompiledIn {
+		if _, err := renderIstio(comp, path); err != nil {
+			return fmt.Errorf("istio overlay %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// sortedKeys returns keys in a stable order.
+func sortedKeys(keys []ObjectKey) []ObjectKey {
+	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	return keys
+}

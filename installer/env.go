@@ -1,0 +1,158 @@
+package installer
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-version"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/tmbox/tmbox/bundles"
+)
+
+// env is what phases share during one operation.
+type env struct {
+	opts    *Options
+	cfg     *rest.Config
+	dyn     dynamic.Interface
+	client  kubernetes.Interface
+	mapper  meta.ResettableRESTMapper
+	applier *Applier
+	waiter  *Waiter
+	store   *StateStore
+	state   *State
+	op      *Operation
+
+	catalog       *bundles.Catalog
+	release       *bundles.Release
+	serverVersion *version.Version
+	desired       *desired
+}
+
+// RESTConfig loads the cluster configuration as kubectl does: kubeconfig
+// (or KUBECONFIG, or ~/.kube/config, or in-cluster) and context.
+func RESTConfig(kubeconfig, context string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: context}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	// An install applies several hundred objects; the client-go defaults
+	// (5 QPS, burst 10) would throttle it for a minute.
+	cfg.QPS, cfg.Burst = 100, 200
+	cfg.UserAgent = "tmbox"
+	return cfg, nil
+}
+
+// connect builds the clients for a cluster.
+func connect(cfg *rest.Config, opts *Options) (*env, error) {
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	e := &env{opts: opts, cfg: cfg, dyn: dyn, client: client, mapper: mapper, store: &StateStore{Client: client}}
+	e.applier = &Applier{Dynamic: dyn, Mapper: mapper, Log: opts.Logger}
+	e.waiter = &Waiter{Dynamic: dyn, Client: client, Mapper: mapper, Log: opts.Logger}
+	return e, nil
+}
+
+func (e *env) report(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	e.opts.Reporter.Report(ev)
+}
+
+// recordPhase writes a phase's start or end into the journal.
+func (e *env) recordPhase(ctx context.Context, name string, start time.Time, err error, finished bool) error {
+	if e.op == nil {
+		return nil
+	}
+	var rec *PhaseRecord
+	for i := range e.op.Phases {
+		if e.op.Phases[i].Name == name && e.op.Phases[i].Started.Equal(start) {
+			rec = &e.op.Phases[i]
+		}
+	}
+	if rec == nil {
+		e.op.Phases = append(e.op.Phases, PhaseRecord{Name: name, Started: start, Result: ResultRunning})
+		rec = &e.op.Phases[len(e.op.Phases)-1]
+	}
+	if finished {
+		now := time.Now()
+		rec.Finished = &now
+		rec.Result = ResultSucceeded
+		if err != nil {
+			rec.Result, rec.Error = ResultFailed, err.Error()
+		}
+	}
+	return e.saveState(ctx)
+}
+
+// saveState writes the state with e.op as the journal's last entry.
+func (e *env) saveState(ctx context.Context) error {
+	if n := len(e.state.Journal); e.op != nil && n > 0 {
+		e.state.Journal[n-1] = *e.op
+	}
+	return e.store.Save(ctx, e.state)
+}
+
+// beginOperation appends an operation to the journal, or resumes the
+// unfinished one with the same ID.
+func (e *env) beginOperation(ctx context.Context, kind, id, from, to string) error {
+	if cur := e.state.Current(); cur != nil && cur.ID == id {
+		op := *cur
+		e.op = &op
+		e.report(Event{Type: EventInfo, Message: fmt.Sprintf("resuming %s, interrupted after %s", id, lastPhase(cur))})
+		return e.saveState(ctx)
+	} else if cur != nil {
+		now := time.Now()
+		cur.Result, cur.Error, cur.Finished = ResultFailed, "interrupted; superseded by "+id, &now
+	}
+	e.state.Journal = append(e.state.Journal, Operation{ID: id, Kind: kind, From: from, To: to, Started: time.Now(), Result: ResultRunning})
+	op := e.state.Journal[len(e.state.Journal)-1]
+	e.op = &op
+	return e.saveState(ctx)
+}
+
+// endOperation records the operation's outcome.
+func (e *env) endOperation(ctx context.Context, err error) error {
+	if e.op == nil {
+		return err
+	}
+	now := time.Now()
+	e.op.Finished = &now
+	e.op.Result = ResultSucceeded
+	if err != nil {
+		e.op.Result, e.op.Error = ResultFailed, err.Error()
+	}
+	if serr := e.saveState(context.WithoutCancel(ctx)); serr != nil && err == nil {
+		return serr
+	}
+	return err
+}
+
+func lastPhase(op *Operation) string {
+	if len(op.Phases) == 0 {
+		return "no phase"
+	}
+	return "phase " + op.Phases[len(op.Phases)-1].Name
+}

@@ -1,0 +1,342 @@
+package installer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
+
+	"github.com/tmbox/tmbox/bundles"
+)
+
+// Install converges a cluster to a release. Re-running it is safe: what is
+// already in place is verified and left alone, an interrupted phase is
+// redone.
+type Install struct {
+	Options
+	// Config, when set, is used instead of Kubeconfig/Context.
+	Config *rest.Config
+}
+
+// Run performs the install.
+func (in *Install) Run(ctx context.Context) error {
+	opts := &in.Options
+	if err := opts.Validate(); err != nil {
+		return err
+	}
+	cat, err := bundles.Load(opts.CatalogFile)
+	if err != nil {
+		return err
+	}
+	if opts.Release == "" {
+		opts.Release = cat.Latest().Name
+	}
+	rel, err := cat.Release(opts.Release)
+	if err != nil {
+		return err
+	}
+	if opts.IstioOverlay != "" {
+		istio, _ := rel.Component(bundles.Istio)
+		if istio.Source != bundles.SourceCompiledIn {
+			return fmt.Errorf("--istio-overlay applies to the compiled-in Istio; release %s installs Istio %s from its pinned manifests", rel.Name, istio.Version)
+		}
+		if err := ValidateIstioOverlay(opts.IstioOverlay, istio); err != nil {
+			return err
+		}
+	}
+	src, err := opts.source()
+	if err != nil {
+		return err
+	}
+	cfg := in.Config
+	if cfg == nil {
+		if cfg, err = RESTConfig(opts.Kubeconfig, opts.Context); err != nil {
+			return err
+		}
+	}
+	e, err := connect(cfg, opts)
+	if err != nil {
+		return err
+	}
+	e.catalog, e.release = cat, rel
+
+	// Every byte is fetched and verified before anything is written.
+	e.report(Event{Type: EventInfo, Message: fmt.Sprintf("release %s: fetching and verifying manifests from %s", rel.Name, src.Name())})
+	if e.desired, err = objectsFor(ctx, src, rel, opts.Components, opts); err != nil {
+		return err
+	}
+	if e.state, err = e.store.Load(ctx); err != nil {
+		return err
+	}
+	if e.state.Release != "" && e.state.Release != rel.Name {
+		return fmt.Errorf("release %s is installed; move to %s with `tmbox upgrade --to %s`", e.state.Release, rel.Name, rel.Name)
+	}
+	if cur := e.state.Current(); cur != nil && cur.Kind != "install" {
+		return fmt.Errorf("an unfinished %s (%s) is recorded in the cluster; finish it first", cur.Kind, cur.ID)
+	}
+	phases := installPhases()
+	if opts.DryRun {
+		return runPhases(ctx, e, phases)
+	}
+	if err := e.beginOperation(ctx, "install", "install-"+rel.Name, "", rel.Name); err != nil {
+		return err
+	}
+	err = runPhases(ctx, e, phases)
+	if err == nil {
+		e.state.Release = rel.Name
+		e.state.OptionsDigest = opts.Digest()
+	}
+	return e.endOperation(ctx, err)
+}
+
+// installPhases is the phase list an install runs.
+func installPhases() []phase {
+	return []phase{
+		{name: PhasePreflight, title: "checking the cluster", describe: preflightRun, run: preflightRun},
+		{name: PhaseCluster, title: "using the existing cluster", describe: clusterRun, run: clusterRun},
+		{name: PhaseImages, title: "images", describe: imagesRun, run: imagesRun},
+		componentPhase(PhaseIstio, "installing Istio", bundles.Istio),
+		componentPhase(PhaseKnativeServing, "installing Knative Serving and net-istio", bundles.KnativeServing, bundles.NetIstio),
+		componentPhase(PhaseKnativeEventing, "installing Knative Eventing", bundles.KnativeEventing),
+		componentPhase(PhaseTriggerMesh, "installing TriggerMesh", bundles.TriggerMesh, bundles.TriggerMeshCore),
+		{name: PhaseVerify, title: "verifying images and health", describe: func(context.Context, *env) (string, error) {
+			return "check every managed workload runs the pinned images and is Available", nil
+		}, run: verifyRun},
+	}
+}
+
+// preflightRun checks the cluster answers and its version is inside the
+// release's range. (Host, RBAC and capacity checks live in preflight/.)
+func preflightRun(ctx context.Context, e *env) (string, error) {
+	info, err := e.client.Discovery().ServerVersion()
+	if err != nil {
+		return "", fmt.Errorf("cluster unreachable: %w", err)
+	}
+	v, err := bundles.ParseKubernetesVersion(info.GitVersion)
+	if err != nil {
+		return "", err
+	}
+	e.serverVersion = v
+	if !e.release.AllowsKubernetes(v) {
+		return "", fmt.Errorf("release %s needs Kubernetes %s; the cluster runs %s", e.release.Name, e.release.KubernetesRange(), info.GitVersion)
+	}
+	return fmt.Sprintf("Kubernetes %s is inside release %s's range %s", info.GitVersion, e.release.Name, e.release.KubernetesRange()), nil
+}
+
+func clusterRun(_ context.Context, e *env) (string, error) {
+	return "existing cluster at " + e.cfg.Host, nil
+}
+
+func imagesRun(context.Context, *env) (string, error) {
+	return "nothing to load: the cluster pulls the pinned images from their registries", nil
+}
+
+// componentPhase applies and waits for a group of components.
+func componentPhase(name, title string, components ...string) phase {
+	selected := func(e *env) []string {
+		var out []string
+		for _, c := range components {
+			if slices.Contains(e.opts.Components, c) {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	return phase{
+		name: name, title: title,
+		describe: func(ctx context.Context, e *env) (string, error) {
+			comps := selected(e)
+			if len(comps) == 0 {
+				return "skip: not selected (--components)", nil
+			}
+			var parts []string
+			for _, c := range comps {
+				comp, _ := e.release.Component(c)
+				n, unchanged, err := e.applier.Diff(ctx, e.desired.byComponent[c])
+				if err != nil {
+					return "", err
+				}
+				parts = append(parts, fmt.Sprintf("%s %s: apply %d objects (%d unchanged)", c, comp.Version, n, unchanged))
+			}
+			return strings.Join(parts, "; "), nil
+		},
+		run: func(ctx context.Context, e *env) (string, error) {
+			comps := selected(e)
+			if len(comps) == 0 {
+				return "not selected", nil
+			}
+			var summary []string
+			for _, c := range comps {
+				msg, err := e.installComponent(ctx, c)
+				if err != nil {
+					return "", fmt.Errorf("%s: %w", c, err)
+				}
+				summary = append(summary, msg)
+			}
+			return strings.Join(summary, "; "), nil
+		},
+	}
+}
+
+// installComponent converges one component: record the inventory, apply,
+// wait until ready, prune what the release no longer has.
+func (e *env) installComponent(ctx context.Context, name string) (string, error) {
+	comp, _ := e.release.Component(name)
+	objs := e.desired.byComponent[name]
+	if e.state.Inventory == nil {
+		e.state.Inventory = map[string][]ObjectKey{}
+	}
+	old := e.state.Inventory[name]
+	var keys []ObjectKey
+	for _, o := range objs {
+		if !o.Create {
+			keys = append(keys, KeyOf(o.Unstructured))
+		}
+	}
+	// Record old ∪ new before writing, so a crash mid-apply leaves
+	// nothing untracked.
+	e.state.Inventory[name] = sortedKeys(union(old, keys))
+	if err := e.saveState(ctx); err != nil {
+		return "", err
+	}
+	res, err := e.applier.Apply(ctx, objs, e.op.ID)
+	if err != nil {
+		return "", err
+	}
+	e.waiter.Notify = func(object, reason string) {
+		e.report(Event{Type: EventWaiting, Phase: name, Message: object + ": " + reason})
+	}
+	if err := e.waiter.WaitReady(ctx, objs, e.op.ID, e.opts.PhaseTimeout); err != nil {
+		return "", err
+	}
+	pruned, err := e.prune(ctx, old)
+	if err != nil {
+		return "", err
+	}
+	e.state.Inventory[name] = sortedKeys(keys)
+	if e.state.Components == nil {
+		e.state.Components = map[string]ComponentState{}
+	}
+	e.state.Components[name] = ComponentState{Version: comp.Version, Release: e.release.Name}
+	if err := e.saveState(ctx); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s %s: %d applied, %d unchanged, %d jobs created, %d pruned", name, comp.Version, res.Applied, res.Unchanged, res.Created, pruned), nil
+}
+
+// prune deletes objects of an old inventory that no selected component of
+// the release contains any more. CRDs are kept (deleting one deletes every
+// custom resource of it); uninstall --purge removes them.
+func (e *env) prune(ctx context.Context, old []ObjectKey) (int, error) {
+	n := 0
+	for _, k := range old {
+		if _, still := e.desired.keys[k]; still || k.Kind == "CustomResourceDefinition" {
+			continue
+		}
+		deleted, err := e.deleteObject(ctx, k)
+		if err != nil {
+			return n, fmt.Errorf("prune %s: %w", k, err)
+		}
+		if deleted {
+			n++
+			e.report(Event{Type: EventProgress, Message: "pruned " + k.String()})
+		}
+	}
+	return n, nil
+}
+
+// deleteObject deletes an object if it exists; the kind may no longer be
+// served.
+func (e *env) deleteObject(ctx context.Context, k ObjectKey) (bool, error) {
+	m, err := e.mapper.RESTMapping(k.GroupKind())
+	if err != nil {
+		return false, nil // the kind is gone, and so is the object
+	}
+	policy := metav1.DeletePropagationBackground
+	err = e.applier.client(m, k.Namespace).Delete(ctx, k.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// verifyRun checks that every managed workload runs exactly the images its
+// applied spec names, all of them pinned by the release, and is ready.
+func verifyRun(ctx context.Context, e *env) (string, error) {
+	pinned := map[string]bool{}
+	for _, img := range e.release.Images() {
+		pinned[img] = true
+	}
+	var problems []string
+	count := 0
+	for _, objs := range e.desired.byComponent {
+		for _, o := range objs {
+			gvk := o.GroupVersionKind()
+			if gvk.Group != "apps" || (gvk.Kind != "Deployment" && gvk.Kind != "DaemonSet" && gvk.Kind != "StatefulSet") {
+				continue
+			}
+			m, err := e.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+			if err != nil {
+				return "", err
+			}
+			live, err := e.applier.client(m, o.GetNamespace()).Get(ctx, o.GetName(), metav1.GetOptions{})
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s: %v", KeyOf(o.Unstructured), err))
+				continue
+			}
+			count++
+			for _, img := range podTemplateImages(live) {
+				if !pinned[img] && !e.imageAllowed(img) {
+					problems = append(problems, fmt.Sprintf("%s runs %s, which release %s does not pin", KeyOf(o.Unstructured), img, e.release.Name))
+				}
+			}
+			if ok, why := workloadReady(gvk.Kind)(live); !ok {
+				problems = append(problems, fmt.Sprintf("%s: %s", KeyOf(o.Unstructured), why))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return "", errors.New(strings.Join(problems, "; "))
+	}
+	return fmt.Sprintf("%d workloads run the pinned images and are ready", count), nil
+}
+
+// imageAllowed accepts images resolved to a user's TriggerMesh registry.
+func (e *env) imageAllowed(img string) bool {
+	return e.opts.TriggerMeshRegistry != "" && strings.HasPrefix(img, strings.TrimSuffix(e.opts.TriggerMeshRegistry, "/")+"/")
+}
+
+func podTemplateImages(u *unstructured.Unstructured) []string {
+	var out []string
+	for _, field := range []string{"initContainers", "containers"} {
+		cs, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", field)
+		for _, c := range cs {
+			if m, ok := c.(map[string]any); ok {
+				if img, ok := m["image"].(string); ok {
+					out = append(out, img)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func union(a, b []ObjectKey) []ObjectKey {
+	seen := map[ObjectKey]bool{}
+	var out []ObjectKey
+	for _, list := range [][]ObjectKey{a, b} {
+		for _, k := range list {
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}

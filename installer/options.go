@@ -1,0 +1,146 @@
+// Package installer converges a Kubernetes cluster to a release of the
+// catalog: named phases run by one runner, a server-side applier that labels,
+// prunes and skips unchanged objects, watch-based readiness with reasons, and
+// state kept in the cluster so a re-run after any interruption converges.
+//
+// The package never prints: it logs through an injected *slog.Logger and
+// reports progress through an injected Reporter.
+package installer
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tmbox/tmbox/bundles"
+)
+
+// Options configure an install. The CLI and the TUI fill the same struct.
+type Options struct {
+	// Release is the catalog release to install (default: the latest).
+	Release string
+	// CatalogFile replaces the embedded catalog.
+	CatalogFile string
+	// Mirror reads assets from a directory laid out like upstream's;
+	// empty downloads them (verified) into CacheDir.
+	Mirror string
+	// CacheDir caches downloaded assets (default ~/.cache/tmbox/assets).
+	CacheDir string
+	// Components to install (default all). istio, knative-serving and
+	// net-istio are always installed.
+	Components []string
+	// SkipPhases names phases not to run.
+	SkipPhases []string
+	// DryRun reports what each phase would do and changes nothing.
+	DryRun bool
+	// IstioOverlay is an IstioOperator file merged over tmbox's profile
+	// (compiled-in Istio only).
+	IstioOverlay string
+	// TriggerMeshRegistry replaces gcr.io/triggermesh for users who rebuilt
+	// TriggerMesh's images.
+	TriggerMeshRegistry string
+	// PhaseTimeout is each phase's time budget for readiness (default 10m).
+	PhaseTimeout time.Duration
+	// Kubeconfig and Context select the cluster as kubectl would
+	// (KUBECONFIG when Kubeconfig is empty).
+	Kubeconfig, Context string
+
+	// Logger receives debug logs (default: discard).
+	Logger *slog.Logger `json:"-"`
+	// Reporter receives progress events (default: none).
+	Reporter Reporter `json:"-"`
+}
+
+// RequiredComponents are always installed.
+func RequiredComponents() []string {
+	return []string{bundles.Istio, bundles.KnativeServing, bundles.NetIstio}
+}
+
+// Validate checks the options without touching the cluster and fills
+// defaults.
+func (o *Options) Validate() error {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Reporter == nil {
+		o.Reporter = NopReporter{}
+	}
+	if o.PhaseTimeout == 0 {
+		o.PhaseTimeout = 10 * time.Minute
+	}
+	if len(o.Components) == 0 {
+		o.Components = bundles.ComponentNames()
+	}
+	var errs []error
+	for _, c := range o.Components {
+		if !slices.Contains(bundles.ComponentNames(), c) {
+			errs = append(errs, fmt.Errorf("unknown component %q (known: %s)", c, strings.Join(bundles.ComponentNames(), ", ")))
+		}
+	}
+	for _, c := range RequiredComponents() {
+		if !slices.Contains(o.Components, c) {
+			o.Components = append(o.Components, c)
+		}
+	}
+	if slices.Contains(o.Components, bundles.TriggerMeshCore) && !slices.Contains(o.Components, bundles.TriggerMesh) {
+		errs = append(errs, errors.New("triggermesh-core needs triggermesh"))
+	}
+	for _, p := range o.SkipPhases {
+		if !slices.Contains(PhaseNames(), p) {
+			errs = append(errs, fmt.Errorf("unknown phase %q in --skip-phases (phases: %s)", p, strings.Join(PhaseNames(), ", ")))
+		}
+	}
+	if o.Mirror != "" {
+		if fi, err := os.Stat(o.Mirror); err != nil || !fi.IsDir() {
+			errs = append(errs, fmt.Errorf("--mirror %s is not a directory", o.Mirror))
+		}
+	}
+	if o.IstioOverlay != "" {
+		if _, err := os.Stat(o.IstioOverlay); err != nil {
+			errs = append(errs, fmt.Errorf("--istio-overlay: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Digest is a stable digest of the options that shape what is installed.
+func (o *Options) Digest() string {
+	comps := slices.Clone(o.Components)
+	slices.Sort(comps)
+	overlay := ""
+	if o.IstioOverlay != "" {
+		if data, err := os.ReadFile(o.IstioOverlay); err == nil {
+			sum := sha256.Sum256(data)
+			overlay = hex.EncodeToString(sum[:])
+		}
+	}
+	raw, _ := json.Marshal(struct {
+		Release, Overlay, Registry string
+		Components                 []string
+	}{o.Release, overlay, o.TriggerMeshRegistry, comps})
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:8])
+}
+
+// source returns the asset source the options select.
+func (o *Options) source() (bundles.Source, error) {
+	if o.Mirror != "" {
+		return bundles.Mirror{Dir: o.Mirror}, nil
+	}
+	dir := o.CacheDir
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("asset cache: %w", err)
+		}
+		dir = base + "/tmbox/assets"
+	}
+	return bundles.Upstream{CacheDir: dir}, nil
+}

@@ -1,0 +1,93 @@
+package installer
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// Event types.
+const (
+	EventPhaseStart = "phase-start"
+	EventPhaseDone  = "phase-done"
+	EventPhaseSkip  = "phase-skip"
+	EventPhaseFail  = "phase-fail"
+	EventProgress   = "progress"
+	EventWaiting    = "waiting"
+	EventInfo       = "info"
+)
+
+// Event is one thing an operation reports. The plain reporter, --output
+// json and the TUI all render the same events.
+type Event struct {
+	Time     time.Time     `json:"time"`
+	Type     string        `json:"type"`
+	Phase    string        `json:"phase,omitempty"`
+	Message  string        `json:"message,omitempty"`
+	Error    string        `json:"error,omitempty"`
+	Duration time.Duration `json:"durationNs,omitempty"`
+}
+
+// Reporter receives events. Implementations must be safe for concurrent use.
+type Reporter interface {
+	Report(Event)
+}
+
+// NopReporter drops every event.
+type NopReporter struct{}
+
+// Report implements Reporter.
+func (NopReporter) Report(Event) {}
+
+// PlainReporter writes one line per event, for terminals without the TUI
+// and for logs.
+type PlainReporter struct {
+	mu sync.Mutex
+	W  io.Writer
+}
+
+// Report implements Reporter.
+func (r *PlainReporter) Report(e Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	prefix := ""
+	if e.Phase != "" {
+		prefix = "[" + e.Phase + "] "
+	}
+	switch e.Type {
+	case EventPhaseStart:
+		fmt.Fprintf(r.W, "%s%s\n", prefix, e.Message)
+	case EventPhaseDone:
+		fmt.Fprintf(r.W, "%sdone in %s%s\n", prefix, e.Duration.Round(time.Millisecond), suffix(e.Message))
+	case EventPhaseSkip:
+		fmt.Fprintf(r.W, "%sskipped%s\n", prefix, suffix(e.Message))
+	case EventPhaseFail:
+		fmt.Fprintf(r.W, "%sFAILED after %s: %s\n", prefix, e.Duration.Round(time.Millisecond), e.Error)
+	case EventWaiting:
+		fmt.Fprintf(r.W, "%swaiting: %s\n", prefix, e.Message)
+	default:
+		fmt.Fprintf(r.W, "%s%s\n", prefix, e.Message)
+	}
+}
+
+func suffix(s string) string {
+	if s == "" {
+		return ""
+	}
+	return ": " + s
+}
+
+// JSONReporter writes one JSON object per event and line.
+type JSONReporter struct {
+	mu sync.Mutex
+	W  io.Writer
+}
+
+// Report implements Reporter.
+func (r *JSONReporter) Report(e Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_ = json.NewEncoder(r.W).Encode(e)
+}

@@ -1,0 +1,165 @@
+package installer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Where tmbox keeps its state in the cluster.
+const (
+	// StateNamespace holds tmbox's state.
+	StateNamespace = "tmbox-system"
+	// StateConfigMap is the ConfigMap holding the state as JSON.
+	StateConfigMap = "tmbox-state"
+	stateKey       = "state.json"
+	// journalLimit caps the operations kept in the journal.
+	journalLimit = 50
+)
+
+// State is what tmbox knows about the cluster, stored in the cluster so any
+// tmbox (another machine, a re-run after a crash) picks up where the last
+// left off.
+type State struct {
+	// Release is the release the cluster fully converged to ("" if none).
+	Release string `json:"release,omitempty"`
+	// Components records each installed component's version and release.
+	Components map[string]ComponentState `json:"components,omitempty"`
+	// OptionsDigest is the digest of the options the last install used.
+	OptionsDigest string `json:"optionsDigest,omitempty"`
+	// Inventory lists, per component, every object tmbox applied: what
+	// pruning and uninstall remove. It is written before objects are
+	// applied, so a crash never loses track of one.
+	Inventory map[string][]ObjectKey `json:"inventory,omitempty"`
+	// Journal records operations, oldest first.
+	Journal []Operation `json:"journal,omitempty"`
+
+	resourceVersion string
+}
+
+// ComponentState is one installed component.
+type ComponentState struct {
+	Version string `json:"version"`
+	Release string `json:"release"`
+}
+
+// Operation is one install, upgrade hop or uninstall.
+type Operation struct {
+	ID       string        `json:"id"`
+	Kind     string        `json:"kind"`
+	From     string        `json:"from,omitempty"`
+	To       string        `json:"to,omitempty"`
+	Started  time.Time     `json:"started"`
+	Finished *time.Time    `json:"finished,omitempty"`
+	Result   string        `json:"result"`
+	Error    string        `json:"error,omitempty"`
+	Phases   []PhaseRecord `json:"phases,omitempty"`
+}
+
+// Operation results.
+const (
+	ResultRunning   = "running"
+	ResultSucceeded = "succeeded"
+	ResultFailed    = "failed"
+)
+
+// PhaseRecord is one phase of an operation.
+type PhaseRecord struct {
+	Name     string     `json:"name"`
+	Started  time.Time  `json:"started"`
+	Finished *time.Time `json:"finished,omitempty"`
+	Result   string     `json:"result"`
+	Error    string     `json:"error,omitempty"`
+}
+
+// StateStore reads and writes the State.
+type StateStore struct {
+	Client kubernetes.Interface
+}
+
+// Load returns the cluster's state; an empty State when tmbox never ran.
+func (s *StateStore) Load(ctx context.Context) (*State, error) {
+	cm, err := s.Client.CoreV1().ConfigMaps(StateNamespace).Get(ctx, StateConfigMap, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return &State{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read tmbox state: %w", err)
+	}
+	st := &State{}
+	if raw := cm.Data[stateKey]; raw != "" {
+		if err := json.Unmarshal([]byte(raw), st); err != nil {
+			return nil, fmt.Errorf("tmbox state %s/%s is corrupt: %w", StateNamespace, StateConfigMap, err)
+		}
+	}
+	st.resourceVersion = cm.ResourceVersion
+	return st, nil
+}
+
+// Save writes the state. It fails on a concurrent write (another tmbox):
+// optimistic concurrency on the ConfigMap's resourceVersion.
+func (s *StateStore) Save(ctx context.Context, st *State) error {
+	if len(st.Journal) > journalLimit {
+		st.Journal = st.Journal[len(st.Journal)-journalLimit:]
+	}
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: StateConfigMap, Namespace: StateNamespace, ResourceVersion: st.resourceVersion,
+			Labels: map[string]string{LabelManagedBy: ManagedByValue},
+		},
+		Data: map[string]string{stateKey: string(raw)},
+	}
+	var out *corev1.ConfigMap
+	if st.resourceVersion == "" {
+		if err := s.ensureNamespace(ctx); err != nil {
+			return err
+		}
+		out, err = s.Client.CoreV1().ConfigMaps(StateNamespace).Create(ctx, cm, metav1.CreateOptions{FieldManager: FieldManager})
+	} else {
+		out, err = s.Client.CoreV1().ConfigMaps(StateNamespace).Update(ctx, cm, metav1.UpdateOptions{FieldManager: FieldManager})
+	}
+	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("tmbox state changed underneath this run (is another tmbox running against this cluster?): %w", err)
+	}
+	if err != nil {
+		return fmt.Errorf("write tmbox state: %w", err)
+	}
+	st.resourceVersion = out.ResourceVersion
+	return nil
+}
+
+// Delete removes the state and its namespace.
+func (s *StateStore) Delete(ctx context.Context) error {
+	err := s.Client.CoreV1().Namespaces().Delete(ctx, StateNamespace, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete %s: %w", StateNamespace, err)
+	}
+	return nil
+}
+
+func (s *StateStore) ensureNamespace(ctx context.Context) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: StateNamespace, Labels: map[string]string{LabelManagedBy: ManagedByValue}}}
+	_, err := s.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{FieldManager: FieldManager})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create %s: %w", StateNamespace, err)
+	}
+	return nil
+}
+
+// Current returns the running operation, if the last one did not finish.
+func (st *State) Current() *Operation {
+	if n := len(st.Journal); n > 0 && st.Journal[n-1].Result == ResultRunning {
+		return &st.Journal[n-1]
+	}
+	return nil
+}

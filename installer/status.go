@@ -1,0 +1,100 @@
+package installer
+
+import (
+	"context"
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/rest"
+
+	"github.com/tmbox/tmbox/bundles"
+)
+
+// Status is what `tmbox status` reports.
+type Status struct {
+	Release       string            `json:"release"`
+	Healthy       bool              `json:"healthy"`
+	Components    []ComponentStatus `json:"components"`
+	LastOperation *Operation        `json:"lastOperation,omitempty"`
+}
+
+// ComponentStatus is one installed component's version and health.
+type ComponentStatus struct {
+	Name      string   `json:"name"`
+	Version   string   `json:"version"`
+	Release   string   `json:"release"`
+	Healthy   bool     `json:"healthy"`
+	Workloads int      `json:"workloads"`
+	Problems  []string `json:"problems,omitempty"`
+}
+
+// GetStatus reads the state and checks every managed workload.
+type GetStatus struct {
+	Kubeconfig, Context string
+	Config              *rest.Config
+}
+
+// Run returns the status. An install with no state is an error.
+func (g *GetStatus) Run(ctx context.Context) (*Status, error) {
+	cfg := g.Config
+	if cfg == nil {
+		var err error
+		if cfg, err = RESTConfig(g.Kubeconfig, g.Context); err != nil {
+			return nil, err
+		}
+	}
+	e, err := connect(cfg, &Options{})
+	if err != nil {
+		return nil, err
+	}
+	st, err := e.store.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := &Status{Release: st.Release, Healthy: st.Release != "" && st.Current() == nil}
+	if n := len(st.Journal); n > 0 {
+		s.LastOperation = &st.Journal[n-1]
+	}
+	if len(st.Components) == 0 {
+		return s, nil
+	}
+	for _, name := range bundles.ComponentNames() {
+		cs, ok := st.Components[name]
+		if !ok {
+			continue
+		}
+		c := ComponentStatus{Name: name, Version: cs.Version, Release: cs.Release, Healthy: true}
+		for _, k := range st.Inventory[name] {
+			if k.Group != "apps" || (k.Kind != "Deployment" && k.Kind != "DaemonSet" && k.Kind != "StatefulSet") {
+				continue
+			}
+			c.Workloads++
+			m, err := e.mapper.RESTMapping(k.GroupKind())
+			if err != nil {
+				return nil, err
+			}
+			live, err := e.applier.client(m, k.Namespace).Get(ctx, k.Name, metav1.GetOptions{})
+			if err != nil {
+				c.Problems = append(c.Problems, fmt.Sprintf("%s: %v", k, err))
+				continue
+			}
+			if ok, why := workloadReady(k.Kind)(live); !ok {
+				p := fmt.Sprintf("%s: %s", k, why)
+				if sel := podSelectorOf(liveSlice(live)); sel != nil && sel != labels.Nothing() {
+					if pod := e.waiter.diagnosePods(ctx, k.Namespace, sel); pod != "" {
+						p += " (" + pod + ")"
+					}
+				}
+				c.Problems = append(c.Problems, p)
+			}
+		}
+		if cs.Release != st.Release {
+			c.Problems = append(c.Problems, fmt.Sprintf("at release %s, the cluster at %s", cs.Release, st.Release))
+		}
+		c.Healthy = len(c.Problems) == 0
+		s.Healthy = s.Healthy && c.Healthy
+		s.Components = append(s.Components, c)
+	}
+	return s, nil
+}

@@ -1,0 +1,161 @@
+package installer
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+
+	"github.com/tmbox/tmbox/bundles"
+)
+
+// Uninstall removes what tmbox installed, components in reverse order. CRDs
+// (and with them users' resources) stay unless Purge.
+type Uninstall struct {
+	Kubeconfig, Context string
+	Config              *rest.Config
+	Purge               bool
+	// Timeout bounds waiting for namespaces to go (default 5m).
+	Timeout  time.Duration
+	Reporter Reporter
+}
+
+// Run performs the uninstall.
+func (u *Uninstall) Run(ctx context.Context) error {
+	opts := &Options{Reporter: u.Reporter}
+	if err := opts.Validate(); err != nil {
+		return err
+	}
+	if u.Timeout == 0 {
+		u.Timeout = 5 * time.Minute
+	}
+	cfg := u.Config
+	if cfg == nil {
+		var err error
+		if cfg, err = RESTConfig(u.Kubeconfig, u.Context); err != nil {
+			return err
+		}
+	}
+	e, err := connect(cfg, opts)
+	if err != nil {
+		return err
+	}
+	if e.state, err = e.store.Load(ctx); err != nil {
+		return err
+	}
+	names := slices.Clone(bundles.ComponentNames())
+	slices.Reverse(names)
+	var namespaces, crds []ObjectKey
+	deleted := 0
+	for _, name := range names {
+		keys := e.state.Inventory[name]
+		if len(keys) == 0 {
+			continue
+		}
+		e.report(Event{Type: EventPhaseStart, Phase: name, Message: "removing " + name})
+		n := 0
+		for _, k := range keys {
+			switch k.Kind {
+			case "Namespace":
+				namespaces = append(namespaces, k)
+				continue
+			case "CustomResourceDefinition":
+				crds = append(crds, k)
+				continue
+			}
+			ok, err := e.deleteObject(ctx, k)
+			if err != nil {
+				return fmt.Errorf("delete %s: %w", k, err)
+			}
+			if ok {
+				n++
+			}
+		}
+		deleted += n
+		e.report(Event{Type: EventPhaseDone, Phase: name, Message: fmt.Sprintf("%d objects deleted", n)})
+	}
+	// Objects tmbox created rather than applied (post-install Jobs).
+	if n, err := e.deleteLabelled(ctx, schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}); err != nil {
+		return err
+	} else {
+		deleted += n
+	}
+	if u.Purge {
+		for _, k := range crds {
+			if _, err := e.deleteObject(ctx, k); err != nil {
+				return fmt.Errorf("delete %s: %w", k, err)
+			}
+		}
+		e.report(Event{Type: EventInfo, Message: fmt.Sprintf("--purge: %d CRDs deleted, with every custom resource of them", len(crds))})
+	} else if len(crds) > 0 {
+		e.report(Event{Type: EventInfo, Message: fmt.Sprintf("kept %d CRDs and the resources of them (use --purge to delete them)", len(crds))})
+	}
+	for _, k := range namespaces {
+		if _, err := e.deleteObject(ctx, k); err != nil {
+			return fmt.Errorf("delete %s: %w", k, err)
+		}
+	}
+	if err := e.store.Delete(ctx); err != nil {
+		return err
+	}
+	waitFor := append(slices.Clone(namespaces), ObjectKey{Kind: "Namespace", Name: StateNamespace})
+	if u.Purge {
+		waitFor = append(waitFor, crds...)
+	}
+	if err := e.waitGone(ctx, waitFor, u.Timeout); err != nil {
+		return err
+	}
+	e.report(Event{Type: EventInfo, Message: fmt.Sprintf("uninstalled: %d objects and %d namespaces deleted", deleted, len(namespaces))})
+	return nil
+}
+
+// deleteLabelled deletes every object of a resource labelled as tmbox's.
+func (e *env) deleteLabelled(ctx context.Context, gvr schema.GroupVersionResource) (int, error) {
+	sel := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue}).String()
+	list, err := e.dyn.Resource(gvr).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return 0, fmt.Errorf("list %s: %w", gvr.Resource, err)
+	}
+	policy := metav1.DeletePropagationBackground
+	n := 0
+	for _, item := range list.Items {
+		err := e.dyn.Resource(gvr).Namespace(item.GetNamespace()).Delete(ctx, item.GetName(), metav1.DeleteOptions{PropagationPolicy: &policy})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return n, fmt.Errorf("delete %s %s/%s: %w", gvr.Resource, item.GetNamespace(), item.GetName(), err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// waitGone waits until the objects no longer exist.
+func (e *env) waitGone(ctx context.Context, keys []ObjectKey, timeout time.Duration) error {
+	var left []string
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		left = left[:0]
+		for _, k := range keys {
+			m, err := e.mapper.RESTMapping(k.GroupKind())
+			if err != nil {
+				continue
+			}
+			_, err = e.applier.client(m, k.Namespace).Get(ctx, k.Name, metav1.GetOptions{})
+			if err == nil {
+				left = append(left, k.String())
+			} else if !apierrors.IsNotFound(err) {
+				return false, err
+			}
+		}
+		return len(left) == 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for deletion of %v: %w", left, err)
+	}
+	return nil
+}
