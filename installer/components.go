@@ -159,16 +159,24 @@ func ValidateIstioOverlay(path string, comp *bundles.Component) error {
 	if err != nil {
 		return fmt.Errorf("istio overlay: %w", err)
 	}
+	var head struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	if err := yaml.Unmarshal(data, &head); err != nil {
+		return fmt.Errorf("istio overlay %s: %w", path, err)
+	}
+	if head.Kind != "IstioOperator" || !strings.HasPrefix(head.APIVersion, "install.istio.io/") {
+		return fmt.Errorf("istio overlay %s: want an IstioOperator (install.istio.io/v1alpha1), got %q %q", path, head.APIVersion, head.Kind)
+	}
 	var iop struct {
 		APIVersion string         `json:"apiVersion"`
 		Kind       string         `json:"kind"`
+		Metadata   map[string]any `json:"metadata"`
 		Spec       map[string]any `json:"spec"`
 	}
-	if err := yaml.UnmarshalStrict(data, &iop, yaml.DisallowUnknownFields); err != nil {
+	if err := yaml.UnmarshalStrict(data, &iop); err != nil {
 		return fmt.Errorf("istio overlay %s: %w", path, err)
-	}
-	if iop.Kind != "IstioOperator" || !strings.HasPrefix(iop.APIVersion, "install.istio.io/") {
-		return fmt.Errorf("istio overlay %s: want an IstioOperator (install.istio.io/v1alpha1), got %s %s", path, iop.APIVersion, iop.Kind)
 	}
 	if comp != nil && comp.Source == bundles.SourceCompiledIn {
 		if _, err := renderIstio(comp, path); err != nil {

@@ -53,8 +53,23 @@ func RESTConfig(kubeconfig, context string) (*rest.Config, error) {
 	return cfg, nil
 }
 
+// warningLogger sends the apiserver's warnings (e.g. about CRD schema
+// formats) to the debug log instead of stderr: the library never prints.
+type warningLogger struct{ log interface{ Debug(string, ...any) } }
+
+func (w warningLogger) HandleWarningHeader(code int, agent, text string) {
+	w.log.Debug("apiserver warning", "code", code, "text", text)
+}
+
 // connect builds the clients for a cluster.
 func connect(cfg *rest.Config, opts *Options) (*env, error) {
+	if opts.Logger == nil || opts.Reporter == nil {
+		if err := opts.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.WarningHandler = warningLogger{opts.Logger}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, err

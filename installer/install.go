@@ -173,7 +173,7 @@ func componentPhase(name, title string, components ...string) phase {
 			}
 			var summary []string
 			for _, c := range comps {
-				msg, err := e.installComponent(ctx, c)
+				msg, err := e.installComponent(ctx, name, c)
 				if err != nil {
 					return "", fmt.Errorf("%s: %w", c, err)
 				}
@@ -186,7 +186,7 @@ func componentPhase(name, title string, components ...string) phase {
 
 // installComponent converges one component: record the inventory, apply,
 // wait until ready, prune what the release no longer has.
-func (e *env) installComponent(ctx context.Context, name string) (string, error) {
+func (e *env) installComponent(ctx context.Context, phase, name string) (string, error) {
 	comp, _ := e.release.Component(name)
 	objs := e.desired.byComponent[name]
 	if e.state.Inventory == nil {
@@ -210,7 +210,7 @@ func (e *env) installComponent(ctx context.Context, name string) (string, error)
 		return "", err
 	}
 	e.waiter.Notify = func(object, reason string) {
-		e.report(Event{Type: EventWaiting, Phase: name, Message: object + ": " + reason})
+		e.report(Event{Type: EventWaiting, Phase: phase, Message: object + ": " + reason})
 	}
 	if err := e.waiter.WaitReady(ctx, objs, e.op.ID, e.opts.PhaseTimeout); err != nil {
 		return "", err

@@ -64,7 +64,9 @@ func KeyOf(u *unstructured.Unstructured) ObjectKey {
 }
 
 // GroupKind returns the key's group and kind.
-func (k ObjectKey) GroupKind() schema.GroupKind { return schema.GroupKind{Group: k.Group, Kind: k.Kind} }
+func (k ObjectKey) GroupKind() schema.GroupKind {
+	return schema.GroupKind{Group: k.Group, Kind: k.Kind}
+}
 
 // Object is one desired object of a component.
 type Object struct {

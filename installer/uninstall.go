@@ -88,12 +88,17 @@ func (u *Uninstall) Run(ctx context.Context) error {
 		deleted += n
 	}
 	if u.Purge {
-		for _, k := range crds {
-			if _, err := e.deleteObject(ctx, k); err != nil {
-				return fmt.Errorf("delete %s: %w", k, err)
-			}
+		// By label too: an earlier uninstall without --purge removed the
+		// state that listed them.
+		n, err := e.deleteLabelled(ctx, crdGVR)
+		if err != nil {
+			return err
 		}
-		e.report(Event{Type: EventInfo, Message: fmt.Sprintf("--purge: %d CRDs deleted, with every custom resource of them", len(crds))})
+		crds = nil
+		for _, name := range e.labelledNames(ctx, crdGVR) {
+			crds = append(crds, ObjectKey{Group: crdGVR.Group, Kind: "CustomResourceDefinition", Name: name})
+		}
+		e.report(Event{Type: EventInfo, Message: fmt.Sprintf("--purge: %d CRDs deleted, with every custom resource of them", n)})
 	} else if len(crds) > 0 {
 		e.report(Event{Type: EventInfo, Message: fmt.Sprintf("kept %d CRDs and the resources of them (use --purge to delete them)", len(crds))})
 	}
@@ -133,6 +138,21 @@ func (e *env) deleteLabelled(ctx context.Context, gvr schema.GroupVersionResourc
 		n++
 	}
 	return n, nil
+}
+
+// labelledNames lists the names of a resource's tmbox objects (for waiting
+// on their deletion).
+func (e *env) labelledNames(ctx context.Context, gvr schema.GroupVersionResource) []string {
+	sel := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue}).String()
+	list, err := e.dyn.Resource(gvr).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, it := range list.Items {
+		out = append(out, it.GetName())
+	}
+	return out
 }
 
 // waitGone waits until the objects no longer exist.

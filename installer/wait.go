@@ -440,8 +440,8 @@ func (w *Waiter) diagnosePods(ctx context.Context, ns string, sel labels.Selecto
 	}
 	for _, p := range pods.Items {
 		if why := podProblem(&p); why != "" {
-			if ev := w.lastWarning(ctx, &p); ev != "" && !strings.Contains(why, ev) {
-				why += " (event: " + ev + ")"
+			if reason, msg := w.lastWarning(ctx, &p); msg != "" && !strings.Contains(why, msg) {
+				why += " (event " + reason + ": " + msg + ")"
 			}
 			return "pod " + p.Name + ": " + why
 		}
@@ -474,14 +474,14 @@ func podProblem(p *corev1.Pod) string {
 	return ""
 }
 
-func (w *Waiter) lastWarning(ctx context.Context, p *corev1.Pod) string {
+func (w *Waiter) lastWarning(ctx context.Context, p *corev1.Pod) (reason, message string) {
 	sel := fields.Set{"involvedObject.name": p.Name, "involvedObject.uid": string(p.UID), "type": corev1.EventTypeWarning}.AsSelector().String()
 	evs, err := w.Client.CoreV1().Events(p.Namespace).List(ctx, metav1.ListOptions{FieldSelector: sel})
 	if err != nil || len(evs.Items) == 0 {
-		return ""
+		return "", ""
 	}
 	last := evs.Items[len(evs.Items)-1]
-	return last.Reason + ": " + last.Message
+	return last.Reason, last.Message
 }
 
 func liveSlice(u *unstructured.Unstructured) []*unstructured.Unstructured {

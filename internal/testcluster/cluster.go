@@ -61,6 +61,9 @@ type Options struct {
 	// DisableWebhookStandIn starts the cluster without the stand-in; a
 	// test can still enable it later through Cluster.WebhookStandIn.
 	DisableWebhookStandIn bool
+	// SharedWebhookStandIn makes a second cluster in the same network
+	// namespace use another cluster's stand-in (there is one port 443).
+	SharedWebhookStandIn *WebhookStandIn
 	// BinDir holds the binaries (see hack/build-testcluster.sh). Default:
 	// $TMBOX_TESTCLUSTER_BIN, else the script is run to build or find them.
 	BinDir string
@@ -104,8 +107,9 @@ type Cluster struct {
 
 	opts      Options
 	ca        *authority
-	procs     []*process
-	apiServer string
+	procs       []*process
+	apiServer   string
+	ownsStandIn bool
 }
 
 // Start starts a cluster and waits until it is usable: apiserver ready,
@@ -139,15 +143,20 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if c.ca, err = newAuthority("tmbox-testcluster-ca"); err != nil {
 		return c, err
 	}
-	standInCA, err := newAuthority("tmbox-webhook-stand-in-ca")
-	if err != nil {
-		return c, err
+	if opts.SharedWebhookStandIn != nil {
+		c.WebhookStandIn = opts.SharedWebhookStandIn
+	} else {
+		standInCA, err := newAuthority("tmbox-webhook-stand-in-ca")
+		if err != nil {
+			return c, err
+		}
+		c.WebhookStandIn = newWebhookStandIn(standInCA, ServiceCIDR)
+		c.ownsStandIn = true
 	}
-	c.WebhookStandIn = newWebhookStandIn(standInCA, ServiceCIDR)
-	if err := c.writePKI(standInCA); err != nil {
+	if err := c.writePKI(c.WebhookStandIn.ca); err != nil {
 		return c, fmt.Errorf("write certificates: %w", err)
 	}
-	if !opts.DisableWebhookStandIn {
+	if c.ownsStandIn && !opts.DisableWebhookStandIn {
 		if err := c.WebhookStandIn.Enable(); err != nil {
 			return c, err
 		}
@@ -303,6 +312,10 @@ func (c *Cluster) startControllers() error {
 			"--cidr=" + podCIDR,
 			"--node-ip=" + nodeIP,
 			"--server-address=127.0.0.1:0",
+			// kwok renews each node's Lease; without it the node lifecycle
+			// controller marks the nodes NotReady after ~40 s (the lease
+			// stage's status heartbeat is every 10 minutes).
+			"--node-lease-duration-seconds=40",
 		}},
 	}
 	for _, s := range specs {
@@ -413,7 +426,7 @@ func (c *Cluster) stop(keep bool) error {
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		c.procs[i].stop(10 * time.Second)
 	}
-	if c.WebhookStandIn != nil {
+	if c.WebhookStandIn != nil && c.ownsStandIn {
 		if err := c.WebhookStandIn.Disable(); err != nil {
 			errs = append(errs, err)
 		}
