@@ -55,7 +55,9 @@ func RESTConfig(kubeconfig, context string) (*rest.Config, error) {
 
 // warningLogger sends the apiserver's warnings (e.g. about CRD schema
 // formats) to the debug log instead of stderr: the library never prints.
-type warningLogger struct{ log interface{ Debug(string, ...any) } }
+type warningLogger struct {
+	log interface{ Debug(string, ...any) }
+}
 
 func (w warningLogger) HandleWarningHeader(code int, agent, text string) {
 	w.log.Debug("apiserver warning", "code", code, "text", text)

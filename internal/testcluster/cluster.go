@@ -105,8 +105,8 @@ type Cluster struct {
 	// WebhookStandIn answers admission and conversion webhooks.
 	WebhookStandIn *WebhookStandIn
 
-	opts      Options
-	ca        *authority
+	opts        Options
+	ca          *authority
 	procs       []*process
 	apiServer   string
 	ownsStandIn bool
