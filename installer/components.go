@@ -47,10 +47,35 @@ func objectsFor(ctx context.Context, src bundles.Source, r *bundles.Release, sel
 				}
 				d.keys[k] = comp.Name
 			}
+			d.byComponent[comp.Name] = append(d.byComponent[comp.Name], o)
+		}
+	}
+	// Rendered charts (the compiled-in Istio) leave their namespace to the
+	// installer, as istioctl creates it: add any namespace an object needs
+	// that no component declares, owned by the first component needing it.
+	for _, comp := range r.ComponentList() {
+		for _, o := range d.byComponent[comp.Name] {
+			ns := o.GetNamespace()
+			k := ObjectKey{Kind: "Namespace", Name: ns}
+			if ns == "" || ns == "default" || strings.HasPrefix(ns, "kube-") {
+				continue
+			}
+			if _, declared := d.keys[k]; declared {
+				continue
+			}
+			u := &unstructured.Unstructured{}
+			u.SetAPIVersion("v1")
+			u.SetKind("Namespace")
+			u.SetName(ns)
+			d.keys[k] = comp.Name
+			d.byComponent[comp.Name] = append([]*Object{{Unstructured: u, Component: comp.Name}}, d.byComponent[comp.Name]...)
+		}
+	}
+	for _, objs := range d.byComponent {
+		for _, o := range objs {
 			if err := prepare(o, r.Name); err != nil {
 				return nil, err
 			}
-			d.byComponent[comp.Name] = append(d.byComponent[comp.Name], o)
 		}
 	}
 	return d, nil
