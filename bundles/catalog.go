@@ -125,6 +125,10 @@ type Asset struct {
 	Optional bool `yaml:"optional,omitempty" json:"optional,omitempty"`
 }
 
+// EmbeddedCatalog returns the YAML of the built-in catalog, e.g. as the
+// starting point of a custom --catalog.
+func EmbeddedCatalog() []byte { return bytes.Clone(embeddedCatalog) }
+
 // Load returns the catalog in file, or the embedded catalog when file is
 // empty.
 func Load(file string) (*Catalog, error) {

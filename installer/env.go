@@ -30,6 +30,9 @@ type env struct {
 	store   *StateStore
 	state   *State
 	op      *Operation
+	// jobOperation labels the Jobs this run creates (default: op's ID;
+	// a rollback creates its own).
+	jobOperation string
 
 	catalog       *bundles.Catalog
 	release       *bundles.Release

@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 
 	"github.com/tmbox/tmbox/bundles"
@@ -205,20 +206,25 @@ func (e *env) installComponent(ctx context.Context, phase, name string) (string,
 	if err := e.saveState(ctx); err != nil {
 		return "", err
 	}
-	res, err := e.applier.Apply(ctx, objs, e.op.ID)
+	res, err := e.applier.Apply(ctx, objs, e.jobOp())
 	if err != nil {
 		return "", err
 	}
 	e.waiter.Notify = func(object, reason string) {
 		e.report(Event{Type: EventWaiting, Phase: phase, Message: object + ": " + reason})
 	}
-	if err := e.waiter.WaitReady(ctx, objs, e.op.ID, e.opts.PhaseTimeout); err != nil {
+	if err := e.waiter.WaitReady(ctx, objs, e.jobOp(), e.opts.PhaseTimeout); err != nil {
 		return "", err
 	}
 	pruned, err := e.prune(ctx, old)
 	if err != nil {
 		return "", err
 	}
+	jobs, err := e.pruneOldJobs(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	pruned += jobs
 	e.state.Inventory[name] = sortedKeys(keys)
 	if e.state.Components == nil {
 		e.state.Components = map[string]ComponentState{}
@@ -249,6 +255,33 @@ func (e *env) prune(ctx context.Context, old []ObjectKey) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// jobOp is the operation label of the Jobs this run creates.
+func (e *env) jobOp() string {
+	if e.jobOperation != "" {
+		return e.jobOperation
+	}
+	return e.op.ID
+}
+
+// pruneOldJobs deletes the post-install Jobs earlier operations created
+// for a component: they ran, and they name an older release.
+func (e *env) pruneOldJobs(ctx context.Context, component string) (int, error) {
+	gvr := schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}
+	sel := fmt.Sprintf("%s=%s,%s=%s,%s,%s!=%s", LabelManagedBy, ManagedByValue, LabelComponent, component, LabelOperation, LabelOperation, e.jobOp())
+	list, err := e.dyn.Resource(gvr).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return 0, fmt.Errorf("list old Jobs: %w", err)
+	}
+	policy := metav1.DeletePropagationBackground
+	for _, j := range list.Items {
+		err := e.dyn.Resource(gvr).Namespace(j.GetNamespace()).Delete(ctx, j.GetName(), metav1.DeleteOptions{PropagationPolicy: &policy})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return 0, fmt.Errorf("delete old Job %s/%s: %w", j.GetNamespace(), j.GetName(), err)
+		}
+	}
+	return len(list.Items), nil
 }
 
 // deleteObject deletes an object if it exists; the kind may no longer be

@@ -80,6 +80,7 @@ type liveObject struct {
 	ResourceVersion string
 	TmboxWrite      string // tmbox's managedFields entry, as JSON
 	GenerateName    string
+	Release         string
 }
 
 // snapshot lists every object labelled as tmbox's, except its own state.
@@ -108,7 +109,7 @@ func snapshot(t *testing.T, cfg *rest.Config) map[string]liveObject {
 				t.Fatalf("list %s: %v", r.Name, err)
 			}
 			for _, it := range items.Items {
-				if it.GetNamespace() == StateNamespace {
+				if it.GetNamespace() == StateNamespace || (r.Kind == "Namespace" && it.GetName() == StateNamespace) {
 					continue
 				}
 				var w string
@@ -119,7 +120,7 @@ func snapshot(t *testing.T, cfg *rest.Config) map[string]liveObject {
 					}
 				}
 				key := fmt.Sprintf("%s/%s %s/%s", gv.Group, r.Kind, it.GetNamespace(), it.GetName())
-				out[key] = liveObject{ResourceVersion: it.GetResourceVersion(), TmboxWrite: w, GenerateName: it.GetGenerateName()}
+				out[key] = liveObject{ResourceVersion: it.GetResourceVersion(), TmboxWrite: w, GenerateName: it.GetGenerateName(), Release: it.GetLabels()[LabelRelease]}
 			}
 		}
 	}

@@ -152,7 +152,7 @@ func TestPlanCommand(t *testing.T) {
 		{"downgrade allowed", []string{"plan", "--from", "1.23", "--to", "1.22", "--allow-downgrade"}, []string{"Downgrade hop 1/1: 1.23→1.22", "downgrade"}, "", false},
 		{"unknown target", []string{"plan", "--from", "1.21", "--to", "2.0"}, nil, "known releases: 1.21, 1.22, 1.23", false},
 		{"missing --to", []string{"plan", "--from", "1.21"}, nil, "--to is required", true},
-		{"bad Kubernetes version", []string{"plan", "--to", "1.23", "--kubernetes-version", "banana"}, nil, "banana", true},
+		{"bad Kubernetes version", []string{"plan", "--from", "1.21", "--to", "1.23", "--kubernetes-version", "banana"}, nil, "banana", true},
 		{"json", []string{"plan", "--from", "1.21", "--to", "1.22", "-o", "json"}, []string{`"from": "1.21"`, `"to": "1.22"`, `"kubernetes": ">=1.34, <=1.35"`}, "", false},
 	}
 	for _, tt := range tests {

@@ -9,26 +9,31 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/installer"
 )
 
 func newPlanCmd(g *globalOptions) *cobra.Command {
 	var (
-		from, to, kube, output string
-		allowDowngrade         bool
+		from, to, kube, output, mirror string
+		allowDowngrade, details        bool
 	)
 	formats := []string{"table", "json", "yaml"}
 	cmd := &cobra.Command{
-		Use:   "plan --from RELEASE --to RELEASE",
-		Short: "Show the upgrade hops from one release to another (offline)",
+		Use:   "plan [--from RELEASE] --to RELEASE",
+		Short: "Show the upgrade hops to a release: for the live cluster, or offline --from a release",
 		Long: `Show how tmbox would move a cluster from one release to another: one Knative
 minor per hop, every component moving together. Hops that cannot run (a
 Kubernetes version outside a release's range, a downgrade without
 --allow-downgrade) are refused with the reason and what would work, and the
 command exits non-zero.
 
-This plans offline from the catalog; give --kubernetes-version to check the
-cluster's version too.`,
-		Example: `  tmbox plan --from 1.21 --to 1.23
+Without --from, tmbox reads the installed release and the Kubernetes version
+from the cluster and counts, per hop and component, the objects that would be
+added, changed and pruned (--details lists them); nothing is written. With
+--from it plans offline from the catalog; give --kubernetes-version to check
+a cluster version too.`,
+		Example: `  tmbox plan --to 1.23 --mirror /srv/tmbox --details
+  tmbox plan --from 1.21 --to 1.23
   tmbox plan --from 1.21 --to 1.23 --kubernetes-version 1.33.2 -o json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -37,6 +42,29 @@ cluster's version too.`,
 			}
 			if to == "" {
 				return &usageError{errors.New("--to is required")}
+			}
+			if from == "" {
+				if kube != "" {
+					return &usageError{errors.New("--kubernetes-version plans offline: give --from too")}
+				}
+				up := &installer.Upgrade{AllowDowngrade: allowDowngrade}
+				up.Release, up.Mirror, up.CatalogFile, up.Kubeconfig, up.Context = to, mirror, g.catalogFile, g.kubeconfig, g.context
+				up.Logger = g.logger(cmd.ErrOrStderr())
+				plan, err := up.Plan(cmd.Context(), details)
+				if plan == nil {
+					return err
+				}
+				if output != "table" {
+					if werr := writeStructured(cmd.OutOrStdout(), output, plan); werr != nil {
+						return werr
+					}
+				} else {
+					printUpgradePlan(cmd.OutOrStdout(), plan, details)
+				}
+				if err != nil {
+					return fmt.Errorf("plan refused: %w", err)
+				}
+				return nil
 			}
 			var kv *version.Version
 			if kube != "" {
@@ -66,7 +94,9 @@ cluster's version too.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&from, "from", "", "installed release (empty: a fresh install)")
+	cmd.Flags().StringVar(&from, "from", "", "plan offline from this release (default: the cluster's installed release)")
+	cmd.Flags().StringVar(&mirror, "mirror", "", "read manifests from this directory (live planning)")
+	cmd.Flags().BoolVar(&details, "details", false, "list every object each hop adds, changes and prunes (live planning)")
 	cmd.Flags().StringVar(&to, "to", "", "target release")
 	cmd.Flags().StringVar(&kube, "kubernetes-version", "", "check the hops against this cluster version (e.g. 1.34.2)")
 	cmd.Flags().BoolVar(&allowDowngrade, "allow-downgrade", false, "permit a downgrade of one Knative minor")

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/installer"
+)
+
+func newUpgradeCmd(g *globalOptions) *cobra.Command {
+	up := &installer.Upgrade{}
+	var yes bool
+	var output string
+	cmd := &cobra.Command{
+		Use:   "upgrade --to RELEASE",
+		Short: "Upgrade the installed release, one Knative minor per hop, rolling back a failed hop",
+		Long: `Upgrade the cluster's installed release to --to. tmbox walks one Knative minor
+per hop (1.21 → 1.22 → 1.23), moving Istio, Knative and TriggerMesh together;
+each hop is verified, and a hop that fails is rolled back to where it started
+(unless --no-rollback). The plan is shown first and every manifest of every
+hop is verified before anything is written. See docs/upgrade.md.`,
+		Example: `  tmbox upgrade --to 1.23 --mirror /srv/tmbox --yes
+  tmbox upgrade --to 1.22 --allow-downgrade`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output, "text", "json"); err != nil {
+				return err
+			}
+			if up.Release == "" {
+				return &usageError{errors.New("--to is required")}
+			}
+			up.CatalogFile, up.Kubeconfig, up.Context = g.catalogFile, g.kubeconfig, g.context
+			up.Logger = g.logger(cmd.ErrOrStderr())
+			up.Reporter = reporter(cmd, output)
+			up.Confirm = func(p *installer.UpgradePlan) error {
+				if output == "text" {
+					printUpgradePlan(cmd.ErrOrStderr(), p, false)
+				}
+				return confirm(cmd, yes, fmt.Sprintf("Upgrade from %s to %s in %d hop(s)?", p.From, p.To, len(p.Hops)))
+			}
+			err := up.Run(cmd.Context())
+			var pe *bundles.PlanError
+			if errors.As(err, &pe) {
+				return fmt.Errorf("upgrade refused, nothing was changed: %w", err)
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&up.Release, "to", "", "target release")
+	f.BoolVar(&up.AllowDowngrade, "allow-downgrade", false, "permit moving back one Knative minor")
+	f.BoolVar(&up.NoRollback, "no-rollback", false, "leave a failed hop as it is, for debugging")
+	f.StringVar(&up.Mirror, "mirror", "", "read manifests from this directory instead of downloading them")
+	f.StringVar(&up.IstioOverlay, "istio-overlay", "", "IstioOperator file merged over tmbox's Istio profile (compiled-in Istio)")
+	f.StringVar(&up.TriggerMeshRegistry, "triggermesh-registry", "", "registry of rebuilt TriggerMesh images")
+	f.DurationVar(&up.PhaseTimeout, "timeout", 0, "time budget for each phase to become ready (default 10m)")
+	f.BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	outputFlag(cmd, &output, "text", "json")
+	_ = cmd.RegisterFlagCompletionFunc("to", g.completeReleases)
+	return cmd
+}
+
+// printUpgradePlan prints a live plan: each hop's component versions and
+// object counts.
+func printUpgradePlan(w io.Writer, p *installer.UpgradePlan, details bool) {
+	printPlan(w, p.Plan)
+	for i, diffs := range p.Changes {
+		if i >= len(p.Hops) {
+			break
+		}
+		var parts []string
+		for _, d := range diffs {
+			parts = append(parts, fmt.Sprintf("%s +%d ~%d -%d", d.Component, d.Add, d.Change, d.Prune))
+		}
+		fmt.Fprintf(w, "Objects in hop %d (%s), add ~change -prune: %s\n", i+1, p.Hops[i].Name(), strings.Join(parts, ", "))
+		if details {
+			for _, d := range diffs {
+				for _, line := range d.Details {
+					fmt.Fprintf(w, "  %s: %s\n", d.Component, line)
+				}
+			}
+		}
+	}
+}

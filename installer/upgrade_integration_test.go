@@ -1,0 +1,318 @@
+package installer
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/tmbox/tmbox/bundles"
+)
+
+func upgrade(t *testing.T, cfg *rest.Config, to string, mut func(*Upgrade)) error {
+	t.Helper()
+	var events bytes.Buffer
+	u := &Upgrade{Options: Options{Release: to, Mirror: mirrorDir(t), PhaseTimeout: 2 * time.Minute, Reporter: &PlainReporter{W: &events}}, Config: cfg}
+	if mut != nil {
+		mut(u)
+	}
+	start := time.Now()
+	err := u.Run(context.Background())
+	t.Logf("upgrade to %s took %s (err %v):\n%s", to, time.Since(start).Round(time.Millisecond), err, events.String())
+	return err
+}
+
+// jobWatch counts the Jobs tmbox creates, per operation and generateName.
+type jobWatch struct {
+	mu      sync.Mutex
+	created map[string]int
+	stop    func()
+}
+
+func watchJobs(t *testing.T, cs kubernetes.Interface) *jobWatch {
+	w, err := cs.BatchV1().Jobs("").Watch(context.Background(), metav1.ListOptions{LabelSelector: LabelManagedBy + "=" + ManagedByValue})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jw := &jobWatch{created: map[string]int{}, stop: w.Stop}
+	go func() {
+		for ev := range w.ResultChan() {
+			if ev.Type != watch.Added {
+				continue
+			}
+			m, _ := ev.Object.(metav1.Object)
+			jw.mu.Lock()
+			jw.created[m.GetLabels()[LabelOperation]+" "+m.GetNamespace()+"/"+m.GetGenerateName()]++
+			jw.mu.Unlock()
+		}
+	}()
+	return jw
+}
+
+// workloadImages returns every Deployment/DaemonSet/StatefulSet image in
+// the stack's namespaces.
+func workloadImages(t *testing.T, cs kubernetes.Interface) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, ns := range stackNamespaces {
+		ds, err := cs.AppsV1().Deployments(ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds.Items {
+			for _, c := range append(d.Spec.Template.Spec.InitContainers, d.Spec.Template.Spec.Containers...) {
+				out[ns+"/"+d.Name] = append(out[ns+"/"+d.Name], c.Image)
+			}
+		}
+	}
+	return out
+}
+
+func checkAtRelease(t *testing.T, cfg *rest.Config, release string) {
+	t.Helper()
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	cat, _ := bundles.Load("")
+	rel, _ := cat.Release(release)
+	pinned := map[string]bool{}
+	for _, img := range rel.Images() {
+		pinned[img] = true
+	}
+	for w, imgs := range workloadImages(t, cs) {
+		for _, img := range imgs {
+			if !pinned[img] {
+				t.Errorf("%s runs %s, not a %s pin", w, img, release)
+			}
+		}
+	}
+	deploymentsAvailable(t, cs, stackNamespaces...)
+	st, err := (&GetStatus{Config: cfg}).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Healthy || st.Release != release {
+		t.Errorf("status: release %s healthy %v, want healthy at %s: %+v", st.Release, st.Healthy, release, st.Components)
+	}
+	for k, o := range snapshot(t, cfg) {
+		// A CRD only a newer release had stays after a downgrade: CRDs
+		// are never pruned, since deleting one deletes its resources.
+		if strings.Contains(k, "CustomResourceDefinition") && o.Release > release {
+			continue
+		}
+		if o.Release != release {
+			t.Errorf("%s is labelled release %q, want %s", k, o.Release, release)
+		}
+	}
+}
+
+// brokenCatalog writes a catalog whose 1.23 adds, to net-istio, a Deployment
+// that can never be scheduled, and a mirror holding it beside the real files.
+func brokenCatalog(t *testing.T) (catalog, mirror string) {
+	t.Helper()
+	dir := t.TempDir()
+	mirror = filepath.Join(dir, "mirror")
+	if err := os.MkdirAll(filepath.Join(mirror, "broken"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(mirrorDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.Symlink(filepath.Join(mirrorDir(t), e.Name()), filepath.Join(mirror, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad := []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: never-ready
+  namespace: knative-serving
+spec:
+  selector: {matchLabels: {app: never-ready}}
+  template:
+    metadata: {labels: {app: never-ready}}
+    spec:
+      nodeSelector: {tmbox.dev/no-such-node: "true"}
+      containers:
+      - name: c
+        image: example.com/never-ready:1
+`)
+	if err := os.WriteFile(filepath.Join(mirror, "broken", "never-ready.yaml"), bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var cat map[string]any
+	if err := yaml.Unmarshal(bundles.EmbeddedCatalog(), &cat); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(bad)
+	found := false
+	for _, c := range cat["components"].([]any) {
+		m := c.(map[string]any)
+		if m["name"] == bundles.NetIstio && m["version"] == "1.23.0" {
+			m["assets"] = append(m["assets"].([]any), map[string]any{
+				"name": "never-ready.yaml", "path": "broken/never-ready.yaml", "url": "https://example.com/never-ready.yaml",
+				"size": len(bad), "sha256": hex.EncodeToString(sum[:]),
+			})
+			m["images"] = append(m["images"].([]any), "example.com/never-ready:1")
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("net-istio 1.23.0 not in the catalog")
+	}
+	data, err := yaml.Marshal(cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog = filepath.Join(dir, "catalog.yaml")
+	if err := os.WriteFile(catalog, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return catalog, mirror
+}
+
+// narrowCatalog writes a catalog whose 1.23 needs Kubernetes ≥1.35, so the
+// test cluster's v1.34 is outside the second hop's range.
+func narrowCatalog(t *testing.T) string {
+	t.Helper()
+	data := bytes.Replace(bundles.EmbeddedCatalog(), []byte(`kubernetes: ">= 1.32, < 1.37"`), []byte(`kubernetes: ">= 1.35, < 1.37"`), 1)
+	if bytes.Equal(data, bundles.EmbeddedCatalog()) {
+		t.Fatal("could not narrow Istio 1.30's Kubernetes range")
+	}
+	f := filepath.Join(t.TempDir(), "catalog.yaml")
+	if err := os.WriteFile(f, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestIntegrationUpgrade walks 1.21 → 1.23 on the real test cluster, then
+// refusals, a downgrade, and a failing hop that is rolled back.
+func TestIntegrationUpgrade(t *testing.T) {
+	c := suite.Cluster(t)
+	cfg := c.Config
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	if _, err := install(t, cfg, "1.21", nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = (&Uninstall{Config: cfg, Purge: true}).Run(context.Background()) })
+
+	t.Run("live plan lists both hops and writes nothing", func(t *testing.T) {
+		before := snapshot(t, cfg)
+		u := &Upgrade{Options: Options{Release: "1.23", Mirror: mirrorDir(t)}, Config: cfg}
+		plan, err := u.Plan(context.Background(), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(plan.Hops) != 2 || len(plan.Changes) != 2 {
+			t.Fatalf("plan %+v", plan)
+		}
+		for i, diffs := range plan.Changes {
+			total := 0
+			for _, d := range diffs {
+				total += d.Add + d.Change + d.Prune
+				t.Logf("hop %d: %s", i+1, d)
+			}
+			if total == 0 {
+				t.Errorf("hop %d changes nothing", i+1)
+			}
+		}
+		assertNoTmboxWrites(t, before, snapshot(t, cfg))
+	})
+
+	t.Run("Kubernetes outside a hop's range: refused, nothing written", func(t *testing.T) {
+		before := snapshot(t, cfg)
+		err := upgrade(t, cfg, "1.23", func(u *Upgrade) { u.CatalogFile = narrowCatalog(t) })
+		if err == nil || !strings.Contains(err.Error(), "1.22→1.23") || !strings.Contains(err.Error(), "needs Kubernetes >=1.35") {
+			t.Fatalf("want the second hop refused with the remedy, got %v", err)
+		}
+		assertNoTmboxWrites(t, before, snapshot(t, cfg))
+	})
+
+	t.Run("1.21 to 1.23 in two hops", func(t *testing.T) {
+		jobs := watchJobs(t, cs)
+		if err := upgrade(t, cfg, "1.23", nil); err != nil {
+			t.Fatal(err)
+		}
+		jobs.stop()
+		checkAtRelease(t, cfg, "1.23")
+		jobs.mu.Lock()
+		defer jobs.mu.Unlock()
+		for _, op := range []string{"upgrade-1.21-1.22", "upgrade-1.22-1.23"} {
+			n := 0
+			for k, count := range jobs.created {
+				if strings.HasPrefix(k, op+" ") {
+					n++
+					if count != 1 {
+						t.Errorf("%s created %d times", k, count)
+					}
+				}
+			}
+			if n != 3 { // serving: migration + cleanup; eventing: migration
+				t.Errorf("%s created %d post-install Jobs, want 3: %v", op, n, jobs.created)
+			}
+		}
+	})
+
+	t.Run("downgrade to 1.22", func(t *testing.T) {
+		if err := upgrade(t, cfg, "1.22", nil); err == nil || !strings.Contains(err.Error(), "--allow-downgrade") {
+			t.Fatalf("a downgrade without --allow-downgrade: %v", err)
+		}
+		if err := upgrade(t, cfg, "1.22", func(u *Upgrade) { u.AllowDowngrade = true }); err != nil {
+			t.Fatal(err)
+		}
+		checkAtRelease(t, cfg, "1.22")
+	})
+
+	t.Run("failing hop is rolled back", func(t *testing.T) {
+		catalog, mirror := brokenCatalog(t)
+		err := upgrade(t, cfg, "1.23", func(u *Upgrade) {
+			u.CatalogFile, u.Mirror, u.PhaseTimeout = catalog, mirror, 15*time.Second
+		})
+		if err == nil || !strings.Contains(err.Error(), "never-ready") || !strings.Contains(err.Error(), "rolled back to 1.22") {
+			t.Fatalf("want the hop to fail on never-ready and roll back, got %v", err)
+		}
+		checkAtRelease(t, cfg, "1.22")
+		st, err := (&StateStore{Client: cs}).Load(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := st.Journal[len(st.Journal)-1]
+		if last.ID != "upgrade-1.22-1.23" || last.Result != ResultRolledBack || !strings.Contains(last.Error, "never-ready") {
+			t.Errorf("journal's last operation: %+v", last)
+		}
+		if _, err := cs.AppsV1().Deployments("knative-serving").Get(context.Background(), "never-ready", metav1.GetOptions{}); err == nil {
+			t.Error("the rollback left the failed release's Deployment behind")
+		}
+	})
+}
+
+// assertNoTmboxWrites fails for any object tmbox wrote between two
+// snapshots, or that appeared or disappeared. Controllers' status updates
+// move resourceVersions too; they leave tmbox's managedFields entry alone.
+func assertNoTmboxWrites(t *testing.T, before, after map[string]liveObject) {
+	t.Helper()
+	if len(after) != len(before) {
+		t.Errorf("object count changed: %d → %d", len(before), len(after))
+	}
+	for k, o := range before {
+		now, ok := after[k]
+		if !ok {
+			t.Errorf("%s disappeared", k)
+		} else if now.TmboxWrite != o.TmboxWrite {
+			t.Errorf("tmbox wrote %s (resourceVersion %s → %s)", k, o.ResourceVersion, now.ResourceVersion)
+		}
+	}
+}
