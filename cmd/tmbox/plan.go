@@ -54,17 +54,7 @@ a cluster version too.`,
 				if plan == nil {
 					return err
 				}
-				if output != "table" {
-					if werr := writeStructured(cmd.OutOrStdout(), output, plan); werr != nil {
-						return werr
-					}
-				} else {
-					printUpgradePlan(cmd.OutOrStdout(), plan, details)
-				}
-				if err != nil {
-					return fmt.Errorf("plan refused: %w", err)
-				}
-				return nil
+				return showPlan(cmd.OutOrStdout(), output, plan, err, func(w io.Writer) { printUpgradePlan(w, plan, details) })
 			}
 			var kv *version.Version
 			if kube != "" {
@@ -81,17 +71,7 @@ a cluster version too.`,
 			if plan == nil {
 				return err
 			}
-			if output != "table" {
-				if werr := writeStructured(cmd.OutOrStdout(), output, plan); werr != nil {
-					return werr
-				}
-			} else {
-				printPlan(cmd.OutOrStdout(), plan)
-			}
-			if err != nil {
-				return fmt.Errorf("plan refused: %w", err)
-			}
-			return nil
+			return showPlan(cmd.OutOrStdout(), output, plan, err, func(w io.Writer) { printPlan(w, plan) })
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", "plan offline from this release (default: the cluster's installed release)")
@@ -105,6 +85,20 @@ a cluster version too.`,
 		_ = cmd.RegisterFlagCompletionFunc(f, g.completeReleases)
 	}
 	return cmd
+}
+
+// showPlan writes a plan as a table (through table) or structured, and
+// turns a refusal the plan came with into the command's error.
+func showPlan(w io.Writer, output string, plan any, refusal error, table func(io.Writer)) error {
+	if output == "table" {
+		table(w)
+	} else if err := writeStructured(w, output, plan); err != nil {
+		return err
+	}
+	if refusal != nil {
+		return fmt.Errorf("plan refused: %w", refusal)
+	}
+	return nil
 }
 
 func printPlan(w io.Writer, p *bundles.Plan) {
