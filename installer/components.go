@@ -19,6 +19,7 @@ import (
 // desired is everything a release puts in the cluster, per component, with
 // each object owned by exactly one component.
 type desired struct {
+	release     *bundles.Release
 	byComponent map[string][]*Object
 	keys        map[ObjectKey]string // object → owning component
 }
@@ -30,7 +31,7 @@ type desired struct {
 // resolver ClusterRole, TriggerMesh's namespace) belongs to the first in
 // install order; later ones do not apply it.
 func objectsFor(ctx context.Context, src bundles.Source, r *bundles.Release, selected []string, opts *Options) (*desired, error) {
-	d := &desired{byComponent: map[string][]*Object{}, keys: map[ObjectKey]string{}}
+	d := &desired{release: r, byComponent: map[string][]*Object{}, keys: map[ObjectKey]string{}}
 	for _, comp := range r.ComponentList() {
 		if !contains(selected, comp.Name) {
 			continue

@@ -66,6 +66,18 @@ func (w warningLogger) HandleWarningHeader(code int, agent, text string) {
 	w.log.Debug("apiserver warning", "code", code, "text", text)
 }
 
+// open connects to the cluster cfg names, or, when cfg is nil, to the one
+// the options' kubeconfig and context select.
+func open(cfg *rest.Config, opts *Options) (*env, error) {
+	if cfg == nil {
+		var err error
+		if cfg, err = RESTConfig(opts.Kubeconfig, opts.Context); err != nil {
+			return nil, err
+		}
+	}
+	return connect(cfg, opts)
+}
+
 // connect builds the clients for a cluster.
 func connect(cfg *rest.Config, opts *Options) (*env, error) {
 	if opts.Logger == nil || opts.Reporter == nil {
@@ -90,7 +102,7 @@ func connect(cfg *rest.Config, opts *Options) (*env, error) {
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
 	e := &env{opts: opts, cfg: cfg, dyn: dyn, client: client, mapper: mapper, store: &StateStore{Client: client}}
 	e.applier = &Applier{Dynamic: dyn, Mapper: mapper, Log: opts.Logger}
-	e.waiter = &Waiter{Dynamic: dyn, Client: client, Mapper: mapper, Log: opts.Logger}
+	e.waiter = &Waiter{Dynamic: dyn, Client: client, Log: opts.Logger}
 	return e, nil
 }
 

@@ -55,13 +55,7 @@ func (in *Install) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := in.Config
-	if cfg == nil {
-		if cfg, err = RESTConfig(opts.Kubeconfig, opts.Context); err != nil {
-			return err
-		}
-	}
-	e, err := connect(cfg, opts)
+	e, err := open(in.Config, opts)
 	if err != nil {
 		return err
 	}

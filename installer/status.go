@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 
 	"github.com/tmbox/tmbox/bundles"
@@ -37,14 +37,7 @@ type GetStatus struct {
 
 // Run returns the status. An install with no state is an error.
 func (g *GetStatus) Run(ctx context.Context) (*Status, error) {
-	cfg := g.Config
-	if cfg == nil {
-		var err error
-		if cfg, err = RESTConfig(g.Kubeconfig, g.Context); err != nil {
-			return nil, err
-		}
-	}
-	e, err := connect(cfg, &Options{})
+	e, err := open(g.Config, &Options{Kubeconfig: g.Kubeconfig, Context: g.Context})
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +74,7 @@ func (g *GetStatus) Run(ctx context.Context) (*Status, error) {
 			}
 			if ok, why := workloadReady(k.Kind)(live); !ok {
 				p := fmt.Sprintf("%s: %s", k, why)
-				if sel := podSelectorOf(liveSlice(live)); sel != nil && sel != labels.Nothing() {
+				if sel := podSelectorOf([]*unstructured.Unstructured{live}); sel != nil {
 					if pod := e.waiter.diagnosePods(ctx, k.Namespace, sel); pod != "" {
 						p += " (" + pod + ")"
 					}

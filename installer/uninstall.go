@@ -29,21 +29,14 @@ type Uninstall struct {
 
 // Run performs the uninstall.
 func (u *Uninstall) Run(ctx context.Context) error {
-	opts := &Options{Reporter: u.Reporter}
+	opts := &Options{Reporter: u.Reporter, Kubeconfig: u.Kubeconfig, Context: u.Context}
 	if err := opts.Validate(); err != nil {
 		return err
 	}
 	if u.Timeout == 0 {
 		u.Timeout = 5 * time.Minute
 	}
-	cfg := u.Config
-	if cfg == nil {
-		var err error
-		if cfg, err = RESTConfig(u.Kubeconfig, u.Context); err != nil {
-			return err
-		}
-	}
-	e, err := connect(cfg, opts)
+	e, err := open(u.Config, opts)
 	if err != nil {
 		return err
 	}

@@ -51,7 +51,10 @@ type ComponentDiff struct {
 }
 
 // upgradeEnv prepares an environment and the plan from the cluster's state.
-func (u *Upgrade) prepare(ctx context.Context, details bool) (*env, *UpgradePlan, []*bundles.Release, bundles.Source, error) {
+//
+// It fetches, verifies and renders every hop's objects once; Run applies
+// those same objects.
+func (u *Upgrade) prepare(ctx context.Context, details bool) (*env, *UpgradePlan, []*desired, bundles.Source, error) {
 	opts := &u.Options
 	if opts.Release == "" {
 		return nil, nil, nil, nil, errors.New("the target release is required (--to)")
@@ -71,13 +74,7 @@ func (u *Upgrade) prepare(ctx context.Context, details bool) (*env, *UpgradePlan
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	cfg := u.Config
-	if cfg == nil {
-		if cfg, err = RESTConfig(opts.Kubeconfig, opts.Context); err != nil {
-			return nil, nil, nil, nil, err
-		}
-	}
-	e, err := connect(cfg, opts)
+	e, err := open(u.Config, opts)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
@@ -119,7 +116,7 @@ func (u *Upgrade) prepare(ctx context.Context, details bool) (*env, *UpgradePlan
 	// Fetch and verify every hop's manifests before any write, and count
 	// what each hop would do: hop 1 against the live cluster, later hops
 	// against the release before them.
-	var releases []*bundles.Release
+	var hops []*desired
 	var prev *desired
 	for i, h := range plan.Hops {
 		rel, _ := cat.Release(h.To)
@@ -140,10 +137,10 @@ func (u *Upgrade) prepare(ctx context.Context, details bool) (*env, *UpgradePlan
 			return nil, nil, nil, nil, err
 		}
 		up.Changes = append(up.Changes, diffs)
-		releases = append(releases, rel)
+		hops = append(hops, d)
 		prev = d
 	}
-	return e, up, releases, src, nil
+	return e, up, hops, src, nil
 }
 
 // overlayFor drops the Istio overlay for releases whose Istio is not
@@ -238,7 +235,7 @@ func (u *Upgrade) Plan(ctx context.Context, details bool) (*UpgradePlan, error) 
 
 // Run performs the upgrade.
 func (u *Upgrade) Run(ctx context.Context) error {
-	e, plan, releases, src, err := u.prepare(ctx, false)
+	e, plan, hops, src, err := u.prepare(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -252,8 +249,11 @@ func (u *Upgrade) Run(ctx context.Context) error {
 		}
 	}
 	for i, h := range plan.Hops {
-		from, _ := e.catalog.Release(h.From)
-		if err := e.runHop(ctx, src, from, releases[i], h, u.NoRollback); err != nil {
+		var fromObjs *desired // the previous hop's target; fetched on rollback for the first
+		if i > 0 {
+			fromObjs = hops[i-1]
+		}
+		if err := e.runHop(ctx, src, fromObjs, hops[i], h, u.NoRollback); err != nil {
 			return fmt.Errorf("hop %d/%d %s: %w", i+1, len(plan.Hops), h.Name(), err)
 		}
 	}
@@ -262,7 +262,9 @@ func (u *Upgrade) Run(ctx context.Context) error {
 
 // runHop moves every component from one release to the next, verifies,
 // and rolls back when anything fails.
-func (e *env) runHop(ctx context.Context, src bundles.Source, from, to *bundles.Release, h bundles.Hop, noRollback bool) error {
+func (e *env) runHop(ctx context.Context, src bundles.Source, fromObjs, toObjs *desired, h bundles.Hop, noRollback bool) error {
+	from, _ := e.catalog.Release(h.From)
+	to := toObjs.release
 	if !to.AllowsKubernetes(e.serverVersion) {
 		return fmt.Errorf("release %s needs Kubernetes %s; the cluster runs %s", to.Name, to.KubernetesRange(), e.serverVersion.Original())
 	}
@@ -275,10 +277,8 @@ func (e *env) runHop(ctx context.Context, src bundles.Source, from, to *bundles.
 		return err
 	}
 	e.report(Event{Type: EventInfo, Message: fmt.Sprintf("%s %s", kind, h.Name())})
-	err := e.useRelease(ctx, src, to)
-	if err == nil {
-		err = runPhases(ctx, e, hopPhases())
-	}
+	e.release, e.desired = to, toObjs
+	err := runPhases(ctx, e, hopPhases())
 	if err == nil {
 		e.state.Release = to.Name
 		e.state.OptionsDigest = e.opts.Digest()
@@ -298,7 +298,7 @@ func (e *env) runHop(ctx context.Context, src bundles.Source, from, to *bundles.
 	rctx := context.WithoutCancel(ctx)
 	e.jobOperation = id + "-rollback"
 	defer func() { e.jobOperation = "" }()
-	rerr := e.useRelease(rctx, src, from)
+	rerr := e.useRelease(rctx, src, from, fromObjs)
 	if rerr == nil {
 		rerr = runPhases(rctx, e, hopPhases())
 	}
@@ -319,11 +319,14 @@ func (e *env) runHop(ctx context.Context, src bundles.Source, from, to *bundles.
 	return fmt.Errorf("%w; rolled back to %s, which is healthy", err, from.Name)
 }
 
-// useRelease points the environment at a release: its verified objects.
-func (e *env) useRelease(ctx context.Context, src bundles.Source, rel *bundles.Release) error {
-	d, err := objectsFor(ctx, src, rel, e.opts.Components, overlayFor(rel, e.opts))
-	if err != nil {
-		return err
+// useRelease points the environment at a release and its verified
+// objects, fetching them unless d already holds them.
+func (e *env) useRelease(ctx context.Context, src bundles.Source, rel *bundles.Release, d *desired) error {
+	if d == nil {
+		var err error
+		if d, err = objectsFor(ctx, src, rel, e.opts.Components, overlayFor(rel, e.opts)); err != nil {
+			return err
+		}
 	}
 	e.release, e.desired = rel, d
 	return nil

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
@@ -30,7 +29,6 @@ import (
 type Waiter struct {
 	Dynamic dynamic.Interface
 	Client  kubernetes.Interface
-	Mapper  meta.RESTMapper
 	Log     *slog.Logger
 	// Notify receives a line each time the reason an object is not ready
 	// changes (the reporter shows it).
@@ -482,8 +480,4 @@ func (w *Waiter) lastWarning(ctx context.Context, p *corev1.Pod) (reason, messag
 	}
 	last := evs.Items[len(evs.Items)-1]
 	return last.Reason, last.Message
-}
-
-func liveSlice(u *unstructured.Unstructured) []*unstructured.Unstructured {
-	return []*unstructured.Unstructured{u}
 }
