@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"os"
 	"regexp"
 	"slices"
@@ -67,10 +68,38 @@ type Release struct {
 	// KindNodeImage is the kind node image, pinned by digest, that tmbox
 	// uses when it creates the cluster.
 	KindNodeImage string `yaml:"kindNodeImage" json:"kindNodeImage"`
+	// Host is what a host running the release in kind needs.
+	Host HostRequirements `yaml:"host" json:"host"`
 	// Components names each pinned component version, in install order.
 	Components []ComponentRef `yaml:"components" json:"components"`
 
 	resolved []*Component
+}
+
+// HostRequirements is what a kind host needs for a release: the sum of the
+// release's pod requests plus the kind control plane, and disk for the
+// node image and every image of the release. Tests check the numbers
+// against the manifests.
+type HostRequirements struct {
+	// CPUs is the number of CPUs.
+	CPUs int `yaml:"cpus" json:"cpus"`
+	// Memory and Disk are Kubernetes quantities ("8Gi").
+	Memory string `yaml:"memory" json:"memory"`
+	Disk   string `yaml:"disk" json:"disk"`
+}
+
+// MemoryBytes is Memory in bytes (validated on load).
+func (h HostRequirements) MemoryBytes() uint64 { return quantityBytes(h.Memory) }
+
+// DiskBytes is Disk in bytes (validated on load).
+func (h HostRequirements) DiskBytes() uint64 { return quantityBytes(h.Disk) }
+
+func quantityBytes(s string) uint64 {
+	q, err := resource.ParseQuantity(s)
+	if err != nil || q.Sign() < 0 {
+		return 0
+	}
+	return uint64(q.Value())
 }
 
 // ComponentRef names a component version in the catalog's component list.

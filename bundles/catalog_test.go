@@ -199,7 +199,7 @@ func validCatalog(releases ...string) string {
 	var b strings.Builder
 	b.WriteString("apiVersion: tmbox.dev/v1alpha1\nkind: Catalog\nreleases:\n")
 	for _, r := range releases {
-		fmt.Fprintf(&b, "- name: %q\n  kindNodeImage: kindest/node:v1.34.11@sha256:%s\n  components:\n", r, strings.Repeat("4", 64))
+		fmt.Fprintf(&b, "- name: %q\n  kindNodeImage: kindest/node:v1.34.11@sha256:%s\n  host: {cpus: 4, memory: 8Gi, disk: 40Gi}\n  components:\n", r, strings.Repeat("4", 64))
 		for _, n := range ComponentNames() {
 			fmt.Fprintf(&b, "  - name: %s\n    version: %q\n", n, componentVersion(n, r))
 		}

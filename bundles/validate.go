@@ -2,6 +2,7 @@ package bundles
 
 import (
 	"fmt"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"net/url"
 	"path"
 	"slices"
@@ -114,6 +115,14 @@ func (v *validator) catalog(c *Catalog) {
 		prev = cur
 		if !digestPinned.MatchString(r.KindNodeImage) {
 			v.at(fmt.Sprintf("kind node image %q is not pinned by digest (@sha256:…)", r.KindNodeImage), "releases", i, "kindNodeImage")
+		}
+		if r.Host.CPUs <= 0 {
+			v.at("host.cpus must be a positive number of CPUs", "releases", i, "host")
+		}
+		for field, val := range map[string]string{"memory": r.Host.Memory, "disk": r.Host.Disk} {
+			if q, err := resource.ParseQuantity(val); err != nil || q.Sign() <= 0 {
+				v.at(fmt.Sprintf("host.%s %q is not a positive quantity like \"8Gi\"", field, val), "releases", i, "host")
+			}
 		}
 		r.resolved = r.resolved[:0]
 		names := make([]string, 0, len(r.Components))

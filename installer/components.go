@@ -72,6 +72,11 @@ func objectsFor(ctx context.Context, src bundles.Source, r *bundles.Release, sel
 			d.byComponent[comp.Name] = append([]*Object{{Unstructured: u, Component: comp.Name}}, d.byComponent[comp.Name]...)
 		}
 	}
+	if opts.CreateCluster {
+		if err := pinIngressNodePorts(d.byComponent[bundles.Istio]); err != nil {
+			return nil, err
+		}
+	}
 	for _, objs := range d.byComponent {
 		for _, o := range objs {
 			if err := prepare(o, r.Name); err != nil {
@@ -80,6 +85,42 @@ func objectsFor(ctx context.Context, src bundles.Source, r *bundles.Release, sel
 		}
 	}
 	return d, nil
+}
+
+// pinIngressNodePorts makes the Istio ingress gateway Service a NodePort
+// Service on the node ports the kind config maps host ports 80 and 443 to.
+func pinIngressNodePorts(objs []*Object) error {
+	for _, o := range objs {
+		if o.GetKind() != "Service" || o.GetName() != "istio-ingressgateway" {
+			continue
+		}
+		ports, _, _ := unstructured.NestedSlice(o.Object, "spec", "ports")
+		pinned := 0
+		for i, p := range ports {
+			pm, ok := p.(map[string]any)
+			if !ok {
+				continue
+			}
+			port, _, _ := unstructured.NestedInt64(pm, "port")
+			switch port {
+			case 80:
+				pm["nodePort"] = int64(manifests.IngressHTTPNodePort)
+				pinned++
+			case 443:
+				pm["nodePort"] = int64(manifests.IngressHTTPSNodePort)
+				pinned++
+			}
+			ports[i] = pm
+		}
+		if pinned != 2 {
+			return fmt.Errorf("Service istio-system/istio-ingressgateway has no ports 80 and 443 to map the kind host ports onto")
+		}
+		if err := unstructured.SetNestedSlice(o.Object, ports, "spec", "ports"); err != nil {
+			return err
+		}
+		return unstructured.SetNestedField(o.Object, "NodePort", "spec", "type")
+	}
+	return fmt.Errorf("no Service istio-system/istio-ingressgateway to map the kind host ports onto")
 }
 
 // componentObjects returns a component's objects, deduplicated (a later

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,6 +15,8 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/installer/provider"
+	"github.com/tmbox/tmbox/preflight"
 )
 
 // Install converges a cluster to a release. Re-running it is safe: what is
@@ -23,9 +26,15 @@ type Install struct {
 	Options
 	// Config, when set, is used instead of Kubeconfig/Context.
 	Config *rest.Config
+	// Host is what host preflight checks read (default: this machine).
+	Host *preflight.Host
+	// Provider lays down the cluster when CreateCluster is set (default:
+	// kind with the release's node image).
+	Provider provider.Provider
 }
 
-// Run performs the install.
+// Run performs the install. Nothing is written before the preflight checks
+// pass and every manifest is fetched and verified.
 func (in *Install) Run(ctx context.Context) error {
 	opts := &in.Options
 	if err := opts.Validate(); err != nil {
@@ -55,17 +64,59 @@ func (in *Install) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	e, err := open(in.Config, opts)
+	pf := &preflightRun{opts: opts, release: rel, host: in.Host}
+	var done []PhaseRecord // preflight and cluster, journaled once the operation begins
+
+	// A kind cluster is created only after the host checks pass; an
+	// existing one is checked with the host before anything is written.
+	var e *env
+	if !opts.CreateCluster {
+		if e, err = open(in.Config, opts); err != nil {
+			return err
+		}
+		if err := e.loadDesired(ctx, src, rel); err != nil {
+			return err
+		}
+		pf.env, pf.objects = e, e.desired.unstructured()
+	}
+	rec, err := pf.phase(ctx, pf.checks())
 	if err != nil {
 		return err
 	}
-	e.catalog, e.release = cat, rel
-
-	// Every byte is fetched and verified before anything is written.
-	e.report(Event{Type: EventInfo, Message: fmt.Sprintf("release %s: fetching and verifying manifests from %s", rel.Name, src.Name())})
-	if e.desired, err = objectsFor(ctx, src, rel, opts.Components, opts); err != nil {
-		return err
+	done = append(done, rec...)
+	if opts.CreateCluster {
+		prov := in.Provider
+		if prov == nil {
+			prov = opts.kindProvider(rel)
+		}
+		start := time.Now()
+		if opts.DryRun {
+			e2 := Event{Type: EventInfo, Phase: PhaseCluster, Message: "would create or reuse " + prov.Describe() + "; the rest of the plan needs the cluster"}
+			opts.Reporter.Report(e2)
+			return nil
+		}
+		opts.Reporter.Report(Event{Time: start, Type: EventPhaseStart, Phase: PhaseCluster, Message: "laying down " + prov.Describe()})
+		cfg, err := prov.Ensure(ctx)
+		if err != nil {
+			opts.Reporter.Report(Event{Time: time.Now(), Type: EventPhaseFail, Phase: PhaseCluster, Error: err.Error(), Duration: time.Since(start)})
+			return fmt.Errorf("phase %s: %w", PhaseCluster, err)
+		}
+		if e, err = connect(cfg, opts); err != nil {
+			return err
+		}
+		if err := e.loadDesired(ctx, src, rel); err != nil {
+			return err
+		}
+		pf.env, pf.objects = e, e.desired.unstructured()
+		// The cluster's own checks, now that there is one.
+		if _, err := pf.phase(ctx, preflight.ClusterChecks(pf.clusterTarget())); err != nil {
+			return err
+		}
+		opts.Reporter.Report(Event{Time: time.Now(), Type: EventPhaseDone, Phase: PhaseCluster, Message: prov.Describe(), Duration: time.Since(start)})
+		now := time.Now()
+		done = append(done, PhaseRecord{Name: PhaseCluster, Started: start, Finished: &now, Result: ResultSucceeded})
 	}
+	e.catalog, e.release = cat, rel
 	if e.state, err = e.store.Load(ctx); err != nil {
 		return err
 	}
@@ -75,13 +126,14 @@ func (in *Install) Run(ctx context.Context) error {
 	if cur := e.state.Current(); cur != nil && cur.Kind != "install" {
 		return fmt.Errorf("an unfinished %s (%s) is recorded in the cluster; finish it first", cur.Kind, cur.ID)
 	}
-	phases := installPhases()
+	phases := installPhases(!opts.CreateCluster)
 	if opts.DryRun {
 		return runPhases(ctx, e, phases)
 	}
 	if err := e.beginOperation(ctx, "install", "install-"+rel.Name, "", rel.Name); err != nil {
 		return err
 	}
+	e.op.Phases = append(e.op.Phases, done...)
 	err = runPhases(ctx, e, phases)
 	if err == nil {
 		e.state.Release = rel.Name
@@ -90,38 +142,34 @@ func (in *Install) Run(ctx context.Context) error {
 	return e.endOperation(ctx, err)
 }
 
-// installPhases is the phase list an install runs.
-func installPhases() []phase {
-	return []phase{
-		{name: PhasePreflight, title: "checking the cluster", describe: preflightRun, run: preflightRun},
-		{name: PhaseCluster, title: "using the existing cluster", describe: clusterRun, run: clusterRun},
-		{name: PhaseImages, title: "images", describe: imagesRun, run: imagesRun},
+// loadDesired fetches, verifies and renders the release's objects.
+func (e *env) loadDesired(ctx context.Context, src bundles.Source, rel *bundles.Release) error {
+	e.report(Event{Type: EventInfo, Message: fmt.Sprintf("release %s: fetching and verifying manifests from %s", rel.Name, src.Name())})
+	d, err := objectsFor(ctx, src, rel, e.opts.Components, e.opts)
+	if err != nil {
+		return err
+	}
+	e.desired = d
+	return nil
+}
+
+// installPhases is the phase list an install runs after preflight (and,
+// for a kind cluster, after the cluster phase).
+func installPhases(withCluster bool) []phase {
+	var out []phase
+	if withCluster {
+		out = append(out, phase{name: PhaseCluster, title: "using the existing cluster", describe: clusterRun, run: clusterRun})
+	}
+	return append(out,
+		phase{name: PhaseImages, title: "images", describe: imagesRun, run: imagesRun},
 		componentPhase(PhaseIstio, "installing Istio", bundles.Istio),
 		componentPhase(PhaseKnativeServing, "installing Knative Serving and net-istio", bundles.KnativeServing, bundles.NetIstio),
 		componentPhase(PhaseKnativeEventing, "installing Knative Eventing", bundles.KnativeEventing),
 		componentPhase(PhaseTriggerMesh, "installing TriggerMesh", bundles.TriggerMesh, bundles.TriggerMeshCore),
-		{name: PhaseVerify, title: "verifying images and health", describe: func(context.Context, *env) (string, error) {
+		phase{name: PhaseVerify, title: "verifying images and health", describe: func(context.Context, *env) (string, error) {
 			return "check every managed workload runs the pinned images and is Available", nil
 		}, run: verifyRun},
-	}
-}
-
-// preflightRun checks the cluster answers and its version is inside the
-// release's range. (Host, RBAC and capacity checks live in preflight/.)
-func preflightRun(ctx context.Context, e *env) (string, error) {
-	info, err := e.client.Discovery().ServerVersion()
-	if err != nil {
-		return "", fmt.Errorf("cluster unreachable: %w", err)
-	}
-	v, err := bundles.ParseKubernetesVersion(info.GitVersion)
-	if err != nil {
-		return "", err
-	}
-	e.serverVersion = v
-	if !e.release.AllowsKubernetes(v) {
-		return "", fmt.Errorf("release %s needs Kubernetes %s; the cluster runs %s", e.release.Name, e.release.KubernetesRange(), info.GitVersion)
-	}
-	return fmt.Sprintf("Kubernetes %s is inside release %s's range %s", info.GitVersion, e.release.Name, e.release.KubernetesRange()), nil
+	)
 }
 
 func clusterRun(_ context.Context, e *env) (string, error) {

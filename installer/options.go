@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/manifests"
+	"github.com/tmbox/tmbox/preflight"
 )
 
 // Options configure an install. The CLI and the TUI fill the same struct.
@@ -52,6 +54,25 @@ type Options struct {
 	// (KUBECONFIG when Kubeconfig is empty).
 	Kubeconfig, Context string
 
+	// CreateCluster creates a kind cluster on this host (or reuses the
+	// one of that name) instead of using the kubeconfig's cluster.
+	CreateCluster bool
+	// Kind configures that cluster (name, workers, ports); see KindConfig
+	// for the defaults.
+	Kind manifests.KindConfig
+	// StateDir holds tmbox's files on this host, such as a created
+	// cluster's kubeconfig (default ~/.local/state/tmbox).
+	StateDir string
+	// MergeKubeconfig also merges a created cluster's kubeconfig into the
+	// user's kubeconfig.
+	MergeKubeconfig bool
+
+	// IgnorePreflightErrors names checks whose failures are only
+	// warnings ("all" for every check).
+	IgnorePreflightErrors []string
+	// PreflightTimeout bounds each preflight check (default 5s).
+	PreflightTimeout time.Duration
+
 	// Logger receives debug logs (default: discard).
 	Logger *slog.Logger `json:"-"`
 	// Reporter receives progress events (default: none).
@@ -79,6 +100,14 @@ func (o *Options) Validate() error {
 		o.Components = bundles.ComponentNames()
 	}
 	var errs []error
+	if err := preflight.ValidateIgnore(o.IgnorePreflightErrors, preflight.CheckNames()); err != nil {
+		errs = append(errs, err)
+	}
+	if o.CreateCluster {
+		if _, err := manifests.RenderKindConfig(o.KindConfig()); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, c := range o.Components {
 		if !slices.Contains(bundles.ComponentNames(), c) {
 			errs = append(errs, fmt.Errorf("unknown component %q (known: %s)", c, strings.Join(bundles.ComponentNames(), ", ")))
@@ -124,7 +153,8 @@ func (o *Options) Digest() string {
 	raw, _ := json.Marshal(struct {
 		Release, Overlay, Registry string
 		Components                 []string
-	}{o.Release, overlay, o.TriggerMeshRegistry, comps})
+		Kind                       bool `json:",omitempty"`
+	}{o.Release, overlay, o.TriggerMeshRegistry, comps, o.CreateCluster})
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:8])
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/tmbox/tmbox/preflight"
 )
 
 // Event types.
@@ -17,6 +19,8 @@ const (
 	EventProgress   = "progress"
 	EventWaiting    = "waiting"
 	EventInfo       = "info"
+	// EventCheck carries one preflight check's result.
+	EventCheck = "check"
 )
 
 // Event is one thing an operation reports. The plain reporter, --output
@@ -28,6 +32,8 @@ type Event struct {
 	Message  string        `json:"message,omitempty"`
 	Error    string        `json:"error,omitempty"`
 	Duration time.Duration `json:"durationNs,omitempty"`
+	// Check is the result of a preflight check (EventCheck only).
+	Check *preflight.Result `json:"check,omitempty"`
 }
 
 // Reporter receives events. Implementations must be safe for concurrent use.
@@ -65,6 +71,12 @@ func (r *PlainReporter) Report(e Event) {
 		fmt.Fprintf(r.W, "%sskipped%s\n", prefix, suffix(e.Message))
 	case EventPhaseFail:
 		fmt.Fprintf(r.W, "%sFAILED after %s: %s\n", prefix, e.Duration.Round(time.Millisecond), e.Error)
+	case EventCheck:
+		c := e.Check
+		fmt.Fprintf(r.W, "%s%-4s %s: %s\n", prefix, c.Status, c.Name, c.Message)
+		if c.Remediation != "" && c.Status != preflight.StatusPass {
+			fmt.Fprintf(r.W, "%s     fix: %s\n", prefix, c.Remediation)
+		}
 	case EventWaiting:
 		fmt.Fprintf(r.W, "%swaiting: %s\n", prefix, e.Message)
 	default:

@@ -336,7 +336,7 @@ func (e *env) useRelease(ctx context.Context, src bundles.Source, rel *bundles.R
 // is known to be there.
 func hopPhases() []phase {
 	var out []phase
-	for _, p := range installPhases() {
+	for _, p := range installPhases(false) {
 		if p.name != PhaseCluster && p.name != PhaseImages {
 			out = append(out, p)
 		}

@@ -47,7 +47,11 @@ interrupted install picks up where it stopped.`,
 				if target == "" {
 					target = "the latest release"
 				}
-				if err := confirm(cmd, yes, fmt.Sprintf("Install %s on the cluster of the current kubeconfig context?", target)); err != nil {
+				where := "the cluster of the current kubeconfig context"
+				if in.CreateCluster {
+					where = "a kind cluster " + in.KindConfig().Name + " on this host"
+				}
+				if err := confirm(cmd, yes, fmt.Sprintf("Install %s on %s?", target, where)); err != nil {
 					return err
 				}
 			}
@@ -64,6 +68,8 @@ interrupted install picks up where it stopped.`,
 	f.StringVar(&in.TriggerMeshRegistry, "triggermesh-registry", "", "registry of rebuilt TriggerMesh images (default gcr.io/triggermesh)")
 	f.DurationVar(&in.PhaseTimeout, "timeout", 0, "time budget for each phase to become ready (default 10m)")
 	f.BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	addPreflightFlags(f, &in.Options)
+	addKindFlags(f, &in.Options)
 	outputFlag(cmd, &output, "text", "json")
 	_ = cmd.RegisterFlagCompletionFunc("release", g.completeReleases)
 	_ = cmd.RegisterFlagCompletionFunc("components", cobra.FixedCompletions(bundles.ComponentNames(), cobra.ShellCompDirectiveNoFileComp))

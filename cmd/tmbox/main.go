@@ -12,13 +12,17 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/tmbox/tmbox/preflight"
 )
 
 // Exit codes. They are part of tmbox's interface (docs/cli.md).
 const (
-	exitOK        = 0
-	exitError     = 1
-	exitUsage     = 2
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+	// exitPreflight: a preflight check failed; nothing was changed.
+	exitPreflight = 3
 	exitCancelled = 130
 )
 
@@ -38,9 +42,12 @@ func exitCode(ctx context.Context, err error) int {
 	}
 	fmt.Fprintln(os.Stderr, "Error:", err)
 	var ue *usageError
+	var pf *preflight.FailedError
 	switch {
 	case errors.As(err, &ue):
 		return exitUsage
+	case errors.As(err, &pf):
+		return exitPreflight
 	case ctx.Err() != nil:
 		return exitCancelled
 	default:
