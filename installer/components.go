@@ -101,7 +101,15 @@ func pinIngressNodePorts(objs []*Object) error {
 			if !ok {
 				continue
 			}
-			port, _, _ := unstructured.NestedInt64(pm, "port")
+			var port int64
+			switch v := pm["port"].(type) {
+			case int64:
+				port = v
+			case float64:
+				port = int64(v)
+			case int:
+				port = int64(v)
+			}
 			switch port {
 			case 80:
 				pm["nodePort"] = int64(manifests.IngressHTTPNodePort)

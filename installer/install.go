@@ -87,7 +87,7 @@ func (in *Install) Run(ctx context.Context) error {
 	if opts.CreateCluster {
 		prov := in.Provider
 		if prov == nil {
-			prov = opts.kindProvider(rel)
+			prov = opts.KindProvider(rel)
 		}
 		start := time.Now()
 		if opts.DryRun {

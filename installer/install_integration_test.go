@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -25,6 +27,7 @@ import (
 
 	"github.com/tmbox/tmbox/bundles"
 	"github.com/tmbox/tmbox/internal/testcluster"
+	"github.com/tmbox/tmbox/preflight"
 )
 
 var suite = testcluster.NewSuite(testcluster.Options{Nodes: 2})
@@ -384,16 +387,43 @@ func TestIntegrationRefusedBeforeWrites(t *testing.T) {
 	}
 }
 
-// TestIntegrationUnschedulable installs on nodes too small for Knative:
-// the install fails within its budget and names the Deployment and the
-// scheduler's reason.
+// TestIntegrationUnschedulable installs on nodes too small for Knative.
+// First the capacity check refuses, naming needed and available CPU, with
+// no write to the cluster; then, with that check ignored, the install
+// fails within its budget and names the Deployment and the scheduler's
+// reason.
 func TestIntegrationUnschedulable(t *testing.T) {
 	shared := suite.Cluster(t)
 	c := testcluster.StartT(t, testcluster.Options{Nodes: 1, NodeCPU: "1", NodeMemory: "4Gi", BinDir: shared.BinDir, SharedWebhookStandIn: shared.WebhookStandIn})
 	budget := 20 * time.Second
+	comps := []string{bundles.Istio, bundles.KnativeServing, bundles.NetIstio}
+
+	before := settledVersions(t, c.Config)
+	_, err := install(t, c.Config, "1.21", func(o *Options) { o.Components = comps })
+	var pf *preflight.FailedError
+	if !errors.As(err, &pf) || len(pf.Failed) != 1 || pf.Failed[0].Name != preflight.CheckCapacity {
+		t.Fatalf("error %v, want the capacity check alone to fail", err)
+	}
+	if !strings.Contains(err.Error(), "CPU: needed ") || !strings.Contains(err.Error(), "available 1 CPU") {
+		t.Errorf("the capacity failure lacks needed vs available: %v", err)
+	}
+	after := allVersions(t, c.Config)
+	for k, rv := range after {
+		if before[k] != rv {
+			t.Errorf("a refused install wrote %s (resourceVersion %q → %q)", k, before[k], rv)
+		}
+	}
+	for k := range before {
+		if _, ok := after[k]; !ok {
+			t.Errorf("a refused install deleted %s", k)
+		}
+	}
+	t.Logf("%d objects unchanged", len(before))
+
 	d, err := install(t, c.Config, "1.21", func(o *Options) {
-		o.Components = []string{bundles.Istio, bundles.KnativeServing, bundles.NetIstio}
+		o.Components = comps
 		o.PhaseTimeout = budget
+		o.IgnorePreflightErrors = []string{preflight.CheckCapacity}
 	})
 	if err == nil {
 		t.Fatal("install on a 1-CPU node succeeded")
@@ -407,6 +437,55 @@ func TestIntegrationUnschedulable(t *testing.T) {
 	if d > 3*budget {
 		t.Errorf("took %s for a %s budget per phase", d, budget)
 	}
+}
+
+// allVersions maps every object of the cluster to its resourceVersion,
+// except leases, events and nodes, which the control plane and kwok
+// rewrite on their own.
+func allVersions(t *testing.T, cfg *rest.Config) map[string]string {
+	t.Helper()
+	cfg = rest.CopyConfig(cfg)
+	cfg.WarningHandler = rest.NoWarnings{}
+	lists, err := discovery.NewDiscoveryClientForConfigOrDie(cfg).ServerPreferredResources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	out := map[string]string{}
+	for _, l := range lists {
+		gv, _ := schema.ParseGroupVersion(l.GroupVersion)
+		for _, r := range l.APIResources {
+			if !slices.Contains(r.Verbs, "list") || strings.Contains(r.Name, "/") || slices.Contains([]string{"leases", "events", "nodes"}, r.Name) {
+				continue
+			}
+			items, err := dyn.Resource(gv.WithResource(r.Name)).List(context.Background(), metav1.ListOptions{})
+			if err != nil {
+				t.Fatalf("list %s: %v", r.Name, err)
+			}
+			for _, it := range items.Items {
+				out[r.Name+"."+gv.Group+" "+it.GetNamespace()+"/"+it.GetName()] = it.GetResourceVersion()
+			}
+		}
+	}
+	return out
+}
+
+// settledVersions waits until the cluster's objects stop changing (a
+// fresh cluster's controllers are still creating service accounts and
+// certificates) and returns them.
+func settledVersions(t *testing.T, cfg *rest.Config) map[string]string {
+	t.Helper()
+	prev := allVersions(t, cfg)
+	for range 30 {
+		time.Sleep(time.Second)
+		cur := allVersions(t, cfg)
+		if maps.Equal(prev, cur) {
+			return cur
+		}
+		prev = cur
+	}
+	t.Fatal("the cluster did not settle in 30s")
+	return nil
 }
 
 // TestIntegrationCompiledInIstio installs release 1.23's Istio, rendered

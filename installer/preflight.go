@@ -200,12 +200,17 @@ func (p *preflightRun) phase(ctx context.Context, checks []preflight.Check) ([]P
 	return []PhaseRecord{{Name: PhasePreflight, Started: start, Finished: &now, Result: ResultSucceeded}}, nil
 }
 
-// kindProvider is the kind cluster the options describe, with the
-// release's node image.
-func (o *Options) kindProvider(rel *bundles.Release) provider.Provider {
+// KindProvider is the kind cluster the options describe, with the
+// release's node image (none needed to delete or read a cluster: rel may
+// be nil).
+func (o *Options) KindProvider(rel *bundles.Release) *provider.Kind {
+	image := ""
+	if rel != nil {
+		image = rel.KindNodeImage
+	}
 	return &provider.Kind{
 		Config:          o.KindConfig(),
-		NodeImage:       rel.KindNodeImage,
+		NodeImage:       image,
 		StateDir:        o.stateDir(),
 		MergeKubeconfig: o.MergeKubeconfig,
 		Logger:          o.Logger,

@@ -366,10 +366,15 @@ func WorkloadRequests(objs []*unstructured.Unstructured, nodes int) (Requests, e
 		var replicas int
 		switch o.GetKind() {
 		case "Deployment", "StatefulSet", "ReplicaSet":
-			n, found, _ := unstructured.NestedInt64(o.Object, "spec", "replicas")
 			replicas = 1
-			if found {
+			spec, _ := o.Object["spec"].(map[string]any)
+			switch n := spec["replicas"].(type) {
+			case int64:
 				replicas = int(n)
+			case float64: // decoded from JSON into a plain map
+				replicas = int(n)
+			case int:
+				replicas = n
 			}
 		case "DaemonSet":
 			replicas = nodes

@@ -404,15 +404,13 @@ func detectEngine(h *Host) (e engine, note string, err error) {
 		}
 		return engine{name: p, family: family, path: path}, note, nil
 	}
-	var errs []error
 	for _, name := range []string{"docker", "nerdctl", "podman"} {
 		path, lerr := h.LookPath(name)
 		if lerr == nil {
 			return engine{name: name, family: name, path: path}, note, nil
 		}
-		errs = append(errs, lerr)
 	}
-	return engine{}, note, fmt.Errorf("none of docker, nerdctl, podman is on PATH: %w", errors.Join(errs...))
+	return engine{}, note, errors.New("none of docker, nerdctl, podman is on PATH")
 }
 
 // engineMinimum is the oldest engine version kind supports, or "".
