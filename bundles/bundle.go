@@ -1,0 +1,454 @@
+package bundles
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"go.yaml.in/yaml/v3"
+)
+
+// BundleSchema identifies the air-gap bundle format this tmbox writes and
+// reads; it is the "schema" of a bundle's manifest.
+const BundleSchema = "tmbox.dev/bundle/v1"
+
+// Names of a bundle's tar entries. The manifest is always the first entry,
+// the signature (when the bundle is signed) the second; every other entry
+// follows sorted by path.
+const (
+	// BundleManifestName is the manifest entry: a BundleManifest as
+	// indented JSON.
+	BundleManifestName = "tmbox-bundle.json"
+	// BundleSignatureName is the signature entry: the standard base64
+	// encoding of the ed25519 signature of the manifest entry's bytes.
+	BundleSignatureName = "tmbox-bundle.json.sig"
+	// BundleCatalogName is the catalog entry: a catalog holding only the
+	// bundle's release and its components.
+	BundleCatalogName = "catalog.yaml"
+	// BundleAssetsDir holds the release's assets laid out as a Mirror
+	// reads them (assets/<Asset.Path>).
+	BundleAssetsDir = "assets"
+	// BundleImagesDir holds the images as an OCI image layout
+	// (images/oci-layout, images/index.json, images/blobs/sha256/<hex>).
+	BundleImagesDir = "images"
+)
+
+// refNameAnnotation is the OCI annotation naming an image in a layout's
+// index.json; a bundle sets it to the image reference as the catalog
+// spells it.
+const refNameAnnotation = "org.opencontainers.image.ref.name"
+
+// BundleManifest describes an air-gap bundle: the release it carries and the
+// size and sha256 of every file and image in it. It is the bundle's first
+// entry, and what the signature signs.
+type BundleManifest struct {
+	// Schema is BundleSchema.
+	Schema string `json:"schema"`
+	// Release is the catalog release the bundle carries, e.g. "1.22".
+	Release string `json:"release"`
+	// Components are the release's pinned components, in install order.
+	Components []ComponentRef `json:"components"`
+	// KindNodeImage is the release's kind node image (also in Images).
+	KindNodeImage string `json:"kindNodeImage"`
+	// Platforms are the image platforms the bundle holds, e.g.
+	// "linux/amd64", sorted.
+	Platforms []string `json:"platforms"`
+	// Files lists every tar entry except the manifest and the signature,
+	// sorted by path.
+	Files []BundleFile `json:"files"`
+	// Images lists every image of the release and the kind node image,
+	// sorted by reference.
+	Images []BundleImage `json:"images"`
+}
+
+// BundleFile is one file of a bundle.
+type BundleFile struct {
+	// Path is the slash-separated path of the tar entry.
+	Path string `json:"path"`
+	// Size is the entry's size in bytes.
+	Size int64 `json:"size"`
+	// SHA256 is the lowercase hex sha256 of the entry's bytes.
+	SHA256 string `json:"sha256"`
+}
+
+// BundleImage is one image stored in a bundle's OCI layout.
+type BundleImage struct {
+	// Ref is the reference as the catalog and manifests spell it, e.g.
+	// docker.io/istio/pilot:1.28.6 or gcr.io/x/y@sha256:….
+	Ref string `json:"ref"`
+	// Digest is the digest (sha256:…) of the manifest or index stored in
+	// the layout for Ref. It differs from a digest in Ref when Ref names a
+	// multi-platform index: see CreateBundle.
+	Digest string `json:"digest"`
+	// MediaType is the media type of the stored manifest or index.
+	MediaType string `json:"mediaType"`
+	// Size is the bytes of the image's blobs (index, manifests, configs and
+	// layers), counting layers shared with other images in each image.
+	Size int64 `json:"size"`
+}
+
+// CreateBundleOptions configures CreateBundle.
+type CreateBundleOptions struct {
+	// Catalog holds the release; required.
+	Catalog *Catalog
+	// Release names the release to bundle; required.
+	Release string
+	// Source delivers the release's assets; each is verified against its
+	// pin with Fetch. Required.
+	Source Source
+	// Platforms are the image platforms to store, as "os/arch[/variant]"
+	// (default ["linux/amd64"]).
+	Platforms []string
+	// RemoteOptions configure image pulls (transport, auth, …).
+	RemoteOptions []remote.Option
+	// SignKey signs the manifest; nil writes an unsigned bundle.
+	SignKey ed25519.PrivateKey
+	// WorkDir is where scratch space is made (default: the system
+	// temporary directory). The scratch space is removed on return.
+	WorkDir string
+	// Logger receives progress at debug and info level (default: discard).
+	Logger *slog.Logger
+	// Progress, when set, is called after each asset and image and once
+	// the bundle is written, with the steps done, the total and what was
+	// just done.
+	Progress func(done, total int, what string)
+}
+
+// CreateBundle writes the air-gap bundle of a release to w and returns its
+// manifest. The bundle is an uncompressed tar holding the manifest, its
+// signature when opts.SignKey is set, a catalog with only the release, every
+// asset of the release (optional ones included) verified against its pin,
+// and every image of the release plus the kind node image as an OCI image
+// layout, so layers shared between images are stored once.
+//
+// Images are pulled with opts.RemoteOptions. A single-platform image is
+// stored as the registry serves it (its digest is preserved), whatever
+// platforms are requested. For a
+// multi-platform index: with one requested platform, the manifest of that
+// platform is stored (its digest is upstream's digest for that platform);
+// with several, the index is stored with only the requested platforms'
+// manifests, which gives it a new digest. Every requested platform must be
+// present. A reference pinned by digest must resolve to exactly that digest.
+//
+// The output is reproducible: the same catalog, assets, images, platforms
+// and key give the same bytes. On error, w may hold a partial bundle;
+// callers write to a temporary file and rename it when CreateBundle
+// succeeds.
+func CreateBundle(ctx context.Context, w io.Writer, opts CreateBundleOptions) (*BundleManifest, error) {
+	if opts.Catalog == nil {
+		return nil, errors.New("create bundle: no catalog")
+	}
+	if opts.Source == nil {
+		return nil, errors.New("create bundle: no asset source")
+	}
+	if opts.SignKey != nil && len(opts.SignKey) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("create bundle: signing key has %d bytes, want %d", len(opts.SignKey), ed25519.PrivateKeySize)
+	}
+	rel, err := opts.Catalog.Release(opts.Release)
+	if err != nil {
+		return nil, fmt.Errorf("create bundle: %w", err)
+	}
+	platforms, err := parsePlatforms(opts.Platforms)
+	if err != nil {
+		return nil, fmt.Errorf("create bundle: %w", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	scratch, err := os.MkdirTemp(opts.WorkDir, "tmbox-bundle-*")
+	if err != nil {
+		return nil, fmt.Errorf("create bundle: scratch space: %w", err)
+	}
+	defer os.RemoveAll(scratch)
+	root := filepath.Join(scratch, "bundle")
+
+	assets := releaseAssets(rel)
+	images := bundleImageRefs(rel)
+	total := len(assets) + len(images) + 1
+	done := 0
+	step := func(what string) {
+		done++
+		if opts.Progress != nil {
+			opts.Progress(done, total, what)
+		}
+	}
+
+	// Assets, verified against their pins.
+	seen := map[string]Asset{}
+	for _, a := range assets {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("create bundle: %w", err)
+		}
+		if prev, dup := seen[a.Path]; dup {
+			if prev.SHA256 != a.SHA256 || prev.Size != a.Size {
+				return nil, fmt.Errorf("create bundle: asset path %s is pinned twice with different digests", a.Path)
+			}
+			step("asset " + a.Path)
+			continue
+		}
+		seen[a.Path] = a
+		if !safeBundlePath(path.Join(BundleAssetsDir, a.Path)) {
+			return nil, fmt.Errorf("create bundle: asset path %q is not a clean relative path", a.Path)
+		}
+		data, err := Fetch(ctx, opts.Source, a)
+		if err != nil {
+			return nil, fmt.Errorf("create bundle: asset: %w", err)
+		}
+		if err := writeScratchFile(root, path.Join(BundleAssetsDir, a.Path), data); err != nil {
+			return nil, fmt.Errorf("create bundle: %w", err)
+		}
+		log.Debug("bundled asset", "path", a.Path, "size", a.Size)
+		step("asset " + a.Path)
+	}
+
+	// The release's catalog.
+	catData, err := releaseCatalog(opts.Catalog, rel)
+	if err != nil {
+		return nil, fmt.Errorf("create bundle: %w", err)
+	}
+	if err := writeScratchFile(root, BundleCatalogName, catData); err != nil {
+		return nil, fmt.Errorf("create bundle: %w", err)
+	}
+
+	// Images, as an OCI layout.
+	pulled, err := pullImages(ctx, filepath.Join(root, BundleImagesDir), images, platforms, opts.RemoteOptions, log, step)
+	if err != nil {
+		return nil, fmt.Errorf("create bundle: %w", err)
+	}
+
+	files, err := hashTree(ctx, root)
+	if err != nil {
+		return nil, fmt.Errorf("create bundle: %w", err)
+	}
+	m := &BundleManifest{
+		Schema:        BundleSchema,
+		Release:       rel.Name,
+		Components:    slices.Clone(rel.Components),
+		KindNodeImage: rel.KindNodeImage,
+		Platforms:     platformStrings(platforms),
+		Files:         files,
+		Images:        pulled,
+	}
+	if err := m.validate(); err != nil {
+		return nil, fmt.Errorf("create bundle: internal error: %w", err)
+	}
+	manifest, err := marshalManifest(m)
+	if err != nil {
+		return nil, fmt.Errorf("create bundle: %w", err)
+	}
+	var sig []byte
+	if opts.SignKey != nil {
+		sig = []byte(base64.StdEncoding.EncodeToString(ed25519.Sign(opts.SignKey, manifest)))
+	}
+	if err := writeBundleTar(ctx, w, root, manifest, sig, files); err != nil {
+		return nil, fmt.Errorf("create bundle: %w", err)
+	}
+	step("bundle written")
+	log.Info("bundle created", "release", rel.Name, "files", len(files), "images", len(pulled), "signed", sig != nil)
+	return m, nil
+}
+
+// releaseAssets lists every asset of the release, optional ones included,
+// in install order.
+func releaseAssets(r *Release) []Asset {
+	var out []Asset
+	for _, c := range r.ComponentList() {
+		out = append(out, c.Assets...)
+	}
+	return out
+}
+
+// bundleImageRefs is every image of the release plus its kind node image,
+// sorted and unique.
+func bundleImageRefs(r *Release) []string {
+	refs := append(r.Images(), r.KindNodeImage)
+	slices.Sort(refs)
+	return slices.Compact(refs)
+}
+
+// releaseCatalog marshals a catalog holding only the release and its
+// components, and checks that it parses back to the same release.
+func releaseCatalog(c *Catalog, r *Release) ([]byte, error) {
+	rel := *r
+	rel.resolved = nil
+	rel.Components = slices.Clone(r.Components)
+	sub := Catalog{APIVersion: c.APIVersion, Kind: c.Kind, Releases: []Release{rel}}
+	for _, comp := range r.ComponentList() {
+		sub.Components = append(sub.Components, *comp)
+	}
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "# tmbox bundle catalog: release %s only.\n", r.Name)
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&sub); err != nil {
+		return nil, fmt.Errorf("release catalog: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("release catalog: %w", err)
+	}
+	back, err := Parse(buf.Bytes(), "bundle catalog")
+	if err != nil {
+		return nil, fmt.Errorf("release catalog does not re-parse: %w", err)
+	}
+	got, err := back.Release(r.Name)
+	if err != nil || len(back.Releases) != 1 || !slices.Equal(got.Images(), r.Images()) {
+		return nil, fmt.Errorf("release catalog does not re-parse to release %s", r.Name)
+	}
+	return buf.Bytes(), nil
+}
+
+// writeScratchFile writes data to root/rel, creating directories.
+func writeScratchFile(root, rel string, data []byte) error {
+	full := filepath.Join(root, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		return fmt.Errorf("scratch space: %w", err)
+	}
+	if err := os.WriteFile(full, data, 0o644); err != nil {
+		return fmt.Errorf("scratch space: %w", err)
+	}
+	return nil
+}
+
+// hashTree lists every regular file under root with its size and sha256,
+// sorted by path. Anything but regular files and directories is refused.
+func hashTree(ctx context.Context, root string) ([]BundleFile, error) {
+	var files []BundleFile
+	buf := make([]byte, copyBufferSize)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%s is not a regular file", p)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		h := sha256.New()
+		n, err := io.CopyBuffer(h, f, buf)
+		if err != nil {
+			return fmt.Errorf("hash %s: %w", p, err)
+		}
+		files = append(files, BundleFile{Path: filepath.ToSlash(rel), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list bundle files: %w", err)
+	}
+	slices.SortFunc(files, func(a, b BundleFile) int { return strings.Compare(a.Path, b.Path) })
+	return files, nil
+}
+
+// marshalManifest is the manifest entry's bytes: indented JSON in the
+// struct's field order, with a final newline.
+func marshalManifest(m *BundleManifest) ([]byte, error) {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("marshal manifest: %w", err)
+	}
+	return append(data, '\n'), nil
+}
+
+// copyBufferSize is the buffer for hashing and copying entries.
+const copyBufferSize = 1 << 20
+
+// bundleHeader is the normalised tar header of a bundle entry: a regular
+// file, mode 0644, owned by 0:0 without names, modified at the Unix epoch,
+// PAX format.
+func bundleHeader(name string, size int64) *tar.Header {
+	return &tar.Header{
+		Typeflag: tar.TypeReg,
+		Name:     name,
+		Size:     size,
+		Mode:     0o644,
+		ModTime:  time.Unix(0, 0),
+		Format:   tar.FormatPAX,
+	}
+}
+
+// writeBundleTar writes the manifest, the signature and every file, in that
+// order, each file re-hashed as it is copied so the tar holds exactly what
+// the manifest lists.
+func writeBundleTar(ctx context.Context, w io.Writer, root string, manifest, sig []byte, files []BundleFile) error {
+	tw := tar.NewWriter(w)
+	writeBytes := func(name string, data []byte) error {
+		if err := tw.WriteHeader(bundleHeader(name, int64(len(data)))); err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+		if _, err := tw.Write(data); err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+		return nil
+	}
+	if err := writeBytes(BundleManifestName, manifest); err != nil {
+		return err
+	}
+	if sig != nil {
+		if err := writeBytes(BundleSignatureName, sig); err != nil {
+			return err
+		}
+	}
+	buf := make([]byte, copyBufferSize)
+	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := copyFileEntry(tw, root, f, buf); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("write bundle: %w", err)
+	}
+	return nil
+}
+
+func copyFileEntry(tw *tar.Writer, root string, f BundleFile, buf []byte) error {
+	src, err := os.Open(filepath.Join(root, filepath.FromSlash(f.Path)))
+	if err != nil {
+		return fmt.Errorf("write %s: %w", f.Path, err)
+	}
+	defer src.Close()
+	if err := tw.WriteHeader(bundleHeader(f.Path, f.Size)); err != nil {
+		return fmt.Errorf("write %s: %w", f.Path, err)
+	}
+	h := sha256.New()
+	n, err := io.CopyBuffer(io.MultiWriter(tw, h), io.LimitReader(src, f.Size), buf)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", f.Path, err)
+	}
+	if n != f.Size || hex.EncodeToString(h.Sum(nil)) != f.SHA256 {
+		return fmt.Errorf("write %s: the file changed while the bundle was written", f.Path)
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+package bundles
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+)
+
+// PEM block types of bundle signing keys.
+const (
+	privateKeyPEMType = "PRIVATE KEY"
+	publicKeyPEMType  = "PUBLIC KEY"
+)
+
+// GenerateSigningKey returns a new ed25519 key for signing bundles.
+func GenerateSigningKey() (ed25519.PrivateKey, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate signing key: %w", err)
+	}
+	return priv, nil
+}
+
+// MarshalPrivateKey encodes a signing key as a PEM "PRIVATE KEY" block
+// (PKCS #8).
+func MarshalPrivateKey(k ed25519.PrivateKey) ([]byte, error) {
+	if len(k) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("marshal private key: %d bytes, want %d", len(k), ed25519.PrivateKeySize)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return nil, fmt.Errorf("marshal private key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: privateKeyPEMType, Bytes: der}), nil
+}
+
+// MarshalPublicKey encodes a verification key as a PEM "PUBLIC KEY" block
+// (PKIX).
+func MarshalPublicKey(k ed25519.PublicKey) ([]byte, error) {
+	if len(k) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("marshal public key: %d bytes, want %d", len(k), ed25519.PublicKeySize)
+	}
+	der, err := x509.MarshalPKIXPublicKey(k)
+	if err != nil {
+		return nil, fmt.Errorf("marshal public key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: publicKeyPEMType, Bytes: der}), nil
+}
+
+// ParsePrivateKey decodes a PEM "PRIVATE KEY" block (PKCS #8) holding an
+// ed25519 key.
+func ParsePrivateKey(data []byte) (ed25519.PrivateKey, error) {
+	der, err := pemBlock(data, privateKeyPEMType)
+	if err != nil {
+		return nil, fmt.Errorf("parse private key: %w", err)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("parse private key: %w", err)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("parse private key: a %T, want ed25519", k)
+	}
+	return priv, nil
+}
+
+// ParsePublicKey decodes a PEM "PUBLIC KEY" block (PKIX) holding an ed25519
+// key.
+func ParsePublicKey(data []byte) (ed25519.PublicKey, error) {
+	der, err := pemBlock(data, publicKeyPEMType)
+	if err != nil {
+		return nil, fmt.Errorf("parse public key: %w", err)
+	}
+	k, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("parse public key: %w", err)
+	}
+	pub, ok := k.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("parse public key: a %T, want ed25519", k)
+	}
+	return pub, nil
+}
+
+// pemBlock returns the bytes of the first PEM block, which must have type
+// typ.
+func pemBlock(data []byte, typ string) ([]byte, error) {
+	b, _ := pem.Decode(data)
+	if b == nil {
+		return nil, errors.New("no PEM block")
+	}
+	if b.Type != typ {
+		return nil, fmt.Errorf("PEM block is %q, want %q", b.Type, typ)
+	}
+	return b.Bytes, nil
+}

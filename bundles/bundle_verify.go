@@ -1,0 +1,576 @@
+package bundles
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+)
+
+// DefaultMaxBundleFileSize is the largest entry a bundle may hold unless
+// VerifyOptions.MaxFileSize says otherwise.
+const DefaultMaxBundleFileSize int64 = 64 << 30
+
+const (
+	// maxManifestSize bounds the manifest entry.
+	maxManifestSize = 64 << 20
+	// maxSignatureSize bounds the signature entry (a base64 ed25519
+	// signature is 88 bytes).
+	maxSignatureSize = 1 << 10
+	// blobsPrefix is where the OCI layout's blobs are.
+	blobsPrefix = BundleImagesDir + "/blobs/sha256/"
+	// manifestPrefixLen is how many hex digits of the manifest's sha256
+	// name an extracted bundle's directory.
+	manifestPrefixLen = 16
+)
+
+// VerifyOptions configures VerifyBundle, ExtractBundle.
+type VerifyOptions struct {
+	// PublicKey, when set, must verify the signature of a signed bundle.
+	// An unsigned bundle is accepted unless RequireSignature is set.
+	PublicKey ed25519.PublicKey
+	// RequireSignature refuses unsigned bundles.
+	RequireSignature bool
+	// MaxFileSize refuses entries larger than this many bytes (default
+	// DefaultMaxBundleFileSize).
+	MaxFileSize int64
+}
+
+// BundleError says which entry of a bundle is bad and why.
+type BundleError struct {
+	// Entry names the tar entry (or the missing one).
+	Entry string
+	// Reason says what is wrong with it.
+	Reason string
+}
+
+// Error returns "bundle entry <Entry>: <Reason>".
+func (e *BundleError) Error() string { return "bundle entry " + e.Entry + ": " + e.Reason }
+
+func bundleErr(entry, format string, args ...any) *BundleError {
+	return &BundleError{Entry: entry, Reason: fmt.Sprintf(format, args...)}
+}
+
+// ExtractedBundle is a verified bundle extracted to a directory.
+type ExtractedBundle struct {
+	// Manifest is the bundle's manifest.
+	Manifest *BundleManifest
+	// Dir is the extracted bundle: dir/<manifest sha256 prefix>.
+	Dir string
+	// AssetsDir is the assets mirror: Mirror{Dir: AssetsDir} reads them.
+	AssetsDir string
+	// LayoutDir is the OCI image layout holding the images.
+	LayoutDir string
+	// CatalogFile is the catalog holding only the bundle's release.
+	CatalogFile string
+	// Signed reports whether the bundle carries a signature. It was
+	// checked against VerifyOptions.PublicKey when one was given.
+	Signed bool
+}
+
+// VerifyBundle streams r once, checking the signature (when PublicKey is
+// set, a signed bundle must verify against it; RequireSignature refuses
+// unsigned bundles; without a key a signature must still be base64 of 64
+// bytes), every entry's size and sha256 against the manifest, that every
+// file of the manifest is present exactly once and nothing else is, and
+// that every OCI blob's name is its sha256. Entries that are not regular
+// files, have unsafe paths or claim more than MaxFileSize bytes are refused
+// before their content is read. It returns the first problem as a
+// *BundleError naming the entry.
+func VerifyBundle(ctx context.Context, r io.Reader, opts VerifyOptions) (*BundleManifest, error) {
+	res, err := verifyStream(ctx, r, opts, nil)
+	if err != nil {
+		return nil, err
+	}
+	return res.manifest, nil
+}
+
+// ExtractBundle verifies the bundle file at path while extracting it into a
+// fresh staging directory under dir, and renames that to
+// dir/<first 16 hex digits of the manifest's sha256> only when everything
+// verified (replacing an earlier extraction of the same bundle). On any
+// error the staging directory is removed, so nothing of a bad bundle stays
+// in dir. Entries are written through an os.Root, so nothing can land
+// outside the staging directory. Besides the bundle's files, the extracted
+// directory holds the manifest and its signature.
+func ExtractBundle(ctx context.Context, path, dir string, opts VerifyOptions) (_ *ExtractedBundle, rerr error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("extract bundle: %w", err)
+	}
+	defer f.Close()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("extract bundle: %w", err)
+	}
+	staging, err := os.MkdirTemp(dir, ".staging-")
+	if err != nil {
+		return nil, fmt.Errorf("extract bundle: %w", err)
+	}
+	defer func() {
+		if rerr != nil {
+			os.RemoveAll(staging)
+		}
+	}()
+	if err := os.Chmod(staging, 0o755); err != nil {
+		return nil, fmt.Errorf("extract bundle: %w", err)
+	}
+	root, err := os.OpenRoot(staging)
+	if err != nil {
+		return nil, fmt.Errorf("extract bundle: %w", err)
+	}
+	defer root.Close()
+	res, err := verifyStream(ctx, f, opts, &rootSink{root: root})
+	if err != nil {
+		return nil, err
+	}
+	if err := root.WriteFile(BundleManifestName, res.manifestBytes, 0o644); err != nil {
+		return nil, fmt.Errorf("extract bundle: %w", err)
+	}
+	if res.sig != nil {
+		if err := root.WriteFile(BundleSignatureName, res.sig, 0o644); err != nil {
+			return nil, fmt.Errorf("extract bundle: %w", err)
+		}
+	}
+	if err := checkExtracted(staging, res.manifest); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(res.manifestBytes)
+	final := filepath.Join(dir, hex.EncodeToString(sum[:])[:manifestPrefixLen])
+	if err := os.RemoveAll(final); err != nil {
+		return nil, fmt.Errorf("extract bundle: replace %s: %w", final, err)
+	}
+	if err := os.Rename(staging, final); err != nil {
+		return nil, fmt.Errorf("extract bundle: %w", err)
+	}
+	return &ExtractedBundle{
+		Manifest:    res.manifest,
+		Dir:         final,
+		AssetsDir:   filepath.Join(final, BundleAssetsDir),
+		LayoutDir:   filepath.Join(final, BundleImagesDir),
+		CatalogFile: filepath.Join(final, BundleCatalogName),
+		Signed:      res.sig != nil,
+	}, nil
+}
+
+// checkExtracted checks what digests alone cannot: the catalog parses and
+// holds exactly the manifest's release, and the layout's index.json names
+// every image with its recorded digest.
+func checkExtracted(dir string, m *BundleManifest) error {
+	cat, err := Load(filepath.Join(dir, BundleCatalogName))
+	if err != nil {
+		return bundleErr(BundleCatalogName, "%v", err)
+	}
+	rel, err := cat.Release(m.Release)
+	if err != nil || len(cat.Releases) != 1 {
+		return bundleErr(BundleCatalogName, "does not hold exactly release %s", m.Release)
+	}
+	if !slices.Equal(rel.Components, m.Components) || rel.KindNodeImage != m.KindNodeImage {
+		return bundleErr(BundleCatalogName, "release %s differs from the manifest's", m.Release)
+	}
+	refs, err := layoutRefs(layout.Path(filepath.Join(dir, BundleImagesDir)))
+	if err != nil {
+		return bundleErr(BundleImagesDir+"/index.json", "%v", err)
+	}
+	want := bundleImageRefs(rel)
+	got := make([]string, 0, len(m.Images))
+	for _, img := range m.Images {
+		if refs[img.Ref] != img.Digest {
+			return bundleErr(BundleImagesDir+"/index.json", "does not name %s as %s", img.Ref, img.Digest)
+		}
+		got = append(got, img.Ref)
+	}
+	if !slices.Equal(got, want) {
+		return bundleErr(BundleManifestName, "images differ from release %s's images", m.Release)
+	}
+	return nil
+}
+
+// InspectBundle reads only the first entries of the bundle file at path and
+// returns its manifest and whether it is signed. Nothing is verified beyond
+// the manifest's form and the signature's encoding; use VerifyBundle or
+// ExtractBundle before trusting the contents.
+func InspectBundle(path string) (*BundleManifest, bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, false, fmt.Errorf("inspect bundle: %w", err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	m, _, err := readManifest(tr, DefaultMaxBundleFileSize)
+	if err != nil {
+		return nil, false, err
+	}
+	hdr, err := tr.Next()
+	if err != nil || hdr.Name != BundleSignatureName {
+		return m, false, nil
+	}
+	if _, err := readSignature(tr, hdr, DefaultMaxBundleFileSize); err != nil {
+		return nil, false, err
+	}
+	return m, true, nil
+}
+
+// verifyResult is what a verified stream held.
+type verifyResult struct {
+	manifest      *BundleManifest
+	manifestBytes []byte
+	sig           []byte
+}
+
+// sink receives the content of verified-so-far file entries. Whatever it
+// wrote is discarded by the caller when verification fails later.
+type sink interface {
+	create(name string) (io.WriteCloser, error)
+}
+
+type rootSink struct{ root *os.Root }
+
+func (s *rootSink) create(name string) (io.WriteCloser, error) {
+	if dir := path.Dir(name); dir != "." {
+		if err := s.root.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	return s.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+}
+
+// verifyStream is VerifyBundle, handing file contents to s when set.
+func verifyStream(ctx context.Context, r io.Reader, opts VerifyOptions, s sink) (*verifyResult, error) {
+	maxSize := opts.MaxFileSize
+	if maxSize <= 0 {
+		maxSize = DefaultMaxBundleFileSize
+	}
+	tr := tar.NewReader(ctxReader{ctx: ctx, r: r})
+	m, manifestBytes, err := readManifest(tr, maxSize)
+	if err != nil {
+		return nil, ctxOr(ctx, err)
+	}
+	res := &verifyResult{manifest: m, manifestBytes: manifestBytes}
+
+	hdr, err := tr.Next()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, ctxOr(ctx, bundleErr("(entry after "+BundleManifestName+")", "unreadable tar header: %v", err))
+	}
+	if err == nil && hdr.Name == BundleSignatureName {
+		sig, serr := readSignature(tr, hdr, maxSize)
+		if serr != nil {
+			return nil, ctxOr(ctx, serr)
+		}
+		if opts.PublicKey != nil {
+			if len(opts.PublicKey) != ed25519.PublicKeySize {
+				return nil, fmt.Errorf("verify bundle: public key has %d bytes, want %d", len(opts.PublicKey), ed25519.PublicKeySize)
+			}
+			if !ed25519.Verify(opts.PublicKey, manifestBytes, sig) {
+				return nil, bundleErr(BundleSignatureName, "the signature does not verify %s with the given public key: the manifest or its signature was altered, or another key signed it", BundleManifestName)
+			}
+		}
+		res.sig = sig
+		hdr, err = tr.Next()
+	} else if opts.RequireSignature {
+		return nil, bundleErr(BundleSignatureName, "missing: the bundle is unsigned and a signature is required")
+	}
+
+	want := make(map[string]*BundleFile, len(m.Files))
+	for i := range m.Files {
+		want[m.Files[i].Path] = &m.Files[i]
+	}
+	seen := make(map[string]bool, len(m.Files))
+	buf := make([]byte, copyBufferSize)
+	prev := BundleManifestName
+	for ; err == nil; hdr, err = tr.Next() {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("verify bundle: %w", err)
+		}
+		if err := checkHeader(hdr, maxSize); err != nil {
+			return nil, err
+		}
+		name := hdr.Name
+		f, ok := want[name]
+		switch {
+		case name == BundleManifestName || name == BundleSignatureName:
+			return nil, bundleErr(name, "appears again after the start of the bundle")
+		case !ok:
+			return nil, bundleErr(name, "is not listed in the manifest")
+		case seen[name]:
+			return nil, bundleErr(name, "appears twice")
+		case hdr.Size != f.Size:
+			return nil, bundleErr(name, "has %d bytes, the manifest says %d", hdr.Size, f.Size)
+		}
+		seen[name] = true
+		if err := copyEntry(tr, f, s, buf); err != nil {
+			return nil, ctxOr(ctx, err)
+		}
+		prev = name
+	}
+	if !errors.Is(err, io.EOF) {
+		return nil, ctxOr(ctx, bundleErr("(entry after "+prev+")", "unreadable tar header: %v", err))
+	}
+	for _, f := range m.Files {
+		if !seen[f.Path] {
+			return nil, bundleErr(f.Path, "missing from the bundle")
+		}
+	}
+	return res, nil
+}
+
+// copyEntry hashes an entry's content (handing it to s when set) and checks
+// it against the manifest.
+func copyEntry(tr *tar.Reader, f *BundleFile, s sink, buf []byte) error {
+	h := sha256.New()
+	w := &sinkWriter{hash: h}
+	if s != nil {
+		out, err := s.create(f.Path)
+		if err != nil {
+			return fmt.Errorf("extract %s: %w", f.Path, err)
+		}
+		defer out.Close()
+		w.out = out
+	}
+	n, err := io.CopyBuffer(w, tr, buf)
+	if w.err != nil {
+		return fmt.Errorf("extract %s: %w", f.Path, w.err)
+	}
+	if err != nil {
+		return bundleErr(f.Path, "unreadable after %d of %d bytes: %v", n, f.Size, err)
+	}
+	if n != f.Size {
+		return bundleErr(f.Path, "has %d bytes, the manifest says %d", n, f.Size)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != f.SHA256 {
+		return bundleErr(f.Path, "sha256 %s, the manifest says %s", got, f.SHA256)
+	}
+	if w.out != nil {
+		if err := w.out.Close(); err != nil {
+			return fmt.Errorf("extract %s: %w", f.Path, err)
+		}
+	}
+	return nil
+}
+
+// sinkWriter hashes and, when out is set, writes; it remembers a write
+// error so it is not mistaken for a defect of the bundle.
+type sinkWriter struct {
+	hash io.Writer
+	out  io.WriteCloser
+	err  error
+}
+
+func (w *sinkWriter) Write(p []byte) (int, error) {
+	w.hash.Write(p) // a hash never fails
+	if w.out != nil {
+		if _, err := w.out.Write(p); err != nil {
+			w.err = err
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// readManifest reads and validates the first entry, the manifest.
+func readManifest(tr *tar.Reader, maxSize int64) (*BundleManifest, []byte, error) {
+	hdr, err := tr.Next()
+	if errors.Is(err, io.EOF) {
+		return nil, nil, bundleErr(BundleManifestName, "missing: the file is empty or not a tar archive")
+	}
+	if err != nil {
+		return nil, nil, bundleErr(BundleManifestName, "unreadable tar header (is this a tmbox bundle?): %v", err)
+	}
+	if err := checkHeader(hdr, maxSize); err != nil {
+		return nil, nil, err
+	}
+	if hdr.Name != BundleManifestName {
+		return nil, nil, bundleErr(hdr.Name, "the first entry must be %s (is this a tmbox bundle?)", BundleManifestName)
+	}
+	if hdr.Size > maxManifestSize {
+		return nil, nil, bundleErr(BundleManifestName, "claims %d bytes, more than the %d a manifest may have", hdr.Size, maxManifestSize)
+	}
+	data, err := io.ReadAll(tr)
+	if err != nil {
+		return nil, nil, bundleErr(BundleManifestName, "unreadable: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var m BundleManifest
+	if err := dec.Decode(&m); err != nil {
+		return nil, nil, bundleErr(BundleManifestName, "not a bundle manifest: %v", err)
+	}
+	if dec.More() {
+		return nil, nil, bundleErr(BundleManifestName, "trailing data after the manifest")
+	}
+	if err := m.validate(); err != nil {
+		return nil, nil, bundleErr(BundleManifestName, "%v", err)
+	}
+	for _, f := range m.Files {
+		if f.Size > maxSize {
+			return nil, nil, bundleErr(BundleManifestName, "lists %s with %d bytes, more than the limit of %d", f.Path, f.Size, maxSize)
+		}
+	}
+	return &m, data, nil
+}
+
+// readSignature reads the signature entry: base64 of 64 bytes.
+func readSignature(tr *tar.Reader, hdr *tar.Header, maxSize int64) ([]byte, error) {
+	if err := checkHeader(hdr, maxSize); err != nil {
+		return nil, err
+	}
+	if hdr.Size > maxSignatureSize {
+		return nil, bundleErr(BundleSignatureName, "claims %d bytes, more than a signature has", hdr.Size)
+	}
+	data, err := io.ReadAll(tr)
+	if err != nil {
+		return nil, bundleErr(BundleSignatureName, "unreadable: %v", err)
+	}
+	sig, err := base64.StdEncoding.Strict().DecodeString(strings.TrimSpace(string(data)))
+	if err != nil {
+		return nil, bundleErr(BundleSignatureName, "not base64: %v", err)
+	}
+	if len(sig) != ed25519.SignatureSize {
+		return nil, bundleErr(BundleSignatureName, "has %d bytes, an ed25519 signature has %d", len(sig), ed25519.SignatureSize)
+	}
+	return sig, nil
+}
+
+// checkHeader refuses anything but a regular file with a safe relative
+// path and a size within the limit.
+func checkHeader(hdr *tar.Header, maxSize int64) error {
+	name := hdr.Name
+	switch {
+	case name == "":
+		return bundleErr("(unnamed)", "an entry without a name")
+	case strings.HasPrefix(name, "/") || strings.HasPrefix(name, `\`) || (len(name) > 1 && name[1] == ':'):
+		return bundleErr(name, "absolute path")
+	case slices.Contains(strings.FieldsFunc(name, func(r rune) bool { return r == '/' || r == '\\' }), ".."):
+		return bundleErr(name, "path escapes with ..")
+	}
+	switch hdr.Typeflag {
+	case tar.TypeReg:
+	case tar.TypeSymlink:
+		return bundleErr(name, "symbolic link (to %q): a bundle holds only regular files", hdr.Linkname)
+	case tar.TypeLink:
+		return bundleErr(name, "hard link (to %q): a bundle holds only regular files", hdr.Linkname)
+	case tar.TypeChar:
+		return bundleErr(name, "character device: a bundle holds only regular files")
+	case tar.TypeBlock:
+		return bundleErr(name, "block device: a bundle holds only regular files")
+	case tar.TypeFifo:
+		return bundleErr(name, "named pipe: a bundle holds only regular files")
+	case tar.TypeDir:
+		return bundleErr(name, "directory: a bundle holds only regular files")
+	default:
+		return bundleErr(name, "entry type %q: a bundle holds only regular files", hdr.Typeflag)
+	}
+	if !safeBundlePath(name) {
+		return bundleErr(name, "unsafe path: want a clean relative path of letters, digits, '.', '_' and '-'")
+	}
+	if hdr.Size < 0 || hdr.Size > maxSize {
+		return bundleErr(name, "claims %d bytes, more than the limit of %d", hdr.Size, maxSize)
+	}
+	return nil
+}
+
+// safeBundlePath reports whether p is a clean relative slash path without
+// "." or ".." elements, made of portable characters.
+func safeBundlePath(p string) bool {
+	return safeAssetPath.MatchString(p) && path.Clean(p) == p && !slices.Contains(strings.Split(p, "/"), "..")
+}
+
+// validate checks the manifest's form: schema, release, sorted unique safe
+// file paths with digests, blobs named after their digest, and images
+// whose blobs are in the files.
+func (m *BundleManifest) validate() error {
+	if m.Schema != BundleSchema {
+		return fmt.Errorf("unsupported schema %q (this tmbox reads %s)", m.Schema, BundleSchema)
+	}
+	if !releaseName.MatchString(m.Release) {
+		return fmt.Errorf("release %q is not a Knative minor like \"1.22\"", m.Release)
+	}
+	if !digestPinned.MatchString(m.KindNodeImage) {
+		return fmt.Errorf("kind node image %q is not pinned by digest", m.KindNodeImage)
+	}
+	if len(m.Platforms) == 0 {
+		return errors.New("no platforms")
+	}
+	files := map[string]BundleFile{}
+	for i, f := range m.Files {
+		switch {
+		case !safeBundlePath(f.Path) || f.Path == BundleManifestName || f.Path == BundleSignatureName:
+			return fmt.Errorf("file %q: unsafe or reserved path", f.Path)
+		case i > 0 && m.Files[i-1].Path >= f.Path:
+			return fmt.Errorf("file %s: files are not sorted and unique", f.Path)
+		case f.Size < 0:
+			return fmt.Errorf("file %s: negative size", f.Path)
+		case !sha256Hex.MatchString(f.SHA256):
+			return fmt.Errorf("file %s: sha256 %q is not 64 lowercase hex digits", f.Path, f.SHA256)
+		}
+		if blob, ok := strings.CutPrefix(f.Path, blobsPrefix); ok && blob != f.SHA256 {
+			return fmt.Errorf("file %s: an OCI blob must be named after its sha256 %s", f.Path, f.SHA256)
+		}
+		files[f.Path] = f
+	}
+	for _, p := range []string{BundleCatalogName, BundleImagesDir + "/index.json", BundleImagesDir + "/oci-layout"} {
+		if _, ok := files[p]; !ok {
+			return fmt.Errorf("file %s is not listed", p)
+		}
+	}
+	if len(m.Images) == 0 {
+		return errors.New("no images")
+	}
+	for i, img := range m.Images {
+		hexDigest, ok := strings.CutPrefix(img.Digest, "sha256:")
+		switch {
+		case img.Ref == "":
+			return fmt.Errorf("image %d: no reference", i)
+		case i > 0 && m.Images[i-1].Ref >= img.Ref:
+			return fmt.Errorf("image %s: images are not sorted and unique", img.Ref)
+		case !ok || !sha256Hex.MatchString(hexDigest):
+			return fmt.Errorf("image %s: digest %q is not sha256:<64 lowercase hex digits>", img.Ref, img.Digest)
+		case img.MediaType == "":
+			return fmt.Errorf("image %s: no media type", img.Ref)
+		case img.Size < 0:
+			return fmt.Errorf("image %s: negative size", img.Ref)
+		}
+		if _, ok := files[blobsPrefix+hexDigest]; !ok {
+			return fmt.Errorf("image %s: blob %s is not listed", img.Ref, img.Digest)
+		}
+	}
+	if !slices.ContainsFunc(m.Images, func(img BundleImage) bool { return img.Ref == m.KindNodeImage }) {
+		return fmt.Errorf("kind node image %s is not among the images", m.KindNodeImage)
+	}
+	return nil
+}
+
+// ctxReader fails reads once ctx is done, so a long verification stops.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// ctxOr returns the context's error (wrapped) when it is done, since a
+// cancelled read is not the bundle's fault; err otherwise.
+func ctxOr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("verify bundle: %w", cerr)
+	}
+	return err
+}
