@@ -72,6 +72,15 @@ func objectsFor(ctx context.Context, src bundles.Source, r *bundles.Release, sel
 			d.byComponent[comp.Name] = append([]*Object{{Unstructured: u, Component: comp.Name}}, d.byComponent[comp.Name]...)
 		}
 	}
+	if len(opts.imageMap) > 0 {
+		for _, objs := range d.byComponent {
+			for _, o := range objs {
+				if err := rewriteObjectImages(o.Unstructured, opts.imageMap); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
 	if opts.CreateCluster {
 		if err := pinIngressNodePorts(d.byComponent[bundles.Istio]); err != nil {
 			return nil, err

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/installer/provider"
 )
 
 // env is what phases share during one operation.
@@ -38,6 +39,10 @@ type env struct {
 	release       *bundles.Release
 	serverVersion *version.Version
 	desired       *desired
+	// bundle is the verified, extracted bundle of an air-gapped install.
+	bundle *bundles.ExtractedBundle
+	// kind is the kind cluster tmbox laid down, if it did.
+	kind *provider.Kind
 }
 
 // RESTConfig loads the cluster configuration as kubectl does: kubeconfig

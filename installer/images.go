@@ -2,9 +2,33 @@ package installer
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 )
+
+// rewriteObjectImages rewrites every image reference anywhere in an object
+// (containers, env values, ConfigMap data, annotations).
+func rewriteObjectImages(u *unstructured.Unstructured, mapping map[string]string) error {
+	raw, err := json.Marshal(u.Object)
+	if err != nil {
+		return fmt.Errorf("%s: %w", KeyOf(u), err)
+	}
+	out := rewriteImages(raw, mapping)
+	if bytes.Equal(out, raw) {
+		return nil
+	}
+	obj := map[string]any{}
+	if err := utiljson.Unmarshal(out, &obj); err != nil {
+		return fmt.Errorf("%s: %w", KeyOf(u), err)
+	}
+	u.Object = obj
+	return nil
+}
 
 // refChar reports whether b can be part of an image reference, so a
 // replacement only matches whole references.

@@ -40,6 +40,16 @@ func (in *Install) Run(ctx context.Context) error {
 	if err := opts.Validate(); err != nil {
 		return err
 	}
+	// A bundle is verified before anything else reads it.
+	var bundle *bundles.ExtractedBundle
+	if opts.Bundle != "" {
+		b, cleanup, err := opts.openBundle(ctx)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		bundle = b
+	}
 	cat, err := bundles.Load(opts.CatalogFile)
 	if err != nil {
 		return err
@@ -86,8 +96,10 @@ func (in *Install) Run(ctx context.Context) error {
 	done = append(done, rec...)
 	if opts.CreateCluster {
 		prov := in.Provider
+		var kind *provider.Kind
 		if prov == nil {
-			prov = opts.KindProvider(rel)
+			kind = opts.KindProvider(rel)
+			prov = kind
 		}
 		start := time.Now()
 		if opts.DryRun {
@@ -104,6 +116,7 @@ func (in *Install) Run(ctx context.Context) error {
 		if e, err = connect(cfg, opts); err != nil {
 			return err
 		}
+		e.kind = kind
 		if err := e.loadDesired(ctx, src, rel); err != nil {
 			return err
 		}
@@ -116,7 +129,7 @@ func (in *Install) Run(ctx context.Context) error {
 		now := time.Now()
 		done = append(done, PhaseRecord{Name: PhaseCluster, Started: start, Finished: &now, Result: ResultSucceeded})
 	}
-	e.catalog, e.release = cat, rel
+	e.catalog, e.release, e.bundle = cat, rel, bundle
 	if e.state, err = e.store.Load(ctx); err != nil {
 		return err
 	}
@@ -161,7 +174,7 @@ func installPhases(withCluster bool) []phase {
 		out = append(out, phase{name: PhaseCluster, title: "using the existing cluster", describe: clusterRun, run: clusterRun})
 	}
 	return append(out,
-		phase{name: PhaseImages, title: "images", describe: imagesRun, run: imagesRun},
+		phase{name: PhaseImages, title: "images", describe: imagesDescribe, run: imagesRun},
 		componentPhase(PhaseIstio, "installing Istio", bundles.Istio),
 		componentPhase(PhaseKnativeServing, "installing Knative Serving and net-istio", bundles.KnativeServing, bundles.NetIstio),
 		componentPhase(PhaseKnativeEventing, "installing Knative Eventing", bundles.KnativeEventing),
@@ -176,7 +189,23 @@ func clusterRun(_ context.Context, e *env) (string, error) {
 	return "existing cluster at " + e.cfg.Host, nil
 }
 
-func imagesRun(context.Context, *env) (string, error) {
+func imagesRun(ctx context.Context, e *env) (string, error) {
+	switch {
+	case e.bundle != nil && e.opts.Registry != "":
+		return e.pushImages(ctx)
+	case e.bundle != nil && e.opts.CreateCluster:
+		return e.loadKindImages(ctx)
+	}
+	return "nothing to load: the cluster pulls the pinned images from their registries", nil
+}
+
+func imagesDescribe(_ context.Context, e *env) (string, error) {
+	switch {
+	case e.bundle != nil && e.opts.Registry != "":
+		return fmt.Sprintf("push the bundle's %d images to %s", len(e.bundle.Manifest.Images), e.opts.Registry), nil
+	case e.bundle != nil && e.opts.CreateCluster:
+		return fmt.Sprintf("load the bundle's %d images into the kind nodes", len(e.bundle.Manifest.Images)), nil
+	}
 	return "nothing to load: the cluster pulls the pinned images from their registries", nil
 }
 
@@ -346,7 +375,7 @@ func (e *env) deleteObject(ctx context.Context, k ObjectKey) (bool, error) {
 func verifyRun(ctx context.Context, e *env) (string, error) {
 	pinned := map[string]bool{}
 	for _, img := range e.release.Images() {
-		pinned[img] = true
+		pinned[e.opts.mapImage(img)] = true
 	}
 	var problems []string
 	count := 0
@@ -379,10 +408,19 @@ func verifyRun(ctx context.Context, e *env) (string, error) {
 			}
 		}
 	}
+	suffix := ""
+	if e.opts.Registry != "" {
+		wrong, containers, err := e.checkPodRegistry(ctx)
+		if err != nil {
+			return "", err
+		}
+		problems = append(problems, wrong...)
+		suffix = fmt.Sprintf("; all %d pod containers run images from %s", containers, e.opts.Registry)
+	}
 	if len(problems) > 0 {
 		return "", errors.New(strings.Join(problems, "; "))
 	}
-	return fmt.Sprintf("%d workloads run the pinned images and are ready", count), nil
+	return fmt.Sprintf("%d workloads run the pinned images and are ready%s", count, suffix), nil
 }
 
 // imageAllowed accepts images resolved to a user's TriggerMesh registry.

@@ -67,6 +67,20 @@ type Options struct {
 	// user's kubeconfig.
 	MergeKubeconfig bool
 
+	// Bundle installs from a bundle file (tmbox bundle create): it is
+	// verified first, and its catalog, manifests and images are used.
+	Bundle string
+	// BundleKey is a PEM public key the bundle's signature must verify
+	// with.
+	BundleKey string
+	// RequireSignature refuses an unsigned bundle.
+	RequireSignature bool
+	// Registry ("HOST[:PORT][/PREFIX]") receives the bundle's images, and
+	// every image reference is rewritten to it, digests kept.
+	Registry string
+	// imageMap maps the release's image references to the ones installed.
+	imageMap map[string]string
+
 	// IgnorePreflightErrors names checks whose failures are only
 	// warnings ("all" for every check).
 	IgnorePreflightErrors []string
@@ -126,6 +140,7 @@ func (o *Options) Validate() error {
 			errs = append(errs, fmt.Errorf("unknown phase %q in --skip-phases (phases: %s)", p, strings.Join(PhaseNames(), ", ")))
 		}
 	}
+	errs = append(errs, o.validateAirGap()...)
 	if o.Mirror != "" {
 		if fi, err := os.Stat(o.Mirror); err != nil || !fi.IsDir() {
 			errs = append(errs, fmt.Errorf("--mirror %s is not a directory", o.Mirror))
@@ -153,8 +168,9 @@ func (o *Options) Digest() string {
 	raw, _ := json.Marshal(struct {
 		Release, Overlay, Registry string
 		Components                 []string
-		Kind                       bool `json:",omitempty"`
-	}{o.Release, overlay, o.TriggerMeshRegistry, comps, o.CreateCluster})
+		Kind                       bool   `json:",omitempty"`
+		ImageRegistry              string `json:",omitempty"`
+	}{o.Release, overlay, o.TriggerMeshRegistry, comps, o.CreateCluster, o.Registry})
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:8])
 }

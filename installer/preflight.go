@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -109,7 +110,14 @@ func (p *preflightRun) checks() []preflight.Check {
 		Memory:    p.release.Host.MemoryBytes(),
 		Disk:      p.release.Host.DiskBytes(),
 		Kind:      p.opts.CreateCluster,
-		AirGapped: p.opts.Mirror != "",
+		AirGapped: p.opts.Mirror != "" || p.opts.Bundle != "",
+	}
+	if p.opts.Registry != "" {
+		host, _, _ := strings.Cut(p.opts.Registry, "/")
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		req.NoProxyHosts = append(req.NoProxyHosts, host)
 	}
 	if p.opts.CreateCluster {
 		kc := p.opts.KindConfig()

@@ -29,7 +29,7 @@ TriggerMesh stack, upgraded in lockstep with Knative releases.`,
 	pf.StringVar(&g.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)")
 	pf.StringVar(&g.context, "context", "", "kubeconfig context (default: the current context)")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "debug logs on stderr")
-	root.AddCommand(newVersionCmd(), newVersionsCmd(g), newPlanCmd(g), newPreflightCmd(g), newClusterCmd(g), newInstallCmd(g), newUpgradeCmd(g), newStatusCmd(g), newUninstallCmd(g))
+	root.AddCommand(newVersionCmd(), newVersionsCmd(g), newPlanCmd(g), newPreflightCmd(g), newClusterCmd(g), newBundleCmd(g), newInstallCmd(g), newUpgradeCmd(g), newStatusCmd(g), newUninstallCmd(g))
 	return root
 }
 

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sigs.k8s.io/kind/pkg/cluster/nodes"
+	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 	"slices"
 	"strings"
 	"time"
@@ -38,6 +41,8 @@ type Engine interface {
 	// ExportKubeConfig merges the cluster's kubeconfig into the file at
 	// explicitPath ("" for the user's).
 	ExportKubeConfig(name, explicitPath string, internal bool) error
+	// ListInternalNodes returns the cluster's nodes.
+	ListInternalNodes(name string) ([]nodes.Node, error)
 }
 
 var _ Engine = (*cluster.Provider)(nil)
@@ -342,4 +347,31 @@ func (k *Kind) engine() (Engine, error) {
 		return nil, fmt.Errorf("kind: no container runtime found (docker, nerdctl or podman): %w", err)
 	}
 	return cluster.NewProvider(logger, runtime), nil
+}
+
+// LoadImages imports an image archive (OCI or docker-save tar, as archive
+// writes it) into the containerd of every node, as `kind load
+// image-archive` does. archive is called once per node.
+func (k *Kind) LoadImages(ctx context.Context, archive func(w io.Writer) error) error {
+	eng, err := k.engine()
+	if err != nil {
+		return err
+	}
+	list, err := eng.ListInternalNodes(k.Config.Name)
+	if err != nil {
+		return fmt.Errorf("list nodes of kind cluster %s: %w", k.Config.Name, err)
+	}
+	for _, n := range list {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(archive(pw)) }()
+		err := nodeutils.LoadImageArchive(n, pr)
+		_ = pr.CloseWithError(err)
+		if err != nil {
+			return fmt.Errorf("load images into node %s: %w", n.String(), err)
+		}
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	"slices"
 	"strings"
 	"testing"
@@ -47,6 +48,12 @@ current-context: %[2]s
 
 // fakeEngine records the calls Kind makes; Create writes the kubeconfig
 // where kind would, with a loose mode Kind has to tighten.
+// ListInternalNodes implements Engine; the fake has no nodes.
+func (f *fakeEngine) ListInternalNodes(name string) ([]nodes.Node, error) {
+	f.calls = append(f.calls, "nodes "+name)
+	return nil, nil
+}
+
 type fakeEngine struct {
 	clusters  []string
 	createErr error

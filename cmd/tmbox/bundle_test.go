@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"maps"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/tmbox/tmbox/bundles"
+)
+
+// startRegistry serves an in-process OCI registry on 127.0.0.1.
+func startRegistry(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// airgapFixture is a synthetic release "1.30": each component a small
+// manifest whose workloads use images from an in-process "upstream"
+// registry — as a container, an init container, an env value and a
+// ConfigMap value — and a catalog pinning all of it.
+type airgapFixture struct {
+	catalog, mirror, upstream string
+	images                    []string
+	// side is each component's image named only in an env value and a
+	// ConfigMap value.
+	side map[string]string
+}
+
+func newAirgapFixture(t *testing.T) *airgapFixture {
+	t.Helper()
+	f := &airgapFixture{upstream: startRegistry(t), mirror: t.TempDir(), side: map[string]string{}}
+	shared, err := random.Layer(64<<10, types.DockerLayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	push := func(repo string, byDigest bool) string {
+		own, err := random.Layer(16<<10, types.DockerLayer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := mutate.AppendLayers(empty.Image, shared, own)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := f.upstream + "/" + repo
+		r, err := name.ParseReference(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(r, img); err != nil {
+			t.Fatal(err)
+		}
+		if byDigest {
+			d, _ := img.Digest()
+			ref = f.upstream + "/" + strings.Split(repo, ":")[0] + "@" + d.String()
+		}
+		f.images = append(f.images, ref)
+		return ref
+	}
+	versions := map[string]string{
+		bundles.Istio: "1.26.0", bundles.KnativeServing: "1.30.0", bundles.NetIstio: "1.30.0",
+		bundles.KnativeEventing: "1.30.0", bundles.TriggerMesh: "1.27.0", bundles.TriggerMeshCore: "1.5.0",
+	}
+	init := push("library/busybox:1.36", false)
+	kindImage := push("kindest/node:v1.34.0", true)
+	f.images = slices.DeleteFunc(f.images, func(s string) bool { return s == kindImage })
+	var cat strings.Builder
+	cat.WriteString("apiVersion: tmbox.dev/v1alpha1\nkind: Catalog\nreleases:\n")
+	fmt.Fprintf(&cat, "- name: \"1.30\"\n  kindNodeImage: %s\n  host: {cpus: 2, memory: 4Gi, disk: 10Gi}\n  components:\n", kindImage)
+	for _, c := range bundles.ComponentNames() {
+		fmt.Fprintf(&cat, "  - name: %s\n    version: %q\n", c, versions[c])
+	}
+	cat.WriteString("components:\n")
+	for i, c := range bundles.ComponentNames() {
+		main := push(c+"/controller:"+versions[c], i%2 == 1)
+		side := push(c+"/adapter:"+versions[c], i%2 == 0)
+		imgs := []string{main, side}
+		f.side[c] = side
+		initBlock := ""
+		if i == 0 {
+			initBlock = fmt.Sprintf("      initContainers:\n      - name: init\n        image: %s\n", init)
+			imgs = append(imgs, init)
+		}
+		manifest := fmt.Sprintf(`apiVersion: v1
+kind: ConfigMap
+metadata: {name: %[1]s-images, namespace: tm-%[1]s}
+data:
+  adapter-image: %[3]s
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %[1]s-controller, namespace: tm-%[1]s}
+spec:
+  selector: {matchLabels: {app: %[1]s}}
+  template:
+    metadata: {labels: {app: %[1]s}}
+    spec:
+%[4]s      containers:
+      - name: controller
+        image: %[2]s
+        env:
+        - {name: ADAPTER_IMAGE, value: "%[3]s"}
+`, c, main, side, initBlock)
+		path := fmt.Sprintf("%s/%s/%s.yaml", c, versions[c], c)
+		full := filepath.Join(f.mirror, path)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(manifest), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256([]byte(manifest))
+		fmt.Fprintf(&cat, "- name: %s\n  version: %q\n  kubernetes: \">= 1.30\"\n  assets:\n  - name: %s.yaml\n    path: %s\n    url: https://example.invalid/%s\n    size: %d\n    sha256: %s\n  images:\n",
+			c, versions[c], c, path, path, len(manifest), hex.EncodeToString(sum[:]))
+		slices.Sort(imgs)
+		for _, img := range imgs {
+			fmt.Fprintf(&cat, "  - %q\n", img)
+		}
+	}
+	f.catalog = filepath.Join(t.TempDir(), "catalog.yaml")
+	if err := os.WriteFile(f.catalog, []byte(cat.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// clusterVersions maps every object to its resourceVersion, except leases,
+// events and nodes, which the control plane and kwok rewrite on their own.
+func clusterVersions(t *testing.T, cfg *rest.Config) map[string]string {
+	t.Helper()
+	cfg = rest.CopyConfig(cfg)
+	cfg.WarningHandler = rest.NoWarnings{}
+	lists, err := discovery.NewDiscoveryClientForConfigOrDie(cfg).ServerPreferredResources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	out := map[string]string{}
+	for _, l := range lists {
+		gv, _ := schema.ParseGroupVersion(l.GroupVersion)
+		for _, r := range l.APIResources {
+			if !slices.Contains(r.Verbs, "list") || strings.Contains(r.Name, "/") || slices.Contains([]string{"leases", "events", "nodes"}, r.Name) {
+				continue
+			}
+			items, err := dyn.Resource(gv.WithResource(r.Name)).List(context.Background(), metav1.ListOptions{})
+			if err != nil {
+				t.Fatalf("list %s: %v", r.Name, err)
+			}
+			for _, it := range items.Items {
+				out[r.Name+"."+gv.Group+" "+it.GetNamespace()+"/"+it.GetName()] = it.GetResourceVersion()
+			}
+		}
+	}
+	return out
+}
+
+func fileSHA(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// TestIntegrationAirGap: bundle create → verify → install --bundle
+// --registry into the real test cluster, everything inside a loopback-only
+// network namespace, with in-process registries as upstream and as the
+// private registry.
+func TestIntegrationAirGap(t *testing.T) {
+	c := suite.Cluster(t)
+	f := newAirgapFixture(t)
+	dir := t.TempDir()
+	bundle := filepath.Join(dir, "tmbox-1.30.bundle")
+
+	// Connected side: create (twice: reproducible), sign, verify.
+	if _, errOut, err := run(t, "bundle", "keygen", "-o", filepath.Join(dir, "signing")); err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	create := func(out string) {
+		t.Helper()
+		if _, errOut, err := run(t, "--catalog", f.catalog, "bundle", "create", "--release", "1.30", "--mirror", f.mirror, "--sign-key", filepath.Join(dir, "signing.key"), "-o", out); err != nil {
+			t.Fatalf("bundle create: %v\n%s", err, errOut)
+		}
+	}
+	create(bundle)
+	create(bundle + ".again")
+	if a, b := fileSHA(t, bundle), fileSHA(t, bundle+".again"); a != b {
+		t.Errorf("bundle create is not reproducible: %s vs %s", a, b)
+	}
+	if out, _, err := run(t, "bundle", "verify", bundle, "--key", filepath.Join(dir, "signing.pub"), "--require-signature"); err != nil || !strings.Contains(out, "signature verified") {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+	out, _, err := run(t, "bundle", "inspect", bundle, "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inspected struct {
+		bundles.BundleManifest
+		Signed bool `json:"signed"`
+	}
+	if err := json.Unmarshal([]byte(out), &inspected); err != nil || !inspected.Signed || inspected.Release != "1.30" || len(inspected.Images) != len(f.images)+1 {
+		t.Fatalf("inspect: %v signed=%v release=%s images=%d (want %d)", err, inspected.Signed, inspected.Release, len(inspected.Images), len(f.images)+1)
+	}
+	digests := map[string]string{}
+	for _, img := range inspected.Images {
+		digests[img.Ref] = img.Digest
+	}
+
+	// Isolated side, tampered bundle: refused naming the entry, no write.
+	data, err := os.ReadFile(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(data, []byte("kind: Deployment"))
+	if i < 0 {
+		t.Fatal("no manifest text in the bundle")
+	}
+	data[i] ^= 1
+	bad := filepath.Join(dir, "tampered.bundle")
+	if err := os.WriteFile(bad, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := run(t, "bundle", "verify", bad); err == nil || !strings.Contains(err.Error(), "bundle entry assets/") {
+		t.Errorf("verify of a tampered bundle: %v", err)
+	}
+	private := startRegistry(t) + "/mirror"
+	before := clusterVersions(t, c.Config)
+	_, _, err = run(t, "install", "--kubeconfig", c.Kubeconfig, "--bundle", bad, "--registry", private, "--state-dir", filepath.Join(dir, "state"), "--yes")
+	if err == nil || !strings.Contains(err.Error(), "bundle entry assets/") {
+		t.Errorf("install of a tampered bundle: %v", err)
+	}
+	after := clusterVersions(t, c.Config)
+	if !maps.Equal(before, after) {
+		for k, v := range after {
+			if before[k] != v {
+				t.Errorf("a refused install wrote %s", k)
+			}
+		}
+	}
+
+	// Isolated side: install through the private registry.
+	start := time.Now()
+	out, errOut, err := run(t, "install", "--kubeconfig", c.Kubeconfig, "--bundle", bundle, "--bundle-key", filepath.Join(dir, "signing.pub"), "--require-signature",
+		"--registry", private, "--state-dir", filepath.Join(dir, "state"), "--yes", "--timeout", "2m", "-o", "json")
+	if err != nil {
+		t.Fatalf("install --bundle: %v\n%s\n%s", err, out, errOut)
+	}
+	t.Logf("install --bundle --registry took %s", time.Since(start).Round(time.Millisecond))
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("stdout line is not JSON: %s", line)
+		}
+	}
+	cs := kubernetes.NewForConfigOrDie(c.Config)
+	ctx := context.Background()
+	want := func(orig string) string {
+		ref, err := bundles.RegistryRef(private, orig, digests[orig])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ref
+	}
+	checked := 0
+	for _, comp := range bundles.ComponentNames() {
+		ns := "tm-" + comp
+		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pods.Items) == 0 {
+			t.Errorf("no pods in %s", ns)
+		}
+		for _, p := range pods.Items {
+			for _, ctr := range append(p.Spec.InitContainers, p.Spec.Containers...) {
+				checked++
+				d := ctr.Image[strings.LastIndex(ctr.Image, "@")+1:]
+				if !strings.HasPrefix(ctr.Image, private+"/") || !strings.Contains(ctr.Image, "@sha256:") {
+					t.Errorf("pod %s/%s runs %s, not from %s by digest", ns, p.Name, ctr.Image, private)
+				} else if !slices.ContainsFunc(slices.Collect(maps.Values(digests)), func(s string) bool { return s == d }) {
+					t.Errorf("pod %s/%s runs %s: digest not in the bundle", ns, p.Name, ctr.Image)
+				}
+			}
+			for _, env := range p.Spec.Containers[0].Env {
+				if env.Name == "ADAPTER_IMAGE" && env.Value != want(f.side[comp]) {
+					t.Errorf("env value %s, want %s", env.Value, want(f.side[comp]))
+				}
+			}
+		}
+		cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, comp+"-images", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := cm.Data["adapter-image"]; v != want(f.side[comp]) {
+			t.Errorf("ConfigMap value %s, want %s", v, want(f.side[comp]))
+		}
+	}
+	// Every image's digest in the private registry is the bundle's.
+	for orig, d := range digests {
+		ref, err := name.ParseReference(want(orig))
+		if err != nil {
+			t.Fatal(err)
+		}
+		desc, err := remote.Head(ref)
+		if err != nil {
+			t.Errorf("%s: %v", ref, err)
+			continue
+		}
+		if desc.Digest.String() != d {
+			t.Errorf("%s: digest %s, want %s", ref, desc.Digest, d)
+		}
+	}
+	t.Logf("%d pod containers checked", checked)
+	if _, err := cs.CoreV1().Namespaces().Get(ctx, "tmbox-system", metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		t.Error("no state written")
+	}
+}

@@ -1,0 +1,280 @@
+package installer
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tmbox/tmbox/bundles"
+)
+
+// validateAirGap checks the bundle and registry options.
+func (o *Options) validateAirGap() []error {
+	var errs []error
+	if o.Bundle == "" {
+		if o.Registry != "" {
+			errs = append(errs, errors.New("--registry needs --bundle: tmbox pushes the bundle's images there"))
+		}
+		if o.RequireSignature || o.BundleKey != "" {
+			errs = append(errs, errors.New("--require-signature and --bundle-key need --bundle"))
+		}
+		return errs
+	}
+	if fi, err := os.Stat(o.Bundle); err != nil || !fi.Mode().IsRegular() {
+		errs = append(errs, fmt.Errorf("--bundle %s is not a readable file", o.Bundle))
+	}
+	if o.Mirror != "" {
+		errs = append(errs, errors.New("--bundle and --mirror are exclusive: the bundle holds the manifests"))
+	}
+	if o.CatalogFile != "" {
+		errs = append(errs, errors.New("--bundle and --catalog are exclusive: the bundle holds its catalog"))
+	}
+	if o.BundleKey != "" {
+		if _, err := o.bundlePublicKey(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if o.Registry != "" {
+		if err := validRegistry(o.Registry); err != nil {
+			errs = append(errs, err)
+		}
+	} else if !o.CreateCluster {
+		errs = append(errs, errors.New("--bundle into an existing cluster needs --registry HOST[/PREFIX]: the cluster's nodes pull the bundle's images from there"))
+	}
+	return errs
+}
+
+// validRegistry checks "HOST[:PORT][/PREFIX]".
+func validRegistry(r string) error {
+	host, prefix, _ := strings.Cut(r, "/")
+	if _, err := name.NewRegistry(host, name.StrictValidation); err != nil || host == "" {
+		return fmt.Errorf("--registry %q: want HOST[:PORT][/PREFIX]", r)
+	}
+	if prefix != "" {
+		if _, err := name.NewRepository(host+"/"+prefix+"/x", name.StrictValidation); err != nil {
+			return fmt.Errorf("--registry %q: bad prefix %q: %v", r, prefix, err)
+		}
+	}
+	return nil
+}
+
+func (o *Options) bundlePublicKey() ([]byte, error) {
+	data, err := os.ReadFile(o.BundleKey)
+	if err != nil {
+		return nil, fmt.Errorf("--bundle-key: %w", err)
+	}
+	if _, err := bundles.ParsePublicKey(data); err != nil {
+		return nil, fmt.Errorf("--bundle-key %s: %w", o.BundleKey, err)
+	}
+	return data, nil
+}
+
+// openBundle verifies the bundle while extracting it into a fresh work
+// directory under the state dir, and points the options at its catalog,
+// manifests and release. Nothing is read from a bundle that fails.
+func (o *Options) openBundle(ctx context.Context) (*bundles.ExtractedBundle, func(), error) {
+	vo := bundles.VerifyOptions{RequireSignature: o.RequireSignature}
+	if o.BundleKey != "" {
+		data, err := o.bundlePublicKey()
+		if err != nil {
+			return nil, nil, err
+		}
+		if vo.PublicKey, err = bundles.ParsePublicKey(data); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := os.MkdirAll(o.stateDir(), 0o700); err != nil {
+		return nil, nil, fmt.Errorf("state dir: %w", err)
+	}
+	work, err := os.MkdirTemp(o.stateDir(), "bundle-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("bundle work dir: %w", err)
+	}
+	cleanup := func() { _ = os.RemoveAll(work) }
+	o.Reporter.Report(Event{Type: EventInfo, Phase: PhasePreflight, Message: "verifying bundle " + o.Bundle})
+	b, err := bundles.ExtractBundle(ctx, o.Bundle, work, vo)
+	if err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("bundle %s: %w", o.Bundle, err)
+	}
+	if o.Release != "" && o.Release != b.Manifest.Release {
+		cleanup()
+		return nil, nil, fmt.Errorf("bundle %s holds release %s, not %s", o.Bundle, b.Manifest.Release, o.Release)
+	}
+	o.Release, o.Mirror, o.CatalogFile = b.Manifest.Release, b.AssetsDir, b.CatalogFile
+	if o.Registry != "" {
+		if o.imageMap, err = registryMapping(b.Manifest, o.Registry); err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+	}
+	signed := "unsigned"
+	if b.Signed {
+		signed = "signed"
+		if vo.PublicKey != nil {
+			signed = "signature verified"
+		}
+	}
+	o.Reporter.Report(Event{Type: EventInfo, Phase: PhasePreflight, Message: fmt.Sprintf("bundle verified (%s): release %s, %d files, %d images", signed, b.Manifest.Release, len(b.Manifest.Files), len(b.Manifest.Images))})
+	return b, cleanup, nil
+}
+
+// registryMapping maps every image of the bundle to its reference in the
+// private registry, digest kept. Istio's injection values name images by
+// hub, so the hubs move too.
+func registryMapping(m *bundles.BundleManifest, registry string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, img := range m.Images {
+		to, err := bundles.RegistryRef(registry, img.Ref, img.Digest)
+		if err != nil {
+			return nil, err
+		}
+		out[img.Ref] = to
+		if i := strings.LastIndex(img.Ref, "/"); i > 0 && strings.Contains(img.Ref[i:], "proxyv2:") {
+			hub := img.Ref[:i]
+			if j := strings.LastIndex(to, "/"); j > 0 {
+				out[hub] = to[:j]
+			}
+		}
+	}
+	return out, nil
+}
+
+// mapImage returns the reference an image of the release is installed as.
+func (o *Options) mapImage(ref string) string {
+	if to, ok := o.imageMap[ref]; ok {
+		return to
+	}
+	return ref
+}
+
+// pushImages pushes the bundle's images to the registry.
+func (e *env) pushImages(ctx context.Context) (string, error) {
+	mapping, err := bundles.PushBundleImages(ctx, e.bundle, e.opts.Registry, remote.WithUserAgent("tmbox"))
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("pushed %d images to %s (digests kept)", len(mapping), e.opts.Registry), nil
+}
+
+// checkPodRegistry verifies that every pod in the release's namespaces
+// runs images from the private registry.
+func (e *env) checkPodRegistry(ctx context.Context) ([]string, int, error) {
+	namespaces := map[string]bool{}
+	for _, objs := range e.desired.byComponent {
+		for _, o := range objs {
+			if ns := o.GetNamespace(); ns != "" {
+				namespaces[ns] = true
+			}
+		}
+	}
+	prefix := strings.TrimSuffix(e.opts.Registry, "/") + "/"
+	var problems []string
+	n := 0
+	for ns := range namespaces {
+		pods, err := e.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, 0, fmt.Errorf("list pods in %s: %w", ns, err)
+		}
+		for _, p := range pods.Items {
+			for _, c := range append(append(p.Spec.InitContainers, p.Spec.Containers...), ephemeral(p.Spec.EphemeralContainers)...) {
+				n++
+				if !strings.HasPrefix(c.Image, prefix) {
+					problems = append(problems, fmt.Sprintf("pod %s/%s container %s runs %s, not from %s", ns, p.Name, c.Name, c.Image, e.opts.Registry))
+				}
+			}
+		}
+	}
+	return problems, n, nil
+}
+
+func ephemeral(ecs []corev1.EphemeralContainer) []corev1.Container {
+	out := make([]corev1.Container, 0, len(ecs))
+	for _, ec := range ecs {
+		out = append(out, corev1.Container(ec.EphemeralContainerCommon))
+	}
+	return out
+}
+
+// loadKindImages imports the bundle's images into every kind node, named
+// by their original references so the manifests need no rewriting.
+func (e *env) loadKindImages(ctx context.Context) (string, error) {
+	if e.kind == nil {
+		return "", errors.New("loading a bundle's images needs the kind provider")
+	}
+	if err := e.kind.LoadImages(ctx, func(w io.Writer) error { return writeOCIArchive(w, e.bundle.LayoutDir) }); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("loaded %d images into the nodes of kind cluster %s", len(e.bundle.Manifest.Images), e.kind.Config.Name), nil
+}
+
+// writeOCIArchive tars an OCI image layout for `ctr images import`, each
+// image annotated with the name containerd should give it.
+func writeOCIArchive(w io.Writer, layoutDir string) error {
+	raw, err := os.ReadFile(filepath.Join(layoutDir, "index.json"))
+	if err != nil {
+		return err
+	}
+	var index map[string]any
+	if err := json.Unmarshal(raw, &index); err != nil {
+		return fmt.Errorf("index.json: %w", err)
+	}
+	manifests, _ := index["manifests"].([]any)
+	for _, m := range manifests {
+		desc, _ := m.(map[string]any)
+		ann, _ := desc["annotations"].(map[string]any)
+		if ref, ok := ann["org.opencontainers.image.ref.name"].(string); ok {
+			ann["io.containerd.image.name"] = ref
+		}
+	}
+	if raw, err = json.Marshal(index); err != nil {
+		return err
+	}
+	tw := tar.NewWriter(w)
+	add := func(name string, size int64, r io.Reader) error {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: size, Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		_, err := io.Copy(tw, r)
+		return err
+	}
+	if err := add("index.json", int64(len(raw)), bytes.NewReader(raw)); err != nil {
+		return err
+	}
+	err = filepath.WalkDir(layoutDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(layoutDir, path)
+		if err != nil || rel == "index.json" {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		return add(filepath.ToSlash(rel), fi.Size(), f)
+	})
+	if err != nil {
+		return err
+	}
+	return tw.Close()
+}
