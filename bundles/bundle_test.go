@@ -2,6 +2,7 @@ package bundles
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -15,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -1072,6 +1074,38 @@ func BenchmarkVerifyBundle(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		for b.Loop() {
 			sha256.Sum256(data)
+		}
+	})
+	// The same bundle as a file: tmbox's verify as the CLI runs it, and
+	// coreutils' sha256sum on the same file (skipped when absent).
+	path := filepath.Join(b.TempDir(), "bundle.tar")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("verify-file", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			f, err := os.Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, err = VerifyBundle(context.Background(), bufio.NewReaderSize(f, 1<<20), VerifyOptions{})
+			f.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("sha256sum-file", func(b *testing.B) {
+		bin, err := exec.LookPath("sha256sum")
+		if err != nil {
+			b.Skip("sha256sum not found")
+		}
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			if out, err := exec.Command(bin, path).CombinedOutput(); err != nil {
+				b.Fatalf("%v: %s", err, out)
+			}
 		}
 	})
 }

@@ -10,11 +10,15 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -277,4 +281,59 @@ func writeOCIArchive(w io.Writer, layoutDir string) error {
 		return err
 	}
 	return tw.Close()
+}
+
+// nodeImageLoader loads the bundle's kind node image into the container
+// engine kind uses (`docker load`, as an operator would by hand) and
+// returns the tag kind runs: the engine cannot pull by digest here, and the
+// bundle's verification already pinned the bytes.
+func nodeImageLoader(b *bundles.ExtractedBundle) func(ctx context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		ref := b.Manifest.KindNodeImage
+		var stored *bundles.BundleImage
+		for i := range b.Manifest.Images {
+			if b.Manifest.Images[i].Ref == ref {
+				stored = &b.Manifest.Images[i]
+			}
+		}
+		if stored == nil {
+			return "", fmt.Errorf("the bundle holds no kind node image %s", ref)
+		}
+		tag, err := name.NewTag(strings.SplitN(ref, "@", 2)[0])
+		if err != nil {
+			return "", fmt.Errorf("node image %s: %w", ref, err)
+		}
+		lp, err := layout.FromPath(b.LayoutDir)
+		if err != nil {
+			return "", err
+		}
+		h, err := v1.NewHash(stored.Digest)
+		if err != nil {
+			return "", err
+		}
+		img, err := lp.Image(h)
+		if err != nil {
+			return "", fmt.Errorf("node image %s: %w", ref, err)
+		}
+		bin := os.Getenv("KIND_EXPERIMENTAL_PROVIDER")
+		if bin == "" {
+			bin = "docker"
+			for _, c := range []string{"docker", "nerdctl", "podman"} {
+				if _, err := exec.LookPath(c); err == nil {
+					bin = c
+					break
+				}
+			}
+		}
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(tarball.Write(tag, img, pw)) }()
+		cmd := exec.CommandContext(ctx, bin, "load")
+		cmd.Stdin = pr
+		out, err := cmd.CombinedOutput()
+		_ = pr.CloseWithError(err)
+		if err != nil {
+			return "", fmt.Errorf("%s load: %w: %s", bin, err, strings.TrimSpace(string(out)))
+		}
+		return tag.String(), nil
+	}
 }

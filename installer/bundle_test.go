@@ -1,10 +1,20 @@
 package installer
 
 import (
+	"archive/tar"
 	"bytes"
+	"io"
+	"os/exec"
+
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,4 +86,94 @@ func TestRegistryRewriteOfRealReleases(t *testing.T) {
 			}
 		})
 	}
+}
+
+// layoutBundle is an extracted bundle holding one random image as the kind
+// node image.
+func layoutBundle(t *testing.T) (*bundles.ExtractedBundle, v1.Image) {
+	t.Helper()
+	img, err := random.Image(1024, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	lp, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := "kindest/node:v1.34.0@sha256:" + strings.Repeat("4", 64)
+	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": ref})); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	m := &bundles.BundleManifest{KindNodeImage: ref, Images: []bundles.BundleImage{{Ref: ref, Digest: d.String()}}}
+	return &bundles.ExtractedBundle{Manifest: m, LayoutDir: dir}, img
+}
+
+// TestNodeImageLoader feeds the node image to a stand-in `docker load` and
+// checks the archive holds the image under the release's tag.
+func TestNodeImageLoader(t *testing.T) {
+	b, img := layoutBundle(t)
+	bin := t.TempDir()
+	got := filepath.Join(t.TempDir(), "loaded.tar")
+	script := "#!/bin/sh\n[ \"$1\" = load ] || exit 3\n" + catPath(t) + " > " + got + "\n"
+	if err := os.WriteFile(filepath.Join(bin, "docker"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin)
+	t.Setenv("KIND_EXPERIMENTAL_PROVIDER", "")
+	tag, err := nodeImageLoader(b)(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tag != "index.docker.io/kindest/node:v1.34.0" && tag != "kindest/node:v1.34.0" {
+		t.Errorf("tag %q", tag)
+	}
+	nt, _ := name.NewTag("kindest/node:v1.34.0")
+	loaded, err := tarball.ImageFromPath(got, &nt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := img.ConfigName()
+	if have, _ := loaded.ConfigName(); have != want {
+		t.Errorf("loaded config %s, want %s", have, want)
+	}
+}
+
+// TestWriteOCIArchive checks the archive names each image for containerd.
+func TestWriteOCIArchive(t *testing.T) {
+	b, _ := layoutBundle(t)
+	var buf bytes.Buffer
+	if err := writeOCIArchive(&buf, b.LayoutDir); err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(&buf)
+	names := map[string]bool{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		names[h.Name] = true
+		if h.Name == "index.json" {
+			raw, _ := io.ReadAll(tr)
+			if !strings.Contains(string(raw), `"io.containerd.image.name":"`+b.Manifest.KindNodeImage+`"`) {
+				t.Errorf("index.json lacks the containerd name: %s", raw)
+			}
+		}
+	}
+	if !names["index.json"] || !names["oci-layout"] || len(names) < 4 {
+		t.Errorf("entries %v", names)
+	}
+}
+
+func catPath(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("cat")
+	if err != nil {
+		t.Skip("no cat to stand in for docker load")
+	}
+	return p
 }

@@ -99,6 +99,9 @@ func (in *Install) Run(ctx context.Context) error {
 		var kind *provider.Kind
 		if prov == nil {
 			kind = opts.KindProvider(rel)
+			if bundle != nil {
+				kind.LoadNodeImage = nodeImageLoader(bundle)
+			}
 			prov = kind
 		}
 		start := time.Now()

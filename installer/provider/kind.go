@@ -70,6 +70,10 @@ type Kind struct {
 	// Engine drives kind (nil: kind's own provider for the detected
 	// runtime: docker, nerdctl or podman).
 	Engine Engine
+	// LoadNodeImage, when set, runs before a cluster is created: it loads
+	// the node image into the container engine from a verified bundle (air
+	// gap) and returns the reference kind runs instead of NodeImage.
+	LoadNodeImage func(ctx context.Context) (string, error)
 }
 
 var _ Provider = (*Kind)(nil)
@@ -136,7 +140,13 @@ func (k *Kind) Ensure(ctx context.Context) (*rest.Config, error) {
 			return nil, fmt.Errorf("write kubeconfig of kind cluster %s: %w", name, err)
 		}
 	} else {
-		log.Info("creating kind cluster", "cluster", name, "image", k.NodeImage, "workers", k.Config.Workers)
+		image := k.NodeImage
+		if k.LoadNodeImage != nil {
+			if image, err = k.LoadNodeImage(ctx); err != nil {
+				return nil, fmt.Errorf("create kind cluster %s: load node image: %w", name, err)
+			}
+		}
+		log.Info("creating kind cluster", "cluster", name, "image", image, "workers", k.Config.Workers)
 		// kind merges into the file it is given (creating it 0600): start
 		// afresh so a stale cluster of the same name leaves nothing behind.
 		if err := os.Remove(k.KubeconfigPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -144,7 +154,7 @@ func (k *Kind) Ensure(ctx context.Context) (*rest.Config, error) {
 		}
 		if err := eng.Create(name,
 			cluster.CreateWithRawConfig(raw),
-			cluster.CreateWithNodeImage(k.NodeImage),
+			cluster.CreateWithNodeImage(image),
 			cluster.CreateWithWaitForReady(k.waitForReady()),
 			cluster.CreateWithKubeconfigPath(k.KubeconfigPath()),
 			cluster.CreateWithDisplayUsage(false),
