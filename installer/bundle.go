@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -167,7 +168,7 @@ func (o *Options) mapImage(ref string) string {
 
 // pushImages pushes the bundle's images to the registry.
 func (e *env) pushImages(ctx context.Context) (string, error) {
-	mapping, err := bundles.PushBundleImages(ctx, e.bundle, e.opts.Registry, remote.WithUserAgent("tmbox"))
+	mapping, err := bundles.PushBundleImages(ctx, e.bundle, e.opts.Registry, remote.WithUserAgent("tmbox"), remote.WithAuthFromKeychain(authn.DefaultKeychain))
 	if err != nil {
 		return "", err
 	}
