@@ -2,6 +2,7 @@ package installer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -139,6 +140,9 @@ func (e *env) recordPhase(ctx context.Context, name string, start time.Time, err
 		rec.Result = ResultSucceeded
 		if err != nil {
 			rec.Result, rec.Error = ResultFailed, err.Error()
+			if errors.Is(err, context.Canceled) {
+				rec.Result = ResultCancelled
+			}
 		}
 	}
 	return e.saveState(ctx)
@@ -180,6 +184,9 @@ func (e *env) endOperation(ctx context.Context, err error) error {
 	e.op.Result = ResultSucceeded
 	if err != nil {
 		e.op.Result, e.op.Error = ResultFailed, err.Error()
+		if errors.Is(err, context.Canceled) {
+			e.op.Result = ResultCancelled
+		}
 	}
 	if serr := e.saveState(context.WithoutCancel(ctx)); serr != nil && err == nil {
 		return serr

@@ -21,6 +21,9 @@ const (
 	EventInfo       = "info"
 	// EventCheck carries one preflight check's result.
 	EventCheck = "check"
+	// EventResult is the last event of a command: its outcome and exit
+	// code.
+	EventResult = "result"
 )
 
 // Event is one thing an operation reports. The plain reporter, --output
@@ -34,6 +37,20 @@ type Event struct {
 	Duration time.Duration `json:"durationNs,omitempty"`
 	// Check is the result of a preflight check (EventCheck only).
 	Check *preflight.Result `json:"check,omitempty"`
+	// Progress counts the phases finished of those the run has
+	// (phase-done and phase-skip).
+	Progress *Progress `json:"progress,omitempty"`
+	// Result is the outcome (EventResult only): succeeded, failed,
+	// cancelled, rolled-back, preflight-failed or usage-error.
+	Result string `json:"result,omitempty"`
+	// ExitCode is the process's exit code (EventResult only).
+	ExitCode *int `json:"exitCode,omitempty"`
+}
+
+// Progress is how far a run is, in phases.
+type Progress struct {
+	Done  int `json:"done"`
+	Total int `json:"total"`
 }
 
 // Reporter receives events. Implementations must be safe for concurrent use.
@@ -76,6 +93,12 @@ func (r *PlainReporter) Report(e Event) {
 		fmt.Fprintf(r.W, "%s%-4s %s: %s\n", prefix, c.Status, c.Name, c.Message)
 		if c.Remediation != "" && c.Status != preflight.StatusPass {
 			fmt.Fprintf(r.W, "%s     fix: %s\n", prefix, c.Remediation)
+		}
+	case EventResult:
+		if e.Error != "" {
+			fmt.Fprintf(r.W, "%s: %s\n", e.Result, e.Error)
+		} else {
+			fmt.Fprintf(r.W, "%s in %s\n", e.Result, e.Duration.Round(time.Millisecond))
 		}
 	case EventWaiting:
 		fmt.Fprintf(r.W, "%swaiting: %s\n", prefix, e.Message)

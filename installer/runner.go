@@ -37,12 +37,13 @@ type phase struct {
 // runPhases runs the phases in order, checking ctx before each, recording
 // each in the state journal and reporting it.
 func runPhases(ctx context.Context, e *env, phases []phase) error {
-	for _, p := range phases {
+	for i, p := range phases {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		progress := &Progress{Done: i + 1, Total: len(phases)}
 		if slices.Contains(e.opts.SkipPhases, p.name) {
-			e.report(Event{Type: EventPhaseSkip, Phase: p.name, Message: "--skip-phases"})
+			e.report(Event{Type: EventPhaseSkip, Phase: p.name, Message: "--skip-phases", Progress: progress})
 			continue
 		}
 		if e.opts.DryRun {
@@ -67,7 +68,7 @@ func runPhases(ctx context.Context, e *env, phases []phase) error {
 		if err := e.recordPhase(ctx, p.name, start, nil, true); err != nil {
 			return err
 		}
-		e.report(Event{Type: EventPhaseDone, Phase: p.name, Message: msg, Duration: time.Since(start)})
+		e.report(Event{Type: EventPhaseDone, Phase: p.name, Message: msg, Duration: time.Since(start), Progress: progress})
 	}
 	return nil
 }

@@ -67,6 +67,9 @@ const (
 	ResultRunning   = "running"
 	ResultSucceeded = "succeeded"
 	ResultFailed    = "failed"
+	// ResultCancelled marks an operation stopped by a signal (SIGINT,
+	// SIGTERM) at a safe point; re-running converges.
+	ResultCancelled = "cancelled"
 )
 
 // PhaseRecord is one phase of an operation.

@@ -316,8 +316,24 @@ func (e *env) runHop(ctx context.Context, src bundles.Source, fromObjs, toObjs *
 	if serr := e.saveState(rctx); serr != nil {
 		return errors.Join(err, serr)
 	}
-	return fmt.Errorf("%w; rolled back to %s, which is healthy", err, from.Name)
+	return &RolledBackError{Err: err, To: from.Name}
 }
+
+// RolledBackError says an upgrade hop failed and the cluster was rolled
+// back to a healthy release.
+type RolledBackError struct {
+	// Err is why the hop failed.
+	Err error
+	// To is the release the cluster runs again.
+	To string
+}
+
+func (e *RolledBackError) Error() string {
+	return fmt.Sprintf("%v; rolled back to %s, which is healthy", e.Err, e.To)
+}
+
+// Unwrap returns why the hop failed.
+func (e *RolledBackError) Unwrap() error { return e.Err }
 
 // useRelease points the environment at a release and its verified
 // objects, fetching them unless d already holds them.

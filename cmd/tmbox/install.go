@@ -32,7 +32,7 @@ interrupted install picks up where it stopped.`,
 		Example: `  tmbox install --release 1.21 --mirror /srv/tmbox-mirror --yes
   tmbox install --components istio,knative-serving,net-istio --dry-run`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: withResult(&output, func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output, "text", "json"); err != nil {
 				return err
 			}
@@ -56,7 +56,7 @@ interrupted install picks up where it stopped.`,
 				}
 			}
 			return in.Run(cmd.Context())
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&in.Release, "release", "", "release to install (default: the latest; see tmbox versions)")

@@ -13,17 +13,22 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/tmbox/tmbox/installer"
 	"github.com/tmbox/tmbox/preflight"
 )
 
-// Exit codes. They are part of tmbox's interface (docs/cli.md).
+// Exit codes. They are part of tmbox's interface (docs/cli.md,
+// docs/automation.md), the same for every command.
 const (
 	exitOK    = 0
 	exitError = 1
 	exitUsage = 2
 	// exitPreflight: a preflight check failed; nothing was changed.
 	exitPreflight = 3
-	exitCancelled = 130
+	// exitRolledBack: an upgrade hop failed and was rolled back; the
+	// cluster runs the release it started from, healthy.
+	exitRolledBack = 4
+	exitCancelled  = 130
 )
 
 func main() {
@@ -37,21 +42,31 @@ func main() {
 // exitCode maps the outcome of a command to the process exit code and
 // prints the error, if any, to stderr.
 func exitCode(ctx context.Context, err error) int {
-	if err == nil {
-		return exitOK
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
 	}
-	fmt.Fprintln(os.Stderr, "Error:", err)
+	_, code := outcome(ctx, err)
+	return code
+}
+
+// outcome names a command's result and its exit code.
+func outcome(ctx context.Context, err error) (string, int) {
 	var ue *usageError
 	var pf *preflight.FailedError
+	var rb *installer.RolledBackError
 	switch {
+	case err == nil:
+		return installer.ResultSucceeded, exitOK
 	case errors.As(err, &ue):
-		return exitUsage
+		return "usage-error", exitUsage
 	case errors.As(err, &pf):
-		return exitPreflight
-	case ctx.Err() != nil:
-		return exitCancelled
+		return "preflight-failed", exitPreflight
+	case ctx.Err() != nil || errors.Is(err, context.Canceled):
+		return installer.ResultCancelled, exitCancelled
+	case errors.As(err, &rb):
+		return installer.ResultRolledBack, exitRolledBack
 	default:
-		return exitError
+		return installer.ResultFailed, exitError
 	}
 }
 

@@ -7,9 +7,12 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
+
+	"github.com/tmbox/tmbox/installer"
 )
 
 // outputFlag adds -o/--output with the given formats, the first the default.
@@ -53,4 +56,23 @@ func table(w io.Writer, header []string, rows [][]string) error {
 		fmt.Fprintln(tw, strings.Join(r, "\t"))
 	}
 	return tw.Flush()
+}
+
+// withResult runs a command that reports events and, with -o json, ends
+// its event stream with a result event: outcome, exit code, error and
+// duration.
+func withResult(output *string, run func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		start := time.Now()
+		err := run(cmd, args)
+		if *output == "json" {
+			result, code := outcome(cmd.Context(), err)
+			ev := installer.Event{Time: time.Now(), Type: installer.EventResult, Result: result, ExitCode: &code, Duration: time.Since(start)}
+			if err != nil {
+				ev.Error = err.Error()
+			}
+			(&installer.JSONReporter{W: cmd.OutOrStdout()}).Report(ev)
+		}
+		return err
+	}
 }

@@ -24,17 +24,25 @@ TriggerMesh stack, upgraded in lockstep with Knative releases.`,
 	root.SetErr(errOut)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	g := &globalOptions{}
+	addGlobalFlags(root, g)
+	root.PersistentFlags().StringVar(&g.configFile, "config", "", "read settings from this InstallConfig file (tmbox config init writes an example); flags and TMBOX_* env vars win over it")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return applySettings(cmd, g) }
+	root.AddCommand(newConfigCmd(g), newVersionCmd(), newVersionsCmd(g), newPlanCmd(g), newPreflightCmd(g), newClusterCmd(g), newBundleCmd(g), newInstallCmd(g), newUpgradeCmd(g), newStatusCmd(g), newUninstallCmd(g))
+	return root
+}
+
+// addGlobalFlags adds the flags every command shares.
+func addGlobalFlags(root *cobra.Command, g *globalOptions) {
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.catalogFile, "catalog", "", "read releases from this catalog file instead of the built-in one")
 	pf.StringVar(&g.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)")
 	pf.StringVar(&g.context, "context", "", "kubeconfig context (default: the current context)")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "debug logs on stderr")
-	root.AddCommand(newVersionCmd(), newVersionsCmd(g), newPlanCmd(g), newPreflightCmd(g), newClusterCmd(g), newBundleCmd(g), newInstallCmd(g), newUpgradeCmd(g), newStatusCmd(g), newUninstallCmd(g))
-	return root
 }
 
 // globalOptions are the flags every command shares.
 type globalOptions struct {
+	configFile          string
 	catalogFile         string
 	kubeconfig, context string
 	verbose             bool

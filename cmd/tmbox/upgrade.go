@@ -27,7 +27,7 @@ hop is verified before anything is written. See docs/upgrade.md.`,
 		Example: `  tmbox upgrade --to 1.23 --mirror /srv/tmbox --yes
   tmbox upgrade --to 1.22 --allow-downgrade`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: withResult(&output, func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output, "text", "json"); err != nil {
 				return err
 			}
@@ -49,7 +49,7 @@ hop is verified before anything is written. See docs/upgrade.md.`,
 				return fmt.Errorf("upgrade refused, nothing was changed: %w", err)
 			}
 			return err
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&up.Release, "to", "", "target release")

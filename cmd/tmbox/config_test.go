@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/tmbox/tmbox/installer"
+)
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "cfg.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct{ name, text, want string }{
+		{"unknown key", "apiVersion: tmbox.dev/v1alpha1\nkind: InstallConfig\nrelease: \"1.21\"\ncolour: blue\n", `cfg.yaml:4: unknown key "colour"`},
+		{"wrong apiVersion", "apiVersion: tmbox.dev/v2\nkind: InstallConfig\n", `cfg.yaml:1: apiVersion "tmbox.dev/v2"`},
+		{"wrong kind", "apiVersion: tmbox.dev/v1alpha1\nkind: Cluster\n", `cfg.yaml:2: kind "Cluster"`},
+		{"missing kind", "apiVersion: tmbox.dev/v1alpha1\nrelease: \"1.21\"\n", "want apiVersion: tmbox.dev/v1alpha1 and kind: InstallConfig"},
+		{"nested value", "apiVersion: tmbox.dev/v1alpha1\nkind: InstallConfig\nrelease: {a: b}\n", "cfg.yaml:3: release: want a value"},
+		{"bad value", "apiVersion: tmbox.dev/v1alpha1\nkind: InstallConfig\nworkers: many\n", "cfg.yaml:3: workers"},
+		{"twice", "apiVersion: tmbox.dev/v1alpha1\nkind: InstallConfig\nrelease: \"1.21\"\nrelease: \"1.22\"\n", "cfg.yaml:4: release is set twice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			noEngineHost(t)
+			_, _, err := run(t, "preflight", "--config", writeConfig(t, tt.text))
+			if code := exitCode(context.Background(), err); code != exitUsage {
+				t.Errorf("exit code %d, want %d (err %v)", code, exitUsage, err)
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestConfigPrecedence: flags > env > file > defaults, observed through the
+// kind cluster name preflight reports.
+func TestConfigPrecedence(t *testing.T) {
+	cfg := "apiVersion: tmbox.dev/v1alpha1\nkind: InstallConfig\nclusterName: fromfile\ncreateCluster: true\nignorePreflightErrors: [all]\noutput: json\n"
+	tests := []struct {
+		name string
+		env  string
+		args []string
+		want string
+	}{
+		{"default", "", nil, "kind cluster tmbox on this host"},
+		{"file", "", []string{"--config", "CFG"}, "kind cluster fromfile on this host"},
+		{"env over file", "fromenv", []string{"--config", "CFG"}, "kind cluster fromenv on this host"},
+		{"flag over env", "fromenv", []string{"--config", "CFG", "--cluster-name", "fromflag"}, "kind cluster fromflag on this host"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			noEngineHost(t)
+			path := writeConfig(t, cfg)
+			if tt.env != "" {
+				t.Setenv("TMBOX_CLUSTER_NAME", tt.env)
+			}
+			args := []string{"preflight", "--create-cluster", "-o", "json"}
+			for _, a := range tt.args {
+				args = append(args, strings.ReplaceAll(a, "CFG", path))
+			}
+			out, _, err := run(t, args...)
+			var doc preflightOutput
+			if jerr := json.Unmarshal([]byte(out), &doc); jerr != nil {
+				t.Fatalf("%v (err %v)\n%s", jerr, err, out)
+			}
+			if doc.Target != tt.want {
+				t.Errorf("target %q, want %q", doc.Target, tt.want)
+			}
+			// The file's ignorePreflightErrors: [all] applies with it.
+			if fromFile := len(tt.args) > 0; fromFile != (err == nil) {
+				t.Errorf("err %v with config=%v", err, fromFile)
+			}
+		})
+	}
+}
+
+// settingLine is a commented-out setting of the example config.
+var settingLine = regexp.MustCompile(`^# ([a-zA-Z]+: .*)$`)
+
+func TestConfigInit(t *testing.T) {
+	out, _, err := run(t, "config", "init")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"apiVersion: tmbox.dev/v1alpha1", "kind: InstallConfig", "# (--skip-phases, TMBOX_SKIP_PHASES; used by install)", "# skipPhases: []", "# registry: \"\"", "# to: \"\""} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config init lacks %q", want)
+		}
+	}
+	// The example is a valid config as written, and with every key
+	// uncommented (values as documented) it still decodes.
+	noEngineHost(t)
+	var b strings.Builder
+	for _, line := range strings.Split(out, "\n") {
+		if m := settingLine.FindStringSubmatch(line); m != nil {
+			line = m[1]
+		}
+		b.WriteString(line + "\n")
+	}
+	known := knownConfigKeys(&globalOptions{})
+	if _, err := readConfig(writeConfig(t, b.String()), known); err != nil {
+		t.Errorf("the uncommented example does not decode: %v\n%s", err, b.String())
+	}
+}
+
+// TestIntegrationUnattended: install from a config file with --yes and
+// JSON output prints only JSON lines ending in a success result; a config
+// with an unknown key exits with the usage code before any write.
+func TestIntegrationUnattended(t *testing.T) {
+	c := suite.Cluster(t)
+	cfg := writeConfig(t, "apiVersion: tmbox.dev/v1alpha1\nkind: InstallConfig\nrelease: \"1.21\"\nmirror: "+upstreamDir(t)+"\nkubeconfig: "+c.Kubeconfig+"\ncomponents: [istio, knative-serving, net-istio]\ntimeout: 2m\n")
+	out, errOut, err := run(t, "install", "--config", cfg, "--yes", "--output", "json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var last installer.Event
+	for i, l := range lines {
+		if err := json.Unmarshal([]byte(l), &last); err != nil {
+			t.Fatalf("stdout line %d is not JSON: %q", i+1, l)
+		}
+	}
+	if last.Type != installer.EventResult || last.Result != installer.ResultSucceeded || last.ExitCode == nil || *last.ExitCode != 0 {
+		t.Errorf("last event %+v, want a success result", last)
+	}
+	t.Logf("%d JSON events", len(lines))
+
+	bad := writeConfig(t, "apiVersion: tmbox.dev/v1alpha1\nkind: InstallConfig\nrelease: \"1.21\"\nkubeconfig: "+c.Kubeconfig+"\nreplicas: 3\n")
+	before := clusterVersions(t, c.Config)
+	out, _, err = run(t, "install", "--config", bad, "--yes", "--output", "json")
+	if code := exitCode(context.Background(), err); code != exitUsage || !strings.Contains(err.Error(), `cfg.yaml:5: unknown key "replicas"`) {
+		t.Errorf("exit code %d, err %v", code, err)
+	}
+	if strings.Contains(out, "phase-start") {
+		t.Errorf("a refused config started phases:\n%s", out)
+	}
+	after := clusterVersions(t, c.Config)
+	for k, v := range after {
+		if before[k] != v {
+			t.Errorf("a refused config wrote %s", k)
+		}
+	}
+}
