@@ -34,6 +34,8 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/installer"
+	"github.com/tmbox/tmbox/internal/testcluster"
 )
 
 // startRegistry serves an in-process OCI registry on 127.0.0.1.
@@ -154,8 +156,10 @@ spec:
 	return f
 }
 
-// clusterVersions maps every object to its resourceVersion, except leases,
-// events and nodes, which the control plane and kwok rewrite on their own.
+// clusterVersions maps every object (except leases, events and nodes) to
+// what tmbox wrote into it: its field manager entries, so controllers'
+// status updates (HPAs every 15s, kwok's pods) do not count, but any
+// object tmbox created, deleted or applied to does.
 func clusterVersions(t *testing.T, cfg *rest.Config) map[string]string {
 	t.Helper()
 	cfg = rest.CopyConfig(cfg)
@@ -177,7 +181,14 @@ func clusterVersions(t *testing.T, cfg *rest.Config) map[string]string {
 				t.Fatalf("list %s: %v", r.Name, err)
 			}
 			for _, it := range items.Items {
-				out[r.Name+"."+gv.Group+" "+it.GetNamespace()+"/"+it.GetName()] = it.GetResourceVersion()
+				var ours []metav1.ManagedFieldsEntry
+				for _, mf := range it.GetManagedFields() {
+					if mf.Manager == installer.FieldManager {
+						ours = append(ours, mf)
+					}
+				}
+				raw, _ := json.Marshal(ours)
+				out[r.Name+"."+gv.Group+" "+it.GetNamespace()+"/"+it.GetName()] = string(raw)
 			}
 		}
 	}
@@ -199,7 +210,9 @@ func fileSHA(t *testing.T, path string) string {
 // network namespace, with in-process registries as upstream and as the
 // private registry.
 func TestIntegrationAirGap(t *testing.T) {
-	c := suite.Cluster(t)
+	// A cluster of its own: the release it installs is synthetic.
+	shared := suite.Cluster(t)
+	c := testcluster.StartT(t, testcluster.Options{BinDir: shared.BinDir, SharedWebhookStandIn: shared.WebhookStandIn})
 	f := newAirgapFixture(t)
 	dir := t.TempDir()
 	bundle := filepath.Join(dir, "tmbox-1.30.bundle")
