@@ -141,7 +141,7 @@ func (e *env) recordPhase(ctx context.Context, name string, start time.Time, err
 		if err != nil {
 			rec.Result, rec.Error = ResultFailed, err.Error()
 			if errors.Is(err, context.Canceled) {
-				rec.Result = ResultCancelled
+				rec.Result, rec.Error = ResultCancelled, "cancelled"
 			}
 		}
 	}
@@ -185,7 +185,7 @@ func (e *env) endOperation(ctx context.Context, err error) error {
 	if err != nil {
 		e.op.Result, e.op.Error = ResultFailed, err.Error()
 		if errors.Is(err, context.Canceled) {
-			e.op.Result = ResultCancelled
+			e.op.Result, e.op.Error = ResultCancelled, "cancelled; re-run to converge"
 		}
 	}
 	if serr := e.saveState(context.WithoutCancel(ctx)); serr != nil && err == nil {

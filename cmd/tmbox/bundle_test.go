@@ -156,6 +156,13 @@ spec:
 	return f
 }
 
+// startOwnCluster starts a cluster for one test, sharing the suite's
+// binaries and webhook stand-in.
+func startOwnCluster(t *testing.T, shared *testcluster.Cluster) *testcluster.Cluster {
+	t.Helper()
+	return testcluster.StartT(t, testcluster.Options{BinDir: shared.BinDir, SharedWebhookStandIn: shared.WebhookStandIn})
+}
+
 // clusterVersions maps every object (except leases, events and nodes) to
 // what tmbox wrote into it: its field manager entries, so controllers'
 // status updates (HPAs every 15s, kwok's pods) do not count, but any
@@ -211,8 +218,7 @@ func fileSHA(t *testing.T, path string) string {
 // private registry.
 func TestIntegrationAirGap(t *testing.T) {
 	// A cluster of its own: the release it installs is synthetic.
-	shared := suite.Cluster(t)
-	c := testcluster.StartT(t, testcluster.Options{BinDir: shared.BinDir, SharedWebhookStandIn: shared.WebhookStandIn})
+	c := startOwnCluster(t, suite.Cluster(t))
 	f := newAirgapFixture(t)
 	dir := t.TempDir()
 	bundle := filepath.Join(dir, "tmbox-1.30.bundle")

@@ -53,6 +53,11 @@ func readConfig(path string, known map[string]bool) (map[string]configSetting, e
 	if err != nil {
 		return nil, fmt.Errorf("--config: %w", err)
 	}
+	return readConfigBytes(data, path, known)
+}
+
+// readConfigBytes is readConfig of data read from path.
+func readConfigBytes(data []byte, path string, known map[string]bool) (map[string]configSetting, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tmbox/tmbox/bundles"
 	"github.com/tmbox/tmbox/installer"
+	"github.com/tmbox/tmbox/tui"
 )
 
 func newInstallCmd(g *globalOptions) *cobra.Command {
@@ -41,6 +42,12 @@ interrupted install picks up where it stopped.`,
 			in.Reporter = reporter(cmd, output)
 			if err := in.Validate(); err != nil {
 				return &usageError{err}
+			}
+			// A person at a terminal who did not say --yes gets the wizard,
+			// prefilled with the flags.
+			if !yes && !in.DryRun && output == "text" && interactive(cmd) {
+				b := &wizardBackend{g: g, mode: tui.ModeInstall, base: in.Options}
+				return runWizard(cmd, b, initialAnswers(g, in.Options))
 			}
 			if !in.DryRun {
 				target := in.Release

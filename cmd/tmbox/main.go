@@ -15,6 +15,7 @@ import (
 
 	"github.com/tmbox/tmbox/installer"
 	"github.com/tmbox/tmbox/preflight"
+	"github.com/tmbox/tmbox/tui"
 )
 
 // Exit codes. They are part of tmbox's interface (docs/cli.md,
@@ -61,7 +62,7 @@ func outcome(ctx context.Context, err error) (string, int) {
 		return "usage-error", exitUsage
 	case errors.As(err, &pf):
 		return "preflight-failed", exitPreflight
-	case ctx.Err() != nil || errors.Is(err, context.Canceled):
+	case ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, tui.ErrCancelled) || errors.Is(err, tui.ErrAborted):
 		return installer.ResultCancelled, exitCancelled
 	case errors.As(err, &rb):
 		return installer.ResultRolledBack, exitRolledBack

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/tui"
 )
 
 // newRootCmd builds the command tree. Output goes to out and errOut, never
@@ -27,6 +28,14 @@ TriggerMesh stack, upgraded in lockstep with Knative releases.`,
 	addGlobalFlags(root, g)
 	root.PersistentFlags().StringVar(&g.configFile, "config", "", "read settings from this InstallConfig file (tmbox config init writes an example); flags and TMBOX_* env vars win over it")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return applySettings(cmd, g) }
+	// tmbox alone: the wizard on a terminal, the help otherwise.
+	root.Args = noArgs
+	root.RunE = func(cmd *cobra.Command, _ []string) error {
+		if !interactive(cmd) {
+			return cmd.Help()
+		}
+		return runWizard(cmd, &wizardBackend{g: g, mode: tui.ModeInstall}, tui.Answers{})
+	}
 	root.AddCommand(newConfigCmd(g), newVersionCmd(), newVersionsCmd(g), newPlanCmd(g), newPreflightCmd(g), newClusterCmd(g), newBundleCmd(g), newInstallCmd(g), newUpgradeCmd(g), newStatusCmd(g), newUninstallCmd(g))
 	return root
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tmbox/tmbox/bundles"
 	"github.com/tmbox/tmbox/installer"
+	"github.com/tmbox/tmbox/tui"
 )
 
 func newUpgradeCmd(g *globalOptions) *cobra.Command {
@@ -31,10 +32,16 @@ hop is verified before anything is written. See docs/upgrade.md.`,
 			if err := checkOutput(output, "text", "json"); err != nil {
 				return err
 			}
+			up.CatalogFile, up.Kubeconfig, up.Context = g.catalogFile, g.kubeconfig, g.context
+			if !yes && output == "text" && interactive(cmd) {
+				b := &wizardBackend{g: g, mode: tui.ModeUpgrade, base: up.Options, allowDowngrade: up.AllowDowngrade, noRollback: up.NoRollback}
+				a := initialAnswers(g, up.Options)
+				a.Target = tui.TargetExisting
+				return runWizard(cmd, b, a)
+			}
 			if up.Release == "" {
 				return &usageError{errors.New("--to is required")}
 			}
-			up.CatalogFile, up.Kubeconfig, up.Context = g.catalogFile, g.kubeconfig, g.context
 			up.Logger = g.logger(cmd.ErrOrStderr())
 			up.Reporter = reporter(cmd, output)
 			up.Confirm = func(p *installer.UpgradePlan) error {

@@ -1,0 +1,342 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+
+	"github.com/tmbox/tmbox/installer"
+	"github.com/tmbox/tmbox/tui"
+)
+
+// interactive reports whether cmd talks to a person: stdin and stdout are
+// terminals.
+func interactive(cmd *cobra.Command) bool {
+	in, ok1 := cmd.InOrStdin().(*os.File)
+	out, ok2 := cmd.OutOrStdout().(*os.File)
+	return ok1 && ok2 && term.IsTerminal(int(in.Fd())) && term.IsTerminal(int(out.Fd()))
+}
+
+// plainTerminal reports whether the terminal wants plain output.
+func plainTerminal() bool {
+	_, noColor := os.LookupEnv("NO_COLOR")
+	return noColor || os.Getenv("TERM") == "dumb"
+}
+
+// wizardBackend does the wizard's work with the installer. base holds the
+// settings flags, env and config gave; answers override them.
+type wizardBackend struct {
+	g       *globalOptions
+	mode    tui.Mode
+	base    installer.Options
+	logger  *slog.Logger
+	logFile string
+	// upgrade-only settings.
+	allowDowngrade, noRollback bool
+}
+
+// options maps answers onto installer options.
+func (b *wizardBackend) options(a tui.Answers) installer.Options {
+	o := b.base
+	o.Logger = b.logger
+	o.Reporter = installer.NopReporter{}
+	o.CatalogFile, o.Kubeconfig, o.Context = b.g.catalogFile, b.g.kubeconfig, b.g.context
+	if a.Release != "" {
+		o.Release = a.Release
+	}
+	o.Components = slices.Clone(a.Components)
+	o.CreateCluster = a.Target == tui.TargetKind
+	if o.CreateCluster {
+		o.Kind.Name = a.ClusterName
+	} else if a.Context != "" {
+		o.Context = a.Context
+	}
+	o.Bundle, o.BundleKey, o.Registry, o.IstioOverlay = a.Bundle, a.BundleKey, a.Registry, a.IstioOverlay
+	return o
+}
+
+// Contexts implements tui.Backend.
+func (b *wizardBackend) Contexts() ([]string, string, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = b.g.kubeconfig
+	cfg, err := rules.Load()
+	if err != nil {
+		return nil, "", err
+	}
+	var names []string
+	for n := range cfg.Contexts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	current := cfg.CurrentContext
+	if b.g.context != "" {
+		current = b.g.context
+	}
+	return names, current, nil
+}
+
+// Releases implements tui.Backend.
+func (b *wizardBackend) Releases() ([]tui.Release, error) {
+	cat, err := b.g.catalog()
+	if err != nil {
+		return nil, err
+	}
+	var out []tui.Release
+	for _, name := range cat.ReleaseNames() {
+		rel, err := cat.Release(name)
+		if err != nil {
+			return nil, err
+		}
+		r := tui.Release{Name: rel.Name, Kubernetes: rel.KubernetesRange()}
+		for _, c := range rel.ComponentList() {
+			r.Components = append(r.Components, tui.Component{Name: c.Name, Version: c.Version, Required: slices.Contains(installer.RequiredComponents(), c.Name)})
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Preflight implements tui.Backend.
+func (b *wizardBackend) Preflight(ctx context.Context, a tui.Answers) ([]tui.Check, error) {
+	p := &installer.Preflight{Options: b.options(a)}
+	if b.mode == tui.ModeUpgrade {
+		p.CreateCluster = false
+	}
+	rep, err := p.Run(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []tui.Check
+	for _, r := range rep.Results {
+		out = append(out, tui.Check{Name: r.Name, Category: string(r.Category), Status: string(r.Status), Message: r.Message, Remediation: r.Remediation})
+	}
+	return out, nil
+}
+
+// Plan implements tui.Backend.
+func (b *wizardBackend) Plan(ctx context.Context, a tui.Answers) ([]tui.PlanLine, error) {
+	o := b.options(a)
+	if b.mode == tui.ModeUpgrade {
+		up := &installer.Upgrade{Options: o, AllowDowngrade: b.allowDowngrade}
+		plan, err := up.Plan(ctx, true)
+		if err != nil {
+			return nil, err
+		}
+		var out []tui.PlanLine
+		for i, h := range plan.Hops {
+			// No phase name: the progress screen then lists the run's
+			// own phases, which repeat per hop.
+			line := tui.PlanLine{}
+			var parts []string
+			if i < len(plan.Changes) {
+				for _, d := range plan.Changes[i] {
+					parts = append(parts, d.String())
+				}
+			}
+			line.Description = "hop " + h.Name() + ": " + strings.Join(parts, "; ")
+			out = append(out, line)
+		}
+		if len(out) == 0 {
+			out = append(out, tui.PlanLine{Description: "release " + plan.To + " is already installed: nothing to do"})
+		}
+		return out, nil
+	}
+	if o.CreateCluster {
+		var out []tui.PlanLine
+		kc := o.KindConfig()
+		out = append(out, tui.PlanLine{Phase: installer.PhaseCluster, Description: fmt.Sprintf("create (or reuse) kind cluster %s, host ports %d/%d on %s", kc.Name, kc.HTTPPort, kc.HTTPSPort, kc.ListenAddress)})
+		for _, p := range installer.PhaseNames()[2:] {
+			out = append(out, tui.PlanLine{Phase: p, Description: "after the cluster exists"})
+		}
+		return out, nil
+	}
+	var mu sync.Mutex
+	var out []tui.PlanLine
+	o.DryRun = true
+	o.SkipPhases = append(slices.Clone(o.SkipPhases), installer.PhasePreflight) // the wizard ran it
+	o.Reporter = reporterFunc(func(e installer.Event) {
+		if e.Type == installer.EventInfo && strings.HasPrefix(e.Message, "would ") {
+			mu.Lock()
+			out = append(out, tui.PlanLine{Phase: e.Phase, Description: strings.TrimPrefix(e.Message, "would ")})
+			mu.Unlock()
+		}
+	})
+	in := &installer.Install{Options: o}
+	if err := in.Run(ctx); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Run implements tui.Backend.
+func (b *wizardBackend) Run(ctx context.Context, a tui.Answers, report func(tui.Event)) (tui.Summary, error) {
+	start := time.Now()
+	o := b.options(a)
+	o.Reporter = reporterFunc(func(e installer.Event) {
+		ev := tui.Event{Time: e.Time, Type: e.Type, Phase: e.Phase, Message: e.Message, Error: e.Error, Duration: e.Duration}
+		if ev.Time.IsZero() {
+			ev.Time = time.Now()
+		}
+		report(ev)
+	})
+	var err error
+	var release string
+	if b.mode == tui.ModeUpgrade {
+		up := &installer.Upgrade{Options: o, AllowDowngrade: b.allowDowngrade, NoRollback: b.noRollback}
+		err = up.Run(ctx)
+		release = up.Release
+	} else {
+		in := &installer.Install{Options: o}
+		err = in.Run(ctx)
+		release = in.Release
+	}
+	sum := tui.Summary{Release: release, Took: time.Since(start), LogFile: b.logFile}
+	if err != nil {
+		return sum, err
+	}
+	if cat, cerr := b.g.catalog(); cerr == nil {
+		if rel, rerr := cat.Release(release); rerr == nil {
+			for _, c := range rel.ComponentList() {
+				if slices.Contains(o.Components, c.Name) || len(o.Components) == 0 {
+					sum.Versions = append(sum.Versions, tui.Component{Name: c.Name, Version: c.Version})
+				}
+			}
+		}
+	}
+	kcFlag := ""
+	if o.CreateCluster {
+		kc := o.KindConfig()
+		sum.Ingress = fmt.Sprintf("http://%s:%d", kc.ListenAddress, kc.HTTPPort)
+		kcFlag = " --kubeconfig " + o.KindProvider(nil).KubeconfigPath()
+	} else {
+		sum.Ingress = "the LoadBalancer address of Service istio-system/istio-ingressgateway (kubectl -n istio-system get svc istio-ingressgateway)"
+		if o.Kubeconfig != "" {
+			kcFlag = " --kubeconfig " + o.Kubeconfig
+		}
+		if o.Context != "" {
+			kcFlag += " --context " + o.Context
+		}
+	}
+	sum.Next = []string{
+		"tmbox status" + kcFlag,
+		"kubectl" + kcFlag + " get pods -A -l app.kubernetes.io/managed-by=tmbox",
+		"tmbox upgrade --to <release>" + kcFlag + "   (tmbox versions lists them)",
+	}
+	return sum, nil
+}
+
+// SaveConfig implements tui.Backend: the answers as an InstallConfig.
+func (b *wizardBackend) SaveConfig(path string, a tui.Answers) error {
+	o := b.options(a)
+	cfg := map[string]any{"apiVersion": configAPIVersion, "kind": configKind}
+	set := func(k string, v any, keep bool) {
+		if keep {
+			cfg[k] = v
+		}
+	}
+	set("release", o.Release, o.Release != "")
+	set("components", o.Components, len(o.Components) > 0)
+	set("createCluster", true, o.CreateCluster)
+	set("clusterName", o.Kind.Name, o.CreateCluster && o.Kind.Name != "")
+	set("context", o.Context, !o.CreateCluster && o.Context != "")
+	set("kubeconfig", o.Kubeconfig, o.Kubeconfig != "")
+	set("mirror", o.Mirror, o.Mirror != "")
+	set("bundle", o.Bundle, o.Bundle != "")
+	set("bundleKey", o.BundleKey, o.BundleKey != "")
+	set("registry", o.Registry, o.Registry != "")
+	set("istioOverlay", o.IstioOverlay, o.IstioOverlay != "")
+	set("catalog", o.CatalogFile, o.CatalogFile != "")
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	header := "# Saved by the tmbox wizard. Run it unattended with:\n#   tmbox " + string(b.mode) + " --config " + path + " --yes\n"
+	if _, err := readConfigBytes(append([]byte(header), data...), path, knownConfigKeys(b.g)); err != nil {
+		return fmt.Errorf("the saved config would not load: %w", err)
+	}
+	return writeNew(path, append([]byte(header), data...), 0o644)
+}
+
+// reporterFunc adapts a function to installer.Reporter.
+type reporterFunc func(installer.Event)
+
+func (f reporterFunc) Report(e installer.Event) { f(e) }
+
+// runWizard opens the wizard on the terminal. While it owns the screen,
+// every log (tmbox's, and libraries' that write to stderr, Istio's
+// included) goes to a log file under the state dir.
+func runWizard(cmd *cobra.Command, b *wizardBackend, initial tui.Answers) error {
+	dir := filepath.Join(stateDirOf(b.base), "logs")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	logFile := filepath.Join(dir, "tmbox-"+time.Now().Format("20060102-150405")+".log")
+	f, err := os.OpenFile(logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b.logFile = logFile
+	b.logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	restore, err := redirectStderr(f)
+	if err != nil {
+		return err
+	}
+	defer restore()
+	_, _, err = tui.Run(cmd.Context(), tui.Options{Backend: b, Mode: b.mode, Initial: initial, Plain: plainTerminal(), LogFile: logFile}, cmd.InOrStdin(), cmd.OutOrStdout())
+	return err
+}
+
+// redirectStderr points file descriptor 2 at f and returns how to undo it.
+func redirectStderr(f *os.File) (func(), error) {
+	saved, err := unix.Dup(2)
+	if err != nil {
+		return nil, fmt.Errorf("redirect stderr: %w", err)
+	}
+	if err := unix.Dup2(int(f.Fd()), 2); err != nil {
+		unix.Close(saved)
+		return nil, fmt.Errorf("redirect stderr: %w", err)
+	}
+	return func() {
+		_ = unix.Dup2(saved, 2)
+		_ = unix.Close(saved)
+	}, nil
+}
+
+// stateDirOf is where tmbox keeps files (the installer's default).
+func stateDirOf(o installer.Options) string {
+	if o.StateDir != "" {
+		return o.StateDir
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "tmbox")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "tmbox")
+	}
+	return filepath.Join(os.TempDir(), "tmbox")
+}
+
+// initialAnswers prefills the wizard from the settings flags, env and
+// config gave.
+func initialAnswers(g *globalOptions, o installer.Options) tui.Answers {
+	a := tui.Answers{Release: o.Release, Components: o.Components, Bundle: o.Bundle, BundleKey: o.BundleKey, Registry: o.Registry, IstioOverlay: o.IstioOverlay, Context: g.context}
+	if o.CreateCluster {
+		a.Target, a.ClusterName = tui.TargetKind, o.Kind.Name
+	}
+	return a
+}
+

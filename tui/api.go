@@ -1,0 +1,218 @@
+// Package tui is tmbox's interactive wizard: it asks where and what to
+// install, shows the preflight checks and the plan, runs the install or
+// upgrade and renders its events, and ends on a summary.
+//
+// The package only asks and shows. Every piece of real work goes through the
+// Backend interface, which cmd/tmbox implements with the installer, so this
+// package imports neither client-go, kind nor any other tmbox package.
+package tui
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Mode is what the wizard does.
+type Mode string
+
+const (
+	// ModeInstall installs a release.
+	ModeInstall Mode = "install"
+	// ModeUpgrade upgrades an installed release.
+	ModeUpgrade Mode = "upgrade"
+)
+
+// Targets for Answers.Target.
+const (
+	// TargetKind creates (or reuses) a kind cluster on this host.
+	TargetKind = "kind"
+	// TargetExisting uses a kubeconfig context.
+	TargetExisting = "existing"
+)
+
+// DefaultClusterName is the kind cluster name the wizard proposes.
+const DefaultClusterName = "tmbox"
+
+// DefaultConfigPath is the path the confirm screen proposes when saving the
+// answers as a config file.
+const DefaultConfigPath = "tmbox-install.yaml"
+
+// Event types, as the installer reports them.
+const (
+	EventPhaseStart = "phase-start"
+	EventPhaseDone  = "phase-done"
+	EventPhaseFail  = "phase-fail"
+	EventPhaseSkip  = "phase-skip"
+	EventWaiting    = "waiting"
+	EventProgress   = "progress"
+	EventInfo       = "info"
+	EventCheck      = "check"
+	EventLog        = "log"
+)
+
+// Check statuses.
+const (
+	StatusPass = "pass"
+	StatusWarn = "warn"
+	StatusFail = "fail"
+	StatusSkip = "skip"
+)
+
+// ErrAborted is returned by Result and Run when the user quit before the
+// install or upgrade started (q or esc on the welcome screen, Ctrl-C on any
+// screen before progress). When the context given to Run was cancelled, the
+// error also wraps the context's error.
+var ErrAborted = errors.New("aborted by the user")
+
+// ErrCancelled is returned by Result and Run when the user cancelled a
+// running install or upgrade (Ctrl-C, then y) or the context given to Run was
+// cancelled while it ran. It wraps Backend.Run's error when there is one.
+var ErrCancelled = errors.New("cancelled by the user")
+
+// Answers are the wizard's answers; cmd maps them onto installer options.
+type Answers struct {
+	// Target is TargetKind (create a kind cluster) or TargetExisting.
+	Target string
+	// Context is the kubeconfig context when Target is TargetExisting
+	// (empty otherwise).
+	Context string
+	// ClusterName is the kind cluster name when Target is TargetKind
+	// (default DefaultClusterName; empty otherwise).
+	ClusterName string
+	// Release is the catalog release to install or upgrade to.
+	Release string
+	// Components is every component to install, required ones included, in
+	// the release's order.
+	Components []string
+	// Bundle is an air-gap bundle file (optional).
+	Bundle string
+	// BundleKey is the public key the bundle must verify with (optional).
+	BundleKey string
+	// Registry is HOST[:PORT][/PREFIX] to push the bundle's images to; needed
+	// for a bundle into an existing cluster.
+	Registry string
+	// IstioOverlay is an IstioOperator file merged into tmbox's profile
+	// (optional).
+	IstioOverlay string
+}
+
+// Release is a catalog entry to show.
+type Release struct {
+	// Name is the release, e.g. "1.23".
+	Name string
+	// Components are the release's components in install order.
+	Components []Component
+	// Kubernetes is the range of Kubernetes versions the release supports,
+	// as text to show (e.g. ">= 1.32, < 1.36").
+	Kubernetes string
+}
+
+// Component is one component of a release.
+type Component struct {
+	// Name is the component's name, e.g. "knative-serving".
+	Name string
+	// Version is the component's version in the release.
+	Version string
+	// Required components are always installed; the others can be toggled.
+	Required bool
+}
+
+// Check is the result of one preflight check.
+type Check struct {
+	// Name is the check's stable name, e.g. "cpu".
+	Name string
+	// Category is "host" or "cluster".
+	Category string
+	// Status is StatusPass, StatusWarn, StatusFail or StatusSkip.
+	Status string
+	// Message says what was found.
+	Message string
+	// Remediation says how to fix a warning or failure.
+	Remediation string
+}
+
+// PlanLine is one line of what the run will do.
+type PlanLine struct {
+	// Phase is the phase the line belongs to, e.g. "istio".
+	Phase string
+	// Description says what the phase will do.
+	Description string
+}
+
+// Event is one thing Backend.Run reports.
+type Event struct {
+	// Time is when it happened; the elapsed time of a running phase is
+	// counted from its phase-start event's Time.
+	Time time.Time
+	// Type is one of the Event* constants.
+	Type string
+	// Phase is the phase the event belongs to, if any.
+	Phase string
+	// Message is the text to show.
+	Message string
+	// Error is the error of a phase-fail event.
+	Error string
+	// Duration is how long a finished phase took.
+	Duration time.Duration
+}
+
+// Summary is what Backend.Run returns when it is done.
+type Summary struct {
+	// Release is the installed release.
+	Release string
+	// Versions are the installed components' versions.
+	Versions []Component
+	// Ingress is where the ingress gateway answers, e.g. "http://127.0.0.1".
+	Ingress string
+	// Took is how long the run took.
+	Took time.Duration
+	// LogFile is where the run's log went (default Options.LogFile).
+	LogFile string
+	// Next are commands to try next, one per line.
+	Next []string
+}
+
+// Backend does the work; the wizard only asks and shows.
+//
+// Contexts and Releases are called once, when the wizard starts, and should
+// be quick. Preflight, Plan and Run are called from their own goroutines and
+// must honour ctx.
+type Backend interface {
+	// Contexts lists the kubeconfig's contexts and the current one.
+	Contexts() (names []string, current string, err error)
+	// Releases lists the catalog, oldest first; the wizard preselects the
+	// last.
+	Releases() ([]Release, error)
+	// Preflight runs the checks for the answers.
+	Preflight(ctx context.Context, a Answers) ([]Check, error)
+	// Plan says what Run would do, phase by phase.
+	Plan(ctx context.Context, a Answers) ([]PlanLine, error)
+	// Run installs or upgrades (per Options.Mode), calling report for every
+	// event; report is safe for concurrent use. Run stops at a safe point and
+	// returns once ctx is cancelled.
+	Run(ctx context.Context, a Answers, report func(Event)) (Summary, error)
+	// SaveConfig writes the answers as a config file at path.
+	SaveConfig(path string, a Answers) error
+}
+
+// Options configure the wizard.
+type Options struct {
+	// Backend does the work; required.
+	Backend Backend
+	// Mode is ModeInstall (default) or ModeUpgrade.
+	Mode Mode
+	// Initial are prefilled answers (from flags or a config file); the
+	// wizard starts from them.
+	Initial Answers
+	// Plain renders without colours, without spinner animation and with
+	// ASCII only (for NO_COLOR or TERM=dumb); Run then also keeps the normal
+	// screen instead of the alternate one.
+	Plain bool
+	// LogFile is where libraries' logs go while the wizard owns the screen;
+	// the summary shows it unless Summary.LogFile is set.
+	LogFile string
+	// Now returns the current time, to show how long the running phase has
+	// been running (default time.Now). Tests pass a fixed clock.
+	Now func() time.Time
+}

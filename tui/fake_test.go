@@ -1,0 +1,324 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
+)
+
+// t0 is the fake backend's clock: every event and duration is fixed.
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func fixedNow() time.Time { return t0.Add(75 * time.Second) }
+
+func testReleases() []Release {
+	rel := func(name, k8s, istio, kn, tm string) Release {
+		return Release{Name: name, Kubernetes: k8s, Components: []Component{
+			{Name: "istio", Version: istio, Required: true},
+			{Name: "knative-serving", Version: kn, Required: true},
+			{Name: "net-istio", Version: kn, Required: true},
+			{Name: "knative-eventing", Version: kn},
+			{Name: "triggermesh", Version: tm},
+			{Name: "triggermesh-core", Version: tm},
+		}}
+	}
+	return []Release{
+		rel("1.21", ">= 1.32, < 1.35", "1.28.6", "1.21.2", "1.27.0"),
+		rel("1.22", ">= 1.33, < 1.36", "1.29.2", "1.22.1", "1.27.1"),
+		rel("1.23", ">= 1.33, < 1.36", "1.30.8", "1.23.0", "1.28.0"),
+	}
+}
+
+func passingChecks() []Check {
+	return []Check{
+		{Name: "os-arch", Category: "host", Status: StatusPass, Message: "linux/amd64"},
+		{Name: "cpu", Category: "host", Status: StatusPass, Message: "8 CPUs (need 4)"},
+		{Name: "memory", Category: "host", Status: StatusWarn, Message: "7.6 GiB of memory, the release wants 8 GiB: pods may stay Pending", Remediation: "give the host (or the engine's VM) more memory"},
+		{Name: "container-engine", Category: "host", Status: StatusPass, Message: "docker 28.1.1"},
+		{Name: "inotify-limits", Category: "host", Status: StatusPass, Message: "max_user_watches 524288, max_user_instances 512"},
+		{Name: "cluster-reachable", Category: "cluster", Status: StatusSkip, Message: "the kind cluster does not exist yet"},
+	}
+}
+
+func failingChecks() []Check {
+	c := passingChecks()
+	c[3] = Check{Name: "container-engine", Category: "host", Status: StatusFail,
+		Message:     "docker is installed but its daemon does not answer: Cannot connect to the Docker daemon at unix:///var/run/docker.sock",
+		Remediation: "start the daemon (sudo systemctl start docker) or join the docker group"}
+	return c
+}
+
+func testPlan() []PlanLine {
+	return []PlanLine{
+		{"preflight", "host checks for a kind cluster"},
+		{"cluster", `create kind cluster "dev" (kindest/node v1.34.0, pinned by digest)`},
+		{"images", "nothing to load: the nodes pull the pinned images"},
+		{"istio", "render Istio 1.30.8 with tmbox's Knative profile and apply it"},
+		{"knative-serving", "apply Knative Serving 1.23.0 and net-istio 1.23.0"},
+		{"knative-eventing", "apply Knative Eventing 1.23.0, the in-memory channel and the MT channel broker"},
+		{"triggermesh", "apply TriggerMesh 1.28.0 and triggermesh-core 1.28.0"},
+		{"verify", "check that every managed workload runs the pinned images and is ready"},
+	}
+}
+
+func testSummary() Summary {
+	return Summary{
+		Release: "1.23",
+		Versions: []Component{
+			{Name: "istio", Version: "1.30.8"}, {Name: "knative-serving", Version: "1.23.0"},
+			{Name: "net-istio", Version: "1.23.0"}, {Name: "knative-eventing", Version: "1.23.0"},
+			{Name: "triggermesh", Version: "1.28.0"},
+		},
+		Ingress: "http://127.0.0.1 (ports 80 and 443 of kind cluster dev)",
+		Took:    4*time.Minute + 12*time.Second,
+		Next:    []string{"kubectl get ksvc -A", "tmbox status"},
+	}
+}
+
+// runEvents are what the fake Run reports before it returns (or blocks).
+func runEvents(fail bool) []Event {
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	ev := []Event{
+		{Time: at(0), Type: EventPhaseStart, Phase: "preflight", Message: "checking the host"},
+		{Time: at(0), Type: EventPhaseDone, Phase: "preflight", Duration: 400 * time.Millisecond},
+		{Time: at(1), Type: EventPhaseStart, Phase: "cluster", Message: `creating kind cluster "dev"`},
+		{Time: at(20), Type: EventInfo, Phase: "cluster", Message: "control plane ready"},
+		{Time: at(43), Type: EventPhaseDone, Phase: "cluster", Duration: 42100 * time.Millisecond},
+		{Time: at(43), Type: EventPhaseSkip, Phase: "images", Message: "no bundle"},
+		{Time: at(60), Type: EventPhaseStart, Phase: "istio", Message: "applying Istio 1.30.8"},
+		{Time: at(70), Type: EventWaiting, Phase: "istio", Message: "Deployment istio-system/istiod: pod istiod-5d8f: ContainerCreating"},
+	}
+	if fail {
+		ev = append(ev, Event{Time: at(100), Type: EventPhaseFail, Phase: "istio", Duration: 40 * time.Second,
+			Error: "timed out waiting: Deployment istio-system/istiod: ImagePullBackOff"})
+		return ev
+	}
+	ev = append(ev,
+		Event{Time: at(100), Type: EventPhaseDone, Phase: "istio", Duration: 40 * time.Second},
+		Event{Time: at(100), Type: EventPhaseStart, Phase: "knative-serving"},
+		Event{Time: at(160), Type: EventPhaseDone, Phase: "knative-serving", Duration: time.Minute},
+		Event{Time: at(160), Type: EventPhaseStart, Phase: "knative-eventing"},
+		Event{Time: at(200), Type: EventPhaseDone, Phase: "knative-eventing", Duration: 40 * time.Second},
+		Event{Time: at(200), Type: EventPhaseStart, Phase: "triggermesh"},
+		Event{Time: at(240), Type: EventPhaseDone, Phase: "triggermesh", Duration: 40 * time.Second},
+		Event{Time: at(240), Type: EventPhaseStart, Phase: "verify"},
+		Event{Time: at(252), Type: EventPhaseDone, Phase: "verify", Duration: 12 * time.Second},
+	)
+	return ev
+}
+
+// fakeBackend is a deterministic Backend.
+type fakeBackend struct {
+	mu sync.Mutex
+
+	contexts []string
+	current  string
+	ctxErr   error
+	releases []Release
+	relErr   error
+	checks   []Check
+	pfErr    error
+	pfCalls  int
+	plan     []PlanLine
+
+	failRun bool
+	block   bool          // Run blocks after its events until ctx is done
+	release chan struct{} // when set, a blocked Run also waits for it after ctx is done
+	runCtx  chan error    // receives ctx.Err() when a blocked Run sees ctx done
+	ran     []Answers
+	saved   map[string]Answers
+	saveErr error
+}
+
+func newFake() *fakeBackend {
+	return &fakeBackend{
+		contexts: []string{"kind-dev", "prod"},
+		current:  "prod",
+		releases: testReleases(),
+		checks:   passingChecks(),
+		plan:     testPlan(),
+		runCtx:   make(chan error, 1),
+		saved:    map[string]Answers{},
+	}
+}
+
+func (f *fakeBackend) Contexts() ([]string, string, error) { return f.contexts, f.current, f.ctxErr }
+func (f *fakeBackend) Releases() ([]Release, error)        { return f.releases, f.relErr }
+
+func (f *fakeBackend) Preflight(ctx context.Context, a Answers) ([]Check, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pfCalls++
+	return f.checks, f.pfErr
+}
+
+func (f *fakeBackend) setChecks(c []Check) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.checks = c
+}
+
+func (f *fakeBackend) Plan(ctx context.Context, a Answers) ([]PlanLine, error) { return f.plan, nil }
+
+func (f *fakeBackend) Run(ctx context.Context, a Answers, report func(Event)) (Summary, error) {
+	f.mu.Lock()
+	f.ran = append(f.ran, a)
+	f.mu.Unlock()
+	for _, e := range runEvents(f.failRun || f.block) {
+		if f.block && e.Type == EventPhaseFail {
+			break
+		}
+		report(e)
+	}
+	if f.block {
+		<-ctx.Done()
+		f.runCtx <- ctx.Err()
+		if f.release != nil {
+			select { // held so a test can see the cancelling screen
+			case <-f.release:
+			case <-time.After(2 * time.Second):
+			}
+		}
+		return Summary{}, ctx.Err()
+	}
+	if f.failRun {
+		return Summary{Release: "1.23"}, errors.New("istio: timed out waiting: Deployment istio-system/istiod: ImagePullBackOff")
+	}
+	return testSummary(), nil
+}
+
+func (f *fakeBackend) SaveConfig(path string, a Answers) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.saveErr != nil {
+		return f.saveErr
+	}
+	f.saved[path] = a
+	return nil
+}
+
+// key makes a key message: a named key or runes.
+func key(s string) tea.KeyMsg {
+	named := map[string]tea.KeyType{
+		"enter": tea.KeyEnter, "esc": tea.KeyEsc, "tab": tea.KeyTab, "shift+tab": tea.KeyShiftTab,
+		"up": tea.KeyUp, "down": tea.KeyDown, "ctrl+c": tea.KeyCtrlC, "space": tea.KeySpace,
+		"ctrl+u": tea.KeyCtrlU, "backspace": tea.KeyBackspace,
+	}
+	if t, ok := named[s]; ok {
+		return tea.KeyMsg{Type: t}
+	}
+	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)}
+}
+
+// harness drives a Model as tea.Program would: Update on the test's
+// goroutine, commands in their own goroutines.
+type harness struct {
+	t    *testing.T
+	m    *Model
+	msgs chan tea.Msg
+	quit bool
+}
+
+func newHarness(t *testing.T, opts Options) *harness {
+	t.Helper()
+	if opts.Now == nil {
+		opts.Now = fixedNow
+	}
+	h := &harness{t: t, m: New(opts), msgs: make(chan tea.Msg, 1024)}
+	t.Cleanup(h.m.shutdown)
+	h.send(tea.WindowSizeMsg{Width: 100, Height: 30})
+	h.exec(h.m.Init())
+	h.await("the contexts and releases", func() bool { return h.m.ctxLoaded && h.m.relLoaded })
+	return h
+}
+
+func (h *harness) exec(cmd tea.Cmd) {
+	if cmd == nil {
+		return
+	}
+	go func() { h.msgs <- cmd() }()
+}
+
+func (h *harness) send(msg tea.Msg) {
+	switch msg := msg.(type) {
+	case nil:
+		return
+	case tea.BatchMsg:
+		for _, c := range msg {
+			h.exec(c)
+		}
+		return
+	case tea.QuitMsg:
+		h.quit = true
+		return
+	}
+	_, cmd := h.m.Update(msg)
+	h.exec(cmd)
+}
+
+// keys sends keys, then lets pending messages through.
+func (h *harness) keys(keys ...string) {
+	h.t.Helper()
+	for _, k := range keys {
+		h.send(key(k))
+	}
+	h.drain()
+}
+
+// typ types text.
+func (h *harness) typ(s string) {
+	for _, r := range s {
+		h.send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
+	}
+}
+
+// drain handles the messages that arrive within a short while.
+func (h *harness) drain() {
+	for {
+		select {
+		case msg := <-h.msgs:
+			h.send(msg)
+		case <-time.After(20 * time.Millisecond):
+			return
+		}
+	}
+}
+
+// await handles messages until cond holds.
+func (h *harness) await(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.After(5 * time.Second)
+	for !cond() {
+		select {
+		case msg := <-h.msgs:
+			h.send(msg)
+		case <-deadline:
+			h.t.Fatalf("timed out waiting for %s; screen %s:\n%s", what, h.m.screen, h.view())
+		}
+	}
+}
+
+func (h *harness) view() string { return ansi.Strip(h.m.View()) }
+
+func (h *harness) wantScreen(s screen) {
+	h.t.Helper()
+	if h.m.screen != s {
+		h.t.Fatalf("screen = %s, want %s; errors %q\n%s", h.m.screen, s, h.m.errs, h.view())
+	}
+}
+
+func (h *harness) wantView(subs ...string) {
+	h.t.Helper()
+	v := h.view()
+	for _, s := range subs {
+		if !strings.Contains(v, s) {
+			h.t.Errorf("view of %s lacks %q:\n%s", h.m.screen, s, v)
+		}
+	}
+}

@@ -1,0 +1,483 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
+)
+
+func TestWelcomeQuits(t *testing.T) {
+	for _, k := range []string{"q", "esc", "ctrl+c"} {
+		h := newHarness(t, Options{Backend: newFake()})
+		h.wantView("Istio", "Knative Serving", "TriggerMesh", "preflight → cluster → images", "4 CPUs", "A few minutes", "enter continue")
+		h.keys(k)
+		if !h.quit {
+			t.Fatalf("%s did not quit", k)
+		}
+		if _, _, err := h.m.Result(); !errors.Is(err, ErrAborted) {
+			t.Errorf("%s: err = %v, want ErrAborted", k, err)
+		}
+	}
+}
+
+func TestCtrlCBeforeProgressAborts(t *testing.T) {
+	h := newHarness(t, Options{Backend: newFake()})
+	h.keys("enter", "enter", "enter")
+	h.wantScreen(screenComponents)
+	h.keys("ctrl+c")
+	if _, _, err := h.m.Result(); !h.quit || !errors.Is(err, ErrAborted) {
+		t.Fatalf("quit %v, err %v", h.quit, err)
+	}
+}
+
+func TestBackAndForth(t *testing.T) {
+	h := newHarness(t, Options{Backend: newFake(), Plain: true})
+	h.keys("enter")
+	h.wantScreen(screenTarget)
+	h.keys("esc")
+	h.wantScreen(screenWelcome)
+	h.keys("tab", "tab")
+	h.wantScreen(screenRelease)
+	h.keys("shift+tab")
+	h.wantScreen(screenTarget)
+	h.keys("enter", "enter", "enter")
+	h.wantScreen(screenAirGap)
+	// tab walks the fields, then leaves the screen
+	h.keys("tab", "tab")
+	if h.m.airFocus != fieldRegistry {
+		t.Fatalf("air-gap focus %d", h.m.airFocus)
+	}
+	h.keys("shift+tab", "shift+tab", "shift+tab")
+	h.wantScreen(screenComponents)
+	h.keys("enter", "enter")
+	h.wantScreen(screenOverlay)
+	h.keys("enter")
+	h.wantScreen(screenPreflight)
+	h.await("preflight", func() bool { return !h.m.pfRunning })
+	h.keys("enter")
+	h.wantScreen(screenPlan)
+	h.await("plan", func() bool { return !h.m.planRunning })
+	h.keys("esc")
+	h.wantScreen(screenPreflight)
+	h.keys("enter")
+	h.await("plan", func() bool { return !h.m.planRunning })
+	h.keys("enter")
+	h.wantScreen(screenConfirm)
+	h.keys("esc")
+	h.wantScreen(screenPlan)
+}
+
+func TestTarget(t *testing.T) {
+	h := newHarness(t, Options{Backend: newFake()})
+	h.keys("enter")
+	h.wantView("create a kind cluster on this host", "context kind-dev", "context prod (current)")
+	if h.m.targetCursor != 2 {
+		t.Fatalf("cursor %d, want the current context", h.m.targetCursor)
+	}
+	h.keys("enter")
+	if h.m.a.Target != TargetExisting || h.m.a.Context != "prod" || h.m.a.ClusterName != "" {
+		t.Fatalf("answers %+v", h.m.a)
+	}
+
+	// Initial answers preselect kind; the name is validated.
+	h = newHarness(t, Options{Backend: newFake(), Initial: Answers{Target: TargetKind}})
+	h.keys("enter")
+	h.wantView("Cluster name: tmbox")
+	for _, bad := range []string{"Bad_Name", strings.Repeat("a", 50), "-dev"} {
+		h.keys("ctrl+u")
+		h.typ(bad)
+		h.keys("enter")
+		h.wantScreen(screenTarget)
+		h.wantView("cluster name")
+	}
+	h.keys("ctrl+u")
+	h.typ("dev")
+	h.keys("enter")
+	h.wantScreen(screenRelease)
+	if h.m.a.Target != TargetKind || h.m.a.ClusterName != "dev" || h.m.a.Context != "" {
+		t.Fatalf("answers %+v", h.m.a)
+	}
+
+	// No kubeconfig: only kind.
+	f := newFake()
+	f.contexts, f.current, f.ctxErr = nil, "", errors.New("no kubeconfig at ~/.kube/config")
+	h = newHarness(t, Options{Backend: f})
+	h.keys("enter", "down", "down")
+	h.wantView("no kubeconfig contexts: no kubeconfig at ~/.kube/config")
+	h.keys("enter")
+	if h.m.a.Target != TargetKind || h.m.a.ClusterName != "tmbox" {
+		t.Fatalf("answers %+v", h.m.a)
+	}
+}
+
+func TestRelease(t *testing.T) {
+	h := newHarness(t, Options{Backend: newFake()})
+	h.keys("enter", "enter")
+	h.wantScreen(screenRelease)
+	h.wantView("1.21   Kubernetes >= 1.32, < 1.35", "1.23   Kubernetes >= 1.33, < 1.36   (latest)",
+		"Release 1.23 pins:", "istio             1.30.8", "triggermesh-core  1.28.0")
+	h.keys("up")
+	h.wantView("Release 1.22 pins:", "istio             1.29.2")
+	h.keys("enter")
+	if h.m.a.Release != "1.22" {
+		t.Fatalf("release %q", h.m.a.Release)
+	}
+
+	h = newHarness(t, Options{Backend: newFake(), Initial: Answers{Release: "1.21"}})
+	h.keys("enter", "enter", "enter")
+	if h.m.a.Release != "1.21" {
+		t.Fatalf("release %q", h.m.a.Release)
+	}
+
+	f := newFake()
+	f.relErr = errors.New("catalog: bad yaml")
+	h = newHarness(t, Options{Backend: f})
+	h.keys("enter", "enter", "enter")
+	h.wantScreen(screenRelease)
+	h.wantView("cannot list the releases: catalog: bad yaml")
+}
+
+func TestComponentsCoreNeedsTriggerMesh(t *testing.T) {
+	h := newHarness(t, Options{Backend: newFake()})
+	h.keys("enter", "enter", "enter")
+	h.wantScreen(screenComponents)
+	h.wantView("[x] istio", "required", "[x] knative-eventing", "[x] triggermesh-core")
+	h.keys("down", "space")
+	h.wantView("[ ] triggermesh ")
+	h.keys("enter")
+	h.wantScreen(screenComponents)
+	h.wantView("triggermesh-core needs triggermesh: select triggermesh")
+	h.keys("down", "space", "enter")
+	h.wantScreen(screenAirGap)
+	want := []string{"istio", "knative-serving", "net-istio", "knative-eventing"}
+	if !slices.Equal(h.m.a.Components, want) {
+		t.Fatalf("components %q, want %q", h.m.a.Components, want)
+	}
+
+	// Initial components are preselected; required ones are always in.
+	h = newHarness(t, Options{Backend: newFake(), Initial: Answers{Components: []string{"triggermesh"}}})
+	h.keys("enter", "enter", "enter", "enter")
+	want = []string{"istio", "knative-serving", "net-istio", "triggermesh"}
+	if !slices.Equal(h.m.a.Components, want) {
+		t.Fatalf("components %q, want %q", h.m.a.Components, want)
+	}
+}
+
+func touch(t *testing.T, name string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestAirGapValidation(t *testing.T) {
+	bundle, pub := touch(t, "tmbox.bundle"), touch(t, "tmbox.pub")
+	cases := []struct {
+		name                  string
+		target                int // target cursor: 0 kind, 2 prod
+		bundle, key, registry string
+		want                  string
+	}{
+		{"registry without bundle", 0, "", "", "reg.corp:5000/tmbox", "a registry needs a bundle"},
+		{"bad registry", 0, bundle, "", "https://reg.corp", "without a scheme"},
+		{"bad port", 0, bundle, "", "reg.corp:99999", "port"},
+		{"existing needs registry", 2, bundle, "", "", "a bundle into an existing cluster needs a registry"},
+		{"missing bundle", 0, "/nonexistent/x.bundle", "", "", "bundle /nonexistent/x.bundle does not exist"},
+		{"key without bundle", 0, "", pub, "", "a bundle key needs a bundle"},
+		{"ok kind", 0, bundle, pub, "", ""},
+		{"ok existing", 2, bundle, "", "reg.corp:5000/tmbox", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, Options{Backend: newFake()})
+			h.keys("enter")
+			h.m.targetCursor = c.target
+			h.keys("enter", "enter", "enter")
+			h.wantScreen(screenAirGap)
+			h.typ(c.bundle)
+			h.keys("down")
+			h.typ(c.key)
+			h.keys("down")
+			h.typ(c.registry)
+			h.keys("enter")
+			if c.want != "" {
+				h.wantScreen(screenAirGap)
+				h.wantView(c.want)
+				return
+			}
+			h.wantScreen(screenOverlay)
+			if h.m.a.Bundle != c.bundle || h.m.a.BundleKey != c.key || h.m.a.Registry != c.registry {
+				t.Fatalf("answers %+v", h.m.a)
+			}
+		})
+	}
+}
+
+func TestOverlay(t *testing.T) {
+	h := newHarness(t, Options{Backend: newFake()})
+	h.keys("enter", "enter", "enter", "enter", "enter")
+	h.wantScreen(screenOverlay)
+	h.typ("/nonexistent/overlay.yaml")
+	h.keys("enter")
+	h.wantScreen(screenOverlay)
+	h.wantView("Istio overlay /nonexistent/overlay.yaml does not exist")
+	ov := touch(t, "overlay.yaml")
+	h.keys("ctrl+u")
+	h.typ(ov)
+	h.keys("enter")
+	h.wantScreen(screenPreflight)
+	if h.m.a.IstioOverlay != ov {
+		t.Fatalf("overlay %q", h.m.a.IstioOverlay)
+	}
+}
+
+func TestPreflightFailureBlocks(t *testing.T) {
+	f := newFake()
+	f.checks = failingChecks()
+	h := newHarness(t, Options{Backend: f})
+	h.keys("enter", "enter", "enter", "enter", "enter", "enter")
+	h.wantScreen(screenPreflight)
+	h.await("preflight", func() bool { return !h.m.pfRunning })
+	h.wantView("container-engine", "daemon does not answer", "fix: start the daemon", "fix: give the host",
+		"3 passed, 1 warning, 1 failed, 1 skipped", "Preflight failed")
+	h.keys("enter")
+	h.wantScreen(screenPreflight)
+	h.wantView("1 preflight check failed: fix it, then press r")
+
+	f.setChecks(passingChecks())
+	h.keys("r")
+	h.await("preflight", func() bool { return !h.m.pfRunning })
+	h.wantView("Press enter to see the plan")
+	h.keys("enter")
+	h.wantScreen(screenPlan)
+	if f.pfCalls != 2 {
+		t.Errorf("preflight ran %d times", f.pfCalls)
+	}
+	h.await("plan", func() bool { return !h.m.planRunning })
+	h.wantView("knative-eventing  apply Knative Eventing 1.23.0")
+
+	f = newFake()
+	f.pfErr = errors.New("cannot read the catalog")
+	h = newHarness(t, Options{Backend: f})
+	h.keys("enter", "enter", "enter", "enter", "enter", "enter")
+	h.await("preflight", func() bool { return !h.m.pfRunning })
+	h.keys("enter")
+	h.wantScreen(screenPreflight)
+	h.wantView("could not run: cannot read the catalog")
+}
+
+// toConfirm walks to the confirm screen with the defaults.
+func toConfirm(h *harness) {
+	h.t.Helper()
+	h.keys("enter", "enter", "enter", "enter", "enter", "enter")
+	h.await("preflight", func() bool { return !h.m.pfRunning })
+	h.keys("enter")
+	h.await("plan", func() bool { return !h.m.planRunning })
+	h.keys("enter")
+	h.wantScreen(screenConfirm)
+}
+
+func TestConfirmSave(t *testing.T) {
+	f := newFake()
+	h := newHarness(t, Options{Backend: f})
+	toConfirm(h)
+	h.wantView(`kubeconfig context "prod"`, "Release        1.23", "triggermesh-core", "no (download from upstream)")
+	h.keys("s")
+	h.wantView("Save to: tmbox-install.yaml", "enter save")
+	h.keys("enter")
+	h.wantView("saved the answers to tmbox-install.yaml")
+	if a, ok := f.saved["tmbox-install.yaml"]; !ok || a.Context != "prod" {
+		t.Fatalf("saved %+v", f.saved)
+	}
+	f.saveErr = errors.New("permission denied")
+	h.keys("s", "ctrl+u")
+	h.typ("/etc/x.yaml")
+	h.keys("enter")
+	h.wantView("could not save the answers: permission denied")
+	h.wantScreen(screenConfirm)
+	h.keys("s", "esc")
+	if h.m.saving {
+		t.Fatal("esc did not leave the prompt")
+	}
+}
+
+func TestProgressCtrlCCancels(t *testing.T) {
+	f := newFake()
+	f.block = true
+	h := newHarness(t, Options{Backend: f, LogFile: "/tmp/tmbox.log"})
+	toConfirm(h)
+	h.keys("enter")
+	h.wantScreen(screenProgress)
+	h.await("the istio phase", func() bool { return h.m.run.waiting != "" })
+	h.wantView("preflight", "0.4s", "cluster", "42.1s", "skipped", "15.0s", "[", "3/8 phases",
+		"waiting: Deployment istio-system/istiod", "ctrl+c cancel")
+
+	h.keys("l")
+	h.wantView("log (8 events", "03:04:48 [images] skipped: no bundle")
+	h.keys("l")
+
+	h.keys("ctrl+c")
+	h.wantView("cancel the install? y/n")
+	h.keys("n")
+	if h.m.run.confirm || h.m.run.cancelling {
+		t.Fatal("n did not dismiss the question")
+	}
+	select {
+	case <-f.runCtx:
+		t.Fatal("Run was cancelled on n")
+	default:
+	}
+	h.keys("ctrl+c", "y")
+	h.wantView("cancelling")
+	if err := <-f.runCtx; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run's ctx: %v", err)
+	}
+	h.await("the end", func() bool { return h.quit })
+	if _, _, err := h.m.Result(); !errors.Is(err, ErrCancelled) {
+		t.Fatalf("err %v, want ErrCancelled", err)
+	}
+}
+
+func TestRunFailureSummary(t *testing.T) {
+	f := newFake()
+	f.failRun = true
+	h := newHarness(t, Options{Backend: f, LogFile: "/tmp/tmbox.log"})
+	toConfirm(h)
+	h.keys("enter")
+	h.await("the summary", func() bool { return h.m.screen == screenSummary })
+	h.wantView("tmbox install failed", "ImagePullBackOff", "The istio phase failed after 40.0s", "The log is at /tmp/tmbox.log")
+	h.keys("enter")
+	if _, _, err := h.m.Result(); !h.quit || err == nil || !strings.Contains(err.Error(), "ImagePullBackOff") {
+		t.Fatalf("quit %v err %v", h.quit, err)
+	}
+}
+
+func TestViewsFitWindow(t *testing.T) {
+	for _, size := range [][2]int{{40, 30}, {100, 30}, {60, 16}} {
+		for _, plain := range []bool{false, true} {
+			for _, block := range []bool{false, true} {
+				width, height := size[0], size[1]
+				f := newFake()
+				f.checks = failingChecks()
+				f.block = block
+				h := newHarness(t, Options{Backend: f, Plain: plain, LogFile: "/var/log/" + strings.Repeat("very-long-name-", 6) + ".log"})
+				h.send(tea.WindowSizeMsg{Width: width, Height: height})
+				check := func() {
+					t.Helper()
+					lines := strings.Split(h.m.View(), "\n")
+					if len(lines) > height {
+						t.Errorf("%dx%d plain=%v %s: %d lines", width, height, plain, h.m.screen, len(lines))
+					}
+					for _, l := range lines {
+						if w := ansi.StringWidth(l); w > width {
+							t.Errorf("%dx%d plain=%v %s: line of %d cells: %q", width, height, plain, h.m.screen, w, ansi.Strip(l))
+						}
+					}
+				}
+				check()
+				for _, k := range []string{"enter", "down", "enter", "enter", "enter"} {
+					h.keys(k)
+					check()
+				}
+				h.typ("/a/very/long/path/to/a/bundle/that/does/not/exist/anywhere/" + strings.Repeat("x", 40))
+				h.keys("enter")
+				check()
+				h.keys("ctrl+u", "enter", "enter")
+				h.await("preflight", func() bool { return !h.m.pfRunning })
+				check()
+				f.setChecks(passingChecks())
+				h.keys("r")
+				h.await("preflight", func() bool { return !h.m.pfRunning })
+				h.keys("enter")
+				h.await("plan", func() bool { return !h.m.planRunning })
+				check()
+				h.keys("enter")
+				check()
+				h.keys("s")
+				check()
+				h.keys("esc", "enter")
+				if block {
+					h.await("waiting", func() bool { return h.m.run.waiting != "" })
+					check()
+					h.keys("l")
+					check()
+					h.keys("ctrl+c")
+					check()
+				} else {
+					h.await("summary", func() bool { return h.m.screen == screenSummary })
+					check()
+				}
+			}
+		}
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	b  *strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func TestRunReturnsAbortedOnCancelledContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	time.AfterFunc(100*time.Millisecond, cancel)
+	var out strings.Builder
+	_, _, err := Run(ctx, Options{Backend: newFake(), Plain: true}, pr, &syncWriter{b: &out})
+	if !errors.Is(err, ErrAborted) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestRunWaitsForCancelledRun(t *testing.T) {
+	f := newFake()
+	f.block = true
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	// The answers are complete: enter on every screen reaches progress.
+	go func() {
+		for i := 0; i < 9; i++ {
+			time.Sleep(150 * time.Millisecond)
+			if _, err := pw.Write([]byte("\r")); err != nil {
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+		cancel()
+	}()
+	var out strings.Builder
+	a, _, err := Run(ctx, Options{Backend: f, Plain: true, Initial: Answers{Target: TargetKind, ClusterName: "dev"}}, pr, &syncWriter{b: &out})
+	if !errors.Is(err, ErrCancelled) {
+		t.Fatalf("err %v; output:\n%s", err, ansi.Strip(out.String()))
+	}
+	select {
+	case err := <-f.runCtx:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run's ctx: %v", err)
+		}
+	default:
+		t.Fatal("Run returned before Backend.Run saw the cancellation")
+	}
+	if a.ClusterName != "dev" || a.Release != "1.23" {
+		t.Fatalf("answers %+v", a)
+	}
+}

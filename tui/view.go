@@ -1,0 +1,513 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+)
+
+// View renders the current screen. No line is wider than the window.
+func (m *Model) View() string {
+	switch m.screen {
+	case screenProgress:
+		return m.viewProgress()
+	case screenSummary:
+		body, _ := m.body()
+		return m.frame(m.summaryTitle(), body, -1, []string{m.help("enter/q exit")})
+	}
+	body, focus := m.body()
+	title := fmt.Sprintf("%s %s step %d of %d: %s", m.st.title.Render(m.title()), m.g.dot,
+		int(m.screen)+1, wizardSteps, m.st.step.Render(m.screen.String()))
+	return m.frame(title, body, focus, []string{m.help(m.keys()...)})
+}
+
+func (m *Model) title() string {
+	return "tmbox " + string(m.opts.Mode)
+}
+
+// keys is the help line of a wizard screen.
+func (m *Model) keys() []string {
+	back := "esc back"
+	switch m.screen {
+	case screenWelcome:
+		return []string{"enter continue", "q quit"}
+	case screenTarget:
+		return []string{"up/down choose", "enter next", back, "ctrl+c quit"}
+	case screenRelease:
+		return []string{"up/down choose", "enter next", back, "ctrl+c quit"}
+	case screenComponents:
+		return []string{"up/down move", "space toggle", "enter next", back, "ctrl+c quit"}
+	case screenAirGap:
+		return []string{"tab/up/down field", "enter next", back, "ctrl+c quit"}
+	case screenPreflight:
+		return []string{"enter next", "r re-run", back, "ctrl+c quit"}
+	case screenPlan:
+		return []string{"enter next", "r retry", back, "ctrl+c quit"}
+	case screenConfirm:
+		if m.saving {
+			return []string{"enter save", "esc cancel"}
+		}
+		return []string{"enter " + string(m.opts.Mode), "s save as config", back, "ctrl+c quit"}
+	}
+	return []string{"enter next", back, "ctrl+c quit"}
+}
+
+func (m *Model) help(keys ...string) string {
+	return m.st.faint.Render(strings.Join(keys, " "+m.g.dot+" "))
+}
+
+// frame lays out a screen: title, body (clipped to the window's height,
+// keeping line focus visible or else scrolled by m.scroll), errors and
+// footer; every line is cut to the window's width.
+func (m *Model) frame(title string, body []string, focus int, footer []string) string {
+	w := m.w()
+	var foot []string
+	for _, e := range m.errs {
+		for _, l := range wrap(e, w, 2) {
+			foot = append(foot, m.st.fail.Render(l))
+		}
+	}
+	if len(footer) > 0 {
+		foot = append(foot, "")
+		foot = append(foot, footer...)
+	}
+	if len(m.errs) > 0 {
+		foot = append([]string{""}, foot...)
+	}
+	head := []string{title, ""}
+	if m.height > 0 {
+		body = m.clip(body, focus, m.height-len(head)-len(foot))
+	}
+	lines := append(head, body...)
+	lines = append(lines, foot...)
+	lines = truncate(lines, w, m.g.ellipsis)
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// clip fits body into n lines.
+func (m *Model) clip(body []string, focus, n int) []string {
+	if len(body) <= n {
+		return body
+	}
+	if n < 3 {
+		return body[:max(n, 0)]
+	}
+	start := min(max(m.scroll, 0), len(body)-n)
+	if focus >= 0 {
+		start = 0
+		if focus > n-2 {
+			start = focus - (n - 2)
+		}
+		start = min(start, len(body)-n)
+	}
+	out := append([]string(nil), body[start:start+n]...)
+	if start > 0 {
+		out[0] = m.st.faint.Render(fmt.Sprintf("  %s %d more", m.g.up, start))
+	}
+	if rest := len(body) - (start + n); rest > 0 {
+		out[n-1] = m.st.faint.Render(fmt.Sprintf("  %s %d more (up/down to scroll)", m.g.down, rest+1))
+	}
+	return out
+}
+
+// body renders the current screen's body and the line to keep visible (-1
+// for none).
+func (m *Model) body() ([]string, int) {
+	switch m.screen {
+	case screenWelcome:
+		return m.viewWelcome(), -1
+	case screenTarget:
+		return m.viewTarget()
+	case screenRelease:
+		return m.viewRelease()
+	case screenComponents:
+		return m.viewComponents()
+	case screenAirGap:
+		return m.viewAirGap(), -1
+	case screenOverlay:
+		return m.viewOverlay(), -1
+	case screenPreflight:
+		return m.viewPreflight(), -1
+	case screenPlan:
+		return m.viewPlan(), -1
+	case screenConfirm:
+		return m.viewConfirm(), -1
+	case screenSummary:
+		return m.viewSummary(), -1
+	}
+	return nil, -1
+}
+
+func (m *Model) para(s string) []string {
+	return wrap(s, m.w(), 2)
+}
+
+func (m *Model) viewWelcome() []string {
+	w, g := m.w(), m.g
+	var out []string
+	if m.opts.Mode == ModeUpgrade {
+		out = append(out, m.para("This wizard upgrades the Istio, Knative and TriggerMesh stack tmbox installed to a newer release, in lockstep, one Knative minor at a time; a failed hop is rolled back.")...)
+	} else {
+		out = append(out, m.para("This wizard installs a pinned, verified serverless stack:")...)
+		for _, s := range []string{
+			"Istio, with its ingress gateway",
+			"Knative Serving (with net-istio) and Knative Eventing",
+			"TriggerMesh and triggermesh-core",
+		} {
+			out = append(out, wrap(g.dot+" "+s, w, 4)...)
+		}
+	}
+	phases := strings.Join(defaultPhases(), " "+g.arrow+" ")
+	out = append(out, "")
+	out = append(out, m.para("It runs these phases, in order:")...)
+	out = append(out, wrap(phases, w, 4)...)
+	out = append(out, "", "  "+m.st.bold.Render("How long"))
+	out = append(out, wrap("A few minutes on a ready cluster; longer when it creates a kind cluster, which pulls the node image and every component's images.", w, 4)...)
+	out = append(out, "", "  "+m.st.bold.Render("What it needs"))
+	out = append(out, wrap(g.dot+" an existing cluster your kubeconfig reaches, or", w, 4)...)
+	out = append(out, wrap(g.dot+" Docker or Podman on this host to create a kind cluster (4 CPUs and 8 GiB of memory for kind)", w, 4)...)
+	out = append(out, "")
+	out = append(out, m.para("Nothing is changed before you confirm on the last step.")...)
+	return out
+}
+
+func (m *Model) targetText() string {
+	if m.a.Target == TargetKind {
+		return fmt.Sprintf("kind cluster %q", m.a.ClusterName)
+	}
+	return fmt.Sprintf("context %q", m.a.Context)
+}
+
+func (m *Model) cursor(on bool) string {
+	if on {
+		return "  " + m.st.accent.Render(m.g.cursor) + " "
+	}
+	return "    "
+}
+
+func (m *Model) viewTarget() ([]string, int) {
+	q := "Where should tmbox install?"
+	kind := "create a kind cluster on this host"
+	if m.opts.Mode == ModeUpgrade {
+		q, kind = "Which cluster should tmbox upgrade?", "the kind cluster tmbox created on this host"
+	}
+	out := m.para(q)
+	out = append(out, "")
+	focus := 0
+	line := func(i int, text string) {
+		if i == m.targetCursor {
+			focus = len(out)
+			text = m.st.bold.Render(text)
+		}
+		out = append(out, m.cursor(i == m.targetCursor)+text)
+	}
+	line(0, kind)
+	if m.targetCursor == 0 {
+		out = append(out, "      "+m.clusterName.View())
+		out = append(out, wrap("lower-case letters, digits and '-', at most 49 characters", m.w(), 6)...)
+	}
+	for i, c := range m.contexts {
+		text := "context " + c
+		if c == m.currentCtx {
+			text += m.st.faint.Render(" (current)")
+		}
+		line(i+1, text)
+	}
+	switch {
+	case !m.ctxLoaded:
+		out = append(out, "", "  "+m.st.faint.Render("reading the kubeconfig"+m.g.ellipsis))
+	case m.ctxErr != nil:
+		out = append(out, "")
+		out = append(out, wrap("no kubeconfig contexts: "+m.ctxErr.Error(), m.w(), 2)...)
+	case len(m.contexts) == 0:
+		out = append(out, "", "  "+m.st.faint.Render("(the kubeconfig has no contexts)"))
+	}
+	return out, focus
+}
+
+func (m *Model) viewRelease() ([]string, int) {
+	q := "Which release should tmbox install?"
+	if m.opts.Mode == ModeUpgrade {
+		q = "Which release should tmbox upgrade to?"
+	}
+	out := append(m.para(q), "")
+	switch {
+	case m.relErr != nil:
+		return append(out, wrap("cannot list the releases: "+m.relErr.Error(), m.w(), 2)...), -1
+	case !m.relLoaded:
+		return append(out, "  "+m.st.faint.Render("reading the catalog"+m.g.ellipsis)), -1
+	case len(m.releases) == 0:
+		return append(out, "  the catalog has no releases"), -1
+	}
+	nameW := 0
+	for _, r := range m.releases {
+		nameW = max(nameW, len(r.Name))
+	}
+	focus := 0
+	for i, r := range m.releases {
+		text := padRight(r.Name, nameW)
+		if r.Kubernetes != "" {
+			text += "   Kubernetes " + r.Kubernetes
+		}
+		if i == len(m.releases)-1 {
+			text += m.st.faint.Render("   (latest)")
+		}
+		if i == m.relCursor {
+			focus = len(out)
+			text = m.st.bold.Render(text)
+		}
+		out = append(out, m.cursor(i == m.relCursor)+text)
+	}
+	r, _ := m.release()
+	out = append(out, "", "  "+m.st.bold.Render("Release "+r.Name+" pins:"))
+	compW := 0
+	for _, c := range r.Components {
+		compW = max(compW, len(c.Name))
+	}
+	for _, c := range r.Components {
+		out = append(out, "    "+padRight(c.Name, compW)+"  "+c.Version)
+	}
+	return out, focus
+}
+
+func (m *Model) viewComponents() ([]string, int) {
+	r, _ := m.release()
+	out := m.para(fmt.Sprintf("Which components of release %s? Istio, Knative Serving and net-istio are always installed.", r.Name))
+	out = append(out, "")
+	compW := 0
+	for _, c := range r.Components {
+		compW = max(compW, len(c.Name))
+	}
+	focus, opt := -1, 0
+	for _, c := range r.Components {
+		box := m.g.on
+		if !c.Required && !m.selected[c.Name] {
+			box = m.g.off
+		}
+		text := box + " " + padRight(c.Name, compW) + "  " + padRight(c.Version, 8)
+		cur := false
+		if c.Required {
+			text = m.st.faint.Render(text + "  required")
+		} else {
+			cur = opt == m.compCursor
+			if cur {
+				focus = len(out)
+				text = m.st.bold.Render(text)
+			}
+			opt++
+		}
+		out = append(out, strings.TrimRight(m.cursor(cur)+text, " "))
+	}
+	out = append(out, "")
+	out = append(out, wrap("triggermesh-core needs triggermesh.", m.w(), 2)...)
+	return out, focus
+}
+
+func (m *Model) viewAirGap() []string {
+	out := m.para("Air gap (optional): install from a bundle made with `tmbox bundle create` instead of downloading. Leave the fields empty to download from upstream.")
+	out = append(out, "")
+	for i := range m.airGap {
+		out = append(out, m.cursor(i == m.airFocus)+m.airGap[i].View())
+	}
+	out = append(out, "")
+	out = append(out, m.para("The bundle key is the public key the bundle must verify with. The registry (HOST[:PORT][/PREFIX]) receives the bundle's images; a bundle into an existing cluster needs one.")...)
+	return out
+}
+
+func (m *Model) viewOverlay() []string {
+	out := m.para("Istio overlay (optional): an IstioOperator YAML file merged into tmbox's Istio profile. Leave empty for tmbox's profile as it is.")
+	out = append(out, "")
+	out = append(out, m.cursor(true)+m.overlay.View())
+	return out
+}
+
+func (m *Model) spinnerText(text string) string {
+	if m.opts.Plain {
+		return "  " + text + "..."
+	}
+	return "  " + m.spinner.View() + " " + text + m.g.ellipsis
+}
+
+func (m *Model) viewPreflight() []string {
+	if m.pfRunning {
+		return []string{m.spinnerText("running the preflight checks")}
+	}
+	if m.pfErr != nil {
+		return wrap("The preflight checks could not run: "+m.pfErr.Error()+". Press r to retry.", m.w(), 2)
+	}
+	nameW, catW := 0, 0
+	for _, c := range m.pfChecks {
+		nameW, catW = max(nameW, len(c.Name)), max(catW, len(c.Category))
+	}
+	var out []string
+	indent := 2 + len(m.g.pass) + 1 + nameW + 2 + catW + 2
+	if m.opts.Plain {
+		indent = 2 + 4 + 1 + nameW + 2 + catW + 2
+	}
+	indent = min(indent, m.w()/2)
+	for _, c := range m.pfChecks {
+		head := "  " + m.statusMarker(c.Status) + " " + padRight(c.Name, nameW) + "  " + m.st.faint.Render(padRight(c.Category, catW)) + "  "
+		msg := wrap(c.Message, m.w(), indent)
+		out = append(out, head+strings.TrimLeft(msg[0], " "))
+		out = append(out, msg[1:]...)
+		if c.Status != StatusPass && c.Remediation != "" {
+			for _, l := range wrap("fix: "+c.Remediation, m.w(), indent) {
+				out = append(out, m.st.faint.Render(l))
+			}
+		}
+	}
+	pass, warn, fail, skip := countStatus(m.pfChecks, StatusPass), countStatus(m.pfChecks, StatusWarn),
+		countStatus(m.pfChecks, StatusFail), countStatus(m.pfChecks, StatusSkip)
+	out = append(out, "", fmt.Sprintf("  %d passed, %d %s, %d failed, %d skipped", pass, warn, plural(warn, "warning", "warnings"), fail, skip))
+	if fail > 0 {
+		for _, l := range wrap("Preflight failed: fix the failures above, then press r to re-run the checks, or esc to go back and change the answers.", m.w(), 2) {
+			out = append(out, m.st.fail.Render(l))
+		}
+	} else {
+		out = append(out, "  Press enter to see the plan.")
+	}
+	return out
+}
+
+func (m *Model) viewPlan() []string {
+	if m.planRunning {
+		return []string{m.spinnerText("making the plan")}
+	}
+	if m.planErr != nil {
+		return wrap("Cannot make the plan: "+m.planErr.Error()+". Press r to retry.", m.w(), 2)
+	}
+	verb := "install"
+	if m.opts.Mode == ModeUpgrade {
+		verb = "upgrade"
+	}
+	out := append(m.para(fmt.Sprintf("The %s will run, in order:", verb)), "")
+	phaseW := 0
+	for _, l := range m.planLines {
+		phaseW = max(phaseW, len(l.Phase))
+	}
+	indent := min(4+phaseW+2, m.w()/2)
+	for _, l := range m.planLines {
+		d := wrap(l.Description, m.w(), indent)
+		out = append(out, "    "+m.st.bold.Render(padRight(l.Phase, phaseW))+"  "+strings.TrimLeft(d[0], " "))
+		out = append(out, d[1:]...)
+	}
+	return out
+}
+
+func (m *Model) viewConfirm() []string {
+	verb := "install"
+	if m.opts.Mode == ModeUpgrade {
+		verb = "upgrade"
+	}
+	out := append(m.para(fmt.Sprintf("Ready to %s. Check the answers; enter starts.", verb)), "")
+	target := fmt.Sprintf("kubeconfig context %q", m.a.Context)
+	if m.a.Target == TargetKind {
+		target = fmt.Sprintf("kind cluster %q on this host", m.a.ClusterName)
+	}
+	airgap := "no (download from upstream)"
+	if m.a.Bundle != "" {
+		airgap = "bundle " + m.a.Bundle
+		if m.a.BundleKey != "" {
+			airgap += ", key " + m.a.BundleKey
+		}
+		if m.a.Registry != "" {
+			airgap += ", registry " + m.a.Registry
+		}
+	}
+	overlay := "none"
+	if m.a.IstioOverlay != "" {
+		overlay = m.a.IstioOverlay
+	}
+	pf := fmt.Sprintf("%d passed, %d %s", countStatus(m.pfChecks, StatusPass),
+		countStatus(m.pfChecks, StatusWarn), plural(countStatus(m.pfChecks, StatusWarn), "warning", "warnings"))
+	rows := [][2]string{
+		{"Target", target},
+		{"Release", m.a.Release},
+		{"Components", strings.Join(m.a.Components, ", ")},
+		{"Air gap", airgap},
+		{"Istio overlay", overlay},
+		{"Preflight", pf},
+	}
+	for _, r := range rows {
+		v := wrap(r[1], m.w(), 19)
+		out = append(out, "    "+m.st.bold.Render(padRight(r[0], 13))+"  "+strings.TrimLeft(v[0], " "))
+		out = append(out, v[1:]...)
+	}
+	if m.saving {
+		out = append(out, "", m.cursor(true)+m.savePath.View())
+	}
+	if m.saveNote != "" {
+		note := wrap(m.saveNote, m.w(), 2)
+		for _, l := range note {
+			if m.saveError {
+				l = m.st.fail.Render(l)
+			}
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func (m *Model) summaryTitle() string {
+	if m.runErr != nil {
+		return m.st.fail.Render(strings.TrimSpace(m.g.fail)) + " " + m.st.title.Render(fmt.Sprintf("tmbox %s failed", m.opts.Mode))
+	}
+	verb := "installed"
+	if m.opts.Mode == ModeUpgrade {
+		verb = "upgraded to"
+	}
+	return m.st.ok.Render(strings.TrimSpace(m.g.pass)) + " " + m.st.title.Render(fmt.Sprintf("tmbox %s release %s in %s", verb, m.summary.Release, fmtDuration(m.summary.Took)))
+}
+
+func (m *Model) viewSummary() []string {
+	s := m.summary
+	w := m.w()
+	var out []string
+	if m.runErr != nil {
+		for _, l := range wrap(m.runErr.Error(), w, 2) {
+			out = append(out, m.st.fail.Render(l))
+		}
+		if m.run != nil {
+			for _, p := range m.run.phases {
+				if p.status == phaseFailed {
+					out = append(out, "", fmt.Sprintf("  The %s phase failed after %s.", p.name, fmtDuration(p.took)))
+				}
+			}
+		}
+		if s.LogFile != "" {
+			out = append(out, "")
+			out = append(out, wrap("The log is at "+s.LogFile+".", w, 2)...)
+		}
+		out = append(out, "")
+		out = append(out, m.para("Running the same command again resumes: phases already done are verified in a moment and the failed one is redone.")...)
+	} else {
+		if len(s.Versions) > 0 {
+			out = append(out, "  "+m.st.bold.Render("Versions"))
+			nameW := 0
+			for _, c := range s.Versions {
+				nameW = max(nameW, len(c.Name))
+			}
+			for _, c := range s.Versions {
+				out = append(out, "    "+padRight(c.Name, nameW)+"  "+c.Version)
+			}
+			out = append(out, "")
+		}
+		for _, kv := range [][2]string{{"Ingress", s.Ingress}, {"Log", s.LogFile}} {
+			if kv[1] == "" {
+				continue
+			}
+			v := wrap(kv[1], w, 11)
+			out = append(out, "  "+m.st.bold.Render(padRight(kv[0], 7))+"  "+strings.TrimLeft(v[0], " "))
+			out = append(out, v[1:]...)
+		}
+	}
+	if len(s.Next) > 0 {
+		out = append(out, "", "  "+m.st.bold.Render("Next"))
+		for _, n := range s.Next {
+			out = append(out, wrap("$ "+n, w, 4)...)
+		}
+	}
+	return out
+}
