@@ -339,4 +339,3 @@ func initialAnswers(g *globalOptions, o installer.Options) tui.Answers {
 	}
 	return a
 }
-
