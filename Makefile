@@ -14,7 +14,7 @@ GOTEST     ?= go test
 TESTFLAGS  ?= -timeout 30m
 CLUSTER_STATE := $(or $(XDG_RUNTIME_DIR),/tmp)/tmbox-testcluster
 
-.PHONY: build test test-unit test-integration testcluster-bin lint cluster-up cluster-down clean
+.PHONY: build test test-unit test-integration testcluster-bin lint bench cluster-up cluster-down clean
 
 build: ## build bin/tmbox
 	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/tmbox ./cmd/tmbox
@@ -30,6 +30,11 @@ test-unit: ## unit tests only (integration tests report themselves skipped)
 
 test-integration: testcluster-bin ## integration tests only
 	TMBOX_TESTCLUSTER_BIN=$$(bash hack/build-testcluster.sh) $(GOTEST) $(TESTFLAGS) -exec $(NETNS_EXEC) -run Integration ./...
+
+bench: build testcluster-bin ## measure tmbox against a hand-made kubectl baseline on real test clusters; rewrites docs/performance.md
+	go build -o bin/bench ./hack/bench
+	go test -run '^$$' -bench 'VerifyBundle/(verify-file|sha256sum-file)' -count 3 ./bundles | tee bin/bundle-bench.txt
+	TMBOX_TESTCLUSTER_BIN=$$(bash hack/build-testcluster.sh) $(NETNS_EXEC) bin/bench -bundle-bench bin/bundle-bench.txt $(BENCHFLAGS)
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
