@@ -329,6 +329,11 @@ func schedulable(n *corev1.Node) bool {
 		return false
 	}
 	for _, t := range n.Spec.Taints {
+		// The node controller removes not-ready from a Ready node once it
+		// notices; it is no reason to count the node out.
+		if t.Key == corev1.TaintNodeNotReady {
+			continue
+		}
 		if t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute {
 			return false
 		}
