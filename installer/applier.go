@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sort"
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/metadata"
 )
 
 // crdGVR is the CustomResourceDefinition resource.
@@ -28,8 +31,11 @@ var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version:
 // sent again, so a re-run that changes nothing writes nothing.
 type Applier struct {
 	Dynamic dynamic.Interface
-	Mapper  meta.ResettableRESTMapper
-	Log     *slog.Logger
+	// Metadata, when set, lists objects' metadata only (cheaper than
+	// Dynamic for finding what is already applied).
+	Metadata metadata.Interface
+	Mapper   meta.ResettableRESTMapper
+	Log      *slog.Logger
 	// Concurrency bounds parallel requests (default 16).
 	Concurrency int
 }
@@ -115,6 +121,7 @@ func (a *Applier) client(m *meta.RESTMapping, ns string) dynamic.ResourceInterfa
 func (a *Applier) liveHashes(ctx context.Context, objs []*Object) (map[ObjectKey]string, error) {
 	type listKey struct {
 		gvr       schema.GroupVersionResource
+		gk        schema.GroupKind
 		component string
 	}
 	lists := map[listKey]bool{}
@@ -126,21 +133,47 @@ func (a *Applier) liveHashes(ctx context.Context, objs []*Object) (map[ObjectKey
 		if err != nil {
 			return nil, err
 		}
-		lists[listKey{m.Resource, o.Component}] = true
+		lists[listKey{m.Resource, m.GroupVersionKind.GroupKind(), o.Component}] = true
 	}
+	// Only metadata is needed (the hash is an annotation): CRDs' schemas
+	// and ConfigMaps' data stay on the server. The lists run concurrently.
+	var mu sync.Mutex
 	hashes := map[ObjectKey]string{}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(a.concurrency())
 	for k := range lists {
-		sel := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue, LabelComponent: k.component}).String()
-		list, err := a.Dynamic.Resource(k.gvr).List(ctx, metav1.ListOptions{LabelSelector: sel})
-		if err != nil {
-			if apierrors.IsNotFound(err) {
-				continue
+		g.Go(func() error {
+			sel := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue, LabelComponent: k.component}).String()
+			found := map[ObjectKey]string{}
+			if a.Metadata != nil {
+				list, err := a.Metadata.Resource(k.gvr).List(gctx, metav1.ListOptions{LabelSelector: sel})
+				if apierrors.IsNotFound(err) {
+					return nil
+				} else if err != nil {
+					return fmt.Errorf("list %s: %w", k.gvr.Resource, err)
+				}
+				for _, it := range list.Items {
+					found[ObjectKey{Group: k.gk.Group, Kind: k.gk.Kind, Namespace: it.Namespace, Name: it.Name}] = it.Annotations[AnnotationHash]
+				}
+			} else {
+				list, err := a.Dynamic.Resource(k.gvr).List(gctx, metav1.ListOptions{LabelSelector: sel})
+				if apierrors.IsNotFound(err) {
+					return nil
+				} else if err != nil {
+					return fmt.Errorf("list %s: %w", k.gvr.Resource, err)
+				}
+				for i := range list.Items {
+					found[KeyOf(&list.Items[i])] = list.Items[i].GetAnnotations()[AnnotationHash]
+				}
 			}
-			return nil, fmt.Errorf("list %s: %w", k.gvr.Resource, err)
-		}
-		for i := range list.Items {
-			hashes[KeyOf(&list.Items[i])] = list.Items[i].GetAnnotations()[AnnotationHash]
-		}
+			mu.Lock()
+			maps.Copy(hashes, found)
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return hashes, nil
 }
@@ -182,13 +215,18 @@ func (a *Applier) applyAll(ctx context.Context, objs []*Object, res *ApplyResult
 	return todo, nil
 }
 
+// concurrency is how many requests run at once.
+func (a *Applier) concurrency() int {
+	if a.Concurrency <= 0 {
+		return 16
+	}
+	return a.Concurrency
+}
+
 // parallel runs fn over objs with bounded concurrency and returns the
 // errors, at most a handful, sorted for stable messages.
 func (a *Applier) parallel(ctx context.Context, objs []*Object, fn func(context.Context, *Object) error) []error {
-	n := a.Concurrency
-	if n <= 0 {
-		n = 16
-	}
+	n := a.concurrency()
 	sem := make(chan struct{}, n)
 	var mu sync.Mutex
 	var errs []error

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
 	"istio.io/istio/operator/pkg/render"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -32,15 +33,32 @@ type desired struct {
 // install order; later ones do not apply it.
 func objectsFor(ctx context.Context, src bundles.Source, r *bundles.Release, selected []string, opts *Options) (*desired, error) {
 	d := &desired{release: r, byComponent: map[string][]*Object{}, keys: map[ObjectKey]string{}}
-	for _, comp := range r.ComponentList() {
+	// Fetch, verify and decode the components concurrently (decoding YAML
+	// is most of a no-op re-run's CPU), then merge them in install order.
+	comps := r.ComponentList()
+	decoded := make([][]*Object, len(comps))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, comp := range comps {
 		if !contains(selected, comp.Name) {
 			continue
 		}
-		objs, err := componentObjects(ctx, src, comp, opts)
-		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", comp.Name, comp.Version, err)
+		g.Go(func() error {
+			objs, err := componentObjects(gctx, src, comp, opts)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", comp.Name, comp.Version, err)
+			}
+			decoded[i] = objs
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for i, comp := range comps {
+		if !contains(selected, comp.Name) {
+			continue
 		}
-		for _, o := range objs {
+		for _, o := range decoded[i] {
 			if !o.Create {
 				k := KeyOf(o.Unstructured)
 				if owner, taken := d.keys[k]; taken && owner != comp.Name {

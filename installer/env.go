@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
@@ -107,7 +108,11 @@ func connect(cfg *rest.Config, opts *Options) (*env, error) {
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
 	e := &env{opts: opts, cfg: cfg, dyn: dyn, client: client, mapper: mapper, store: &StateStore{Client: client}}
-	e.applier = &Applier{Dynamic: dyn, Mapper: mapper, Log: opts.Logger}
+	md, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e.applier = &Applier{Dynamic: dyn, Metadata: md, Mapper: mapper, Log: opts.Logger}
 	e.waiter = &Waiter{Dynamic: dyn, Client: client, Log: opts.Logger}
 	return e, nil
 }
@@ -119,7 +124,8 @@ func (e *env) report(ev Event) {
 	e.opts.Reporter.Report(ev)
 }
 
-// recordPhase writes a phase's start or end into the journal.
+// recordPhase records a phase's start or end in the journal; the end is
+// written to the cluster at once.
 func (e *env) recordPhase(ctx context.Context, name string, start time.Time, err error, finished bool) error {
 	if e.op == nil {
 		return nil
@@ -144,6 +150,11 @@ func (e *env) recordPhase(ctx context.Context, name string, start time.Time, err
 				rec.Result, rec.Error = ResultCancelled, "cancelled"
 			}
 		}
+	}
+	if !finished {
+		// A phase's start is kept in memory and written with the next
+		// save (its inventory, or its end): a no-op phase writes once.
+		return nil
 	}
 	return e.saveState(ctx)
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sync/errgroup"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -275,10 +277,12 @@ func (e *env) installComponent(ctx context.Context, phase, name string) (string,
 		}
 	}
 	// Record old ∪ new before writing, so a crash mid-apply leaves
-	// nothing untracked.
-	e.state.Inventory[name] = sortedKeys(union(old, keys))
-	if err := e.saveState(ctx); err != nil {
-		return "", err
+	// nothing untracked (no write when the stored inventory covers it).
+	if all := union(old, keys); len(all) != len(old) {
+		e.state.Inventory[name] = sortedKeys(all)
+		if err := e.saveState(ctx); err != nil {
+			return "", err
+		}
 	}
 	res, err := e.applier.Apply(ctx, objs, e.jobOp())
 	if err != nil {
@@ -304,9 +308,7 @@ func (e *env) installComponent(ctx context.Context, phase, name string) (string,
 		e.state.Components = map[string]ComponentState{}
 	}
 	e.state.Components[name] = ComponentState{Version: comp.Version, Release: e.release.Name}
-	if err := e.saveState(ctx); err != nil {
-		return "", err
-	}
+	// The phase's end record saves this with the journal.
 	return fmt.Sprintf("%s %s: %d applied, %d unchanged, %d jobs created, %d pruned", name, comp.Version, res.Applied, res.Unchanged, res.Created, pruned), nil
 }
 
@@ -380,35 +382,56 @@ func verifyRun(ctx context.Context, e *env) (string, error) {
 	for _, img := range e.release.Images() {
 		pinned[e.opts.mapImage(img)] = true
 	}
-	var problems []string
-	count := 0
+	var workloads []*Object
 	for name, objs := range e.desired.byComponent {
 		if cs, ok := e.state.Components[name]; !ok || cs.Release != e.release.Name {
 			continue // its phase was skipped: nothing of this release to verify
 		}
 		for _, o := range objs {
 			gvk := o.GroupVersionKind()
-			if gvk.Group != "apps" || (gvk.Kind != "Deployment" && gvk.Kind != "DaemonSet" && gvk.Kind != "StatefulSet") {
-				continue
+			if gvk.Group == "apps" && (gvk.Kind == "Deployment" || gvk.Kind == "DaemonSet" || gvk.Kind == "StatefulSet") {
+				workloads = append(workloads, o)
 			}
+		}
+	}
+	sort.Slice(workloads, func(i, j int) bool {
+		return KeyOf(workloads[i].Unstructured).String() < KeyOf(workloads[j].Unstructured).String()
+	})
+	// Read them concurrently, judge them in order.
+	lives := make([]*unstructured.Unstructured, len(workloads))
+	errs := make([]error, len(workloads))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(e.applier.concurrency())
+	for i, o := range workloads {
+		g.Go(func() error {
+			gvk := o.GroupVersionKind()
 			m, err := e.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 			if err != nil {
-				return "", err
+				return err
 			}
-			live, err := e.applier.client(m, o.GetNamespace()).Get(ctx, o.GetName(), metav1.GetOptions{})
-			if err != nil {
-				problems = append(problems, fmt.Sprintf("%s: %v", KeyOf(o.Unstructured), err))
-				continue
+			lives[i], errs[i] = e.applier.client(m, o.GetNamespace()).Get(gctx, o.GetName(), metav1.GetOptions{})
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return "", err
+	}
+	var problems []string
+	count := 0
+	for i, o := range workloads {
+		if errs[i] != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", KeyOf(o.Unstructured), errs[i]))
+			continue
+		}
+		live := lives[i]
+		count++
+		for _, img := range podTemplateImages(live) {
+			if !pinned[img] && !e.imageAllowed(img) {
+				problems = append(problems, fmt.Sprintf("%s runs %s, which release %s does not pin", KeyOf(o.Unstructured), img, e.release.Name))
 			}
-			count++
-			for _, img := range podTemplateImages(live) {
-				if !pinned[img] && !e.imageAllowed(img) {
-					problems = append(problems, fmt.Sprintf("%s runs %s, which release %s does not pin", KeyOf(o.Unstructured), img, e.release.Name))
-				}
-			}
-			if ok, why := workloadReady(gvk.Kind)(live); !ok {
-				problems = append(problems, fmt.Sprintf("%s: %s", KeyOf(o.Unstructured), why))
-			}
+		}
+		if ok, why := workloadReady(o.GetKind())(live); !ok {
+			problems = append(problems, fmt.Sprintf("%s: %s", KeyOf(o.Unstructured), why))
 		}
 	}
 	suffix := ""

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -121,23 +119,31 @@ func ResolveImages(c *bundles.Component, data []byte, registry string) ([]byte, 
 	if c.Ko == nil && len(c.ImageRewrites) == 0 {
 		return data, nil
 	}
-	refs, err := bundles.ImagesIn(data)
-	if err != nil {
-		return nil, err
-	}
-	// Longest first, so a reference that is a prefix of another is not
-	// replaced inside it.
-	sort.Slice(refs, func(i, j int) bool { return len(refs[i]) > len(refs[j]) })
-	var pairs []string
-	for _, ref := range refs {
-		if to := c.ResolveImage(ref, registry); to != ref {
-			pairs = append(pairs, ref, to)
+	// A text scan, not a YAML parse: ko:// placeholders and the rewritten
+	// references are whole references wherever they appear.
+	mapping := map[string]string{}
+	if c.Ko != nil {
+		prefix := []byte(c.Ko.Prefix)
+		for rest := data; ; {
+			i := bytes.Index(rest, prefix)
+			if i < 0 {
+				break
+			}
+			end := i + len(prefix)
+			for end < len(rest) && refChar(rest[end]) {
+				end++
+			}
+			ref := string(rest[i:end])
+			mapping[ref] = c.ResolveImage(ref, registry)
+			rest = rest[end:]
 		}
 	}
-	if len(pairs) == 0 {
-		return data, nil
+	for from := range c.ImageRewrites {
+		if bytes.Contains(data, []byte(from)) {
+			mapping[from] = c.ResolveImage(from, registry)
+		}
 	}
-	return []byte(strings.NewReplacer(pairs...).Replace(string(data))), nil
+	return rewriteImages(data, mapping), nil
 }
 
 // prepare labels an object as tmbox's and makes it apply-safe:

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 
 	"github.com/tmbox/tmbox/installer"
@@ -34,10 +36,34 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := startProfile()
 	err := newRootCmd(os.Stdout, os.Stderr).ExecuteContext(ctx)
+	stopProfile()
 	code := exitCode(ctx, err) // before stop(), which cancels ctx
 	stop()
 	os.Exit(code)
+}
+
+// startProfile writes a CPU profile to $TMBOX_CPUPROFILE and an execution
+// trace to $TMBOX_TRACE, for `go tool pprof` and `go tool trace`
+// (docs/development.md).
+func startProfile() func() {
+	var stops []func()
+	if p := os.Getenv("TMBOX_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil && pprof.StartCPUProfile(f) == nil {
+			stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+		}
+	}
+	if p := os.Getenv("TMBOX_TRACE"); p != "" {
+		if f, err := os.Create(p); err == nil && trace.Start(f) == nil {
+			stops = append(stops, func() { trace.Stop(); f.Close() })
+		}
+	}
+	return func() {
+		for _, s := range stops {
+			s()
+		}
+	}
 }
 
 // exitCode maps the outcome of a command to the process exit code and
