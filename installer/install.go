@@ -284,10 +284,12 @@ func (e *env) installComponent(ctx context.Context, phase, name string) (string,
 			return "", err
 		}
 	}
+	t0 := time.Now()
 	res, err := e.applier.Apply(ctx, objs, e.jobOp())
 	if err != nil {
 		return "", err
 	}
+	t1 := time.Now()
 	e.waiter.Notify = func(object, reason string) {
 		e.report(Event{Type: EventWaiting, Phase: phase, Message: object + ": " + reason})
 	}
@@ -303,6 +305,7 @@ func (e *env) installComponent(ctx context.Context, phase, name string) (string,
 		return "", err
 	}
 	pruned += jobs
+	e.opts.Logger.Debug("component converged", "component", name, "apply", t1.Sub(t0), "wait+prune", time.Since(t1))
 	e.state.Inventory[name] = sortedKeys(keys)
 	if e.state.Components == nil {
 		e.state.Components = map[string]ComponentState{}

@@ -201,6 +201,24 @@ func (w *Waiter) watchUntil(ctx context.Context, it *waitable, seen func([]*unst
 			return ri.Watch(ctx, o)
 		},
 	}
+	// One list first: what is already ready needs no watch (and no wait
+	// for an informer's cache to sync, which polls every 100ms).
+	if list, err := lw.ListFunc(metav1.ListOptions{}); err == nil {
+		if ul, ok := list.(*unstructured.UnstructuredList); ok {
+			objs := make([]*unstructured.Unstructured, 0, len(ul.Items))
+			for i := range ul.Items {
+				objs = append(objs, &ul.Items[i])
+			}
+			ready, reason, err := it.ready(objs)
+			if err != nil {
+				return &fatalError{fmt.Errorf("%s: %w", it.name, err)}
+			}
+			seen(objs, reason)
+			if ready {
+				return nil
+			}
+		}
+	}
 	store := map[string]*unstructured.Unstructured{}
 	var fatal error
 	_, err := watchtools.UntilWithSync(ctx, lw, &unstructured.Unstructured{}, func(store cache.Store) (bool, error) { return false, nil },
