@@ -225,6 +225,10 @@ func (o *Options) KindProvider(rel *bundles.Release) *provider.Kind {
 	}
 }
 
+// StateDirPath is where tmbox keeps files on this host: StateDir, else
+// $XDG_STATE_HOME/tmbox, else ~/.local/state/tmbox.
+func (o *Options) StateDirPath() string { return o.stateDir() }
+
 // stateDir is where tmbox keeps files on this host.
 func (o *Options) stateDir() string {
 	if o.StateDir != "" {

@@ -279,7 +279,7 @@ func (f reporterFunc) Report(e installer.Event) { f(e) }
 // every log (tmbox's, and libraries' that write to stderr, Istio's
 // included) goes to a log file under the state dir.
 func runWizard(cmd *cobra.Command, b *wizardBackend, initial tui.Answers) error {
-	dir := filepath.Join(stateDirOf(b.base), "logs")
+	dir := filepath.Join(b.base.StateDirPath(), "logs")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -314,20 +314,6 @@ func redirectStderr(f *os.File) (func(), error) {
 		_ = unix.Dup2(saved, 2)
 		_ = unix.Close(saved)
 	}, nil
-}
-
-// stateDirOf is where tmbox keeps files (the installer's default).
-func stateDirOf(o installer.Options) string {
-	if o.StateDir != "" {
-		return o.StateDir
-	}
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "tmbox")
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".local", "state", "tmbox")
-	}
-	return filepath.Join(os.TempDir(), "tmbox")
 }
 
 // initialAnswers prefills the wizard from the settings flags, env and
