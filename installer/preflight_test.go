@@ -22,10 +22,10 @@ const (
 	kindControlPlaneMemory   = 2 << 30
 )
 
-// TestHostRequirementsCoverRequests checks the catalog's host needs of each
-// release against its manifests: the sum of the pods' requests plus kind's
-// control plane must fit in what the catalog says a kind host needs.
-func TestHostRequirementsCoverRequests(t *testing.T) {
+// forEachRelease runs f as a subtest for each release of the embedded
+// catalog, with the shared upstream manifests (skipped when absent).
+func forEachRelease(t *testing.T, f func(t *testing.T, dir string, rel *bundles.Release)) {
+	t.Helper()
 	dir := filepath.Join("..", "..", "shared", "upstream")
 	if _, err := os.Stat(dir); err != nil {
 		t.Skipf("the upstream manifests are not at %s: %v", dir, err)
@@ -39,30 +39,37 @@ func TestHostRequirementsCoverRequests(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Run(rel.Name, func(t *testing.T) {
-			opts := &Options{Mirror: dir, CreateCluster: true}
-			if err := opts.Validate(); err != nil {
-				t.Fatal(err)
-			}
-			d, err := objectsFor(context.Background(), bundles.Mirror{Dir: dir}, rel, opts.Components, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			req, err := preflight.WorkloadRequests(d.unstructured(), 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cpu, mem := req.CPU+kindControlPlaneMilliCPU, req.Memory+kindControlPlaneMemory
-			t.Logf("%d pods request %s and %s; with kind's control plane %s and %s; catalog: %d CPUs, %s",
-				req.Pods, preflight.FormatCPU(req.CPU), preflight.FormatBytes(req.Memory), preflight.FormatCPU(cpu), preflight.FormatBytes(mem), rel.Host.CPUs, rel.Host.Memory)
-			if int64(rel.Host.CPUs)*1000 < cpu {
-				t.Errorf("host.cpus %d < %s needed", rel.Host.CPUs, preflight.FormatCPU(cpu))
-			}
-			if int64(rel.Host.MemoryBytes()) < mem {
-				t.Errorf("host.memory %s < %s needed", rel.Host.Memory, preflight.FormatBytes(mem))
-			}
-		})
+		t.Run(rel.Name, func(t *testing.T) { f(t, dir, rel) })
 	}
+}
+
+// TestHostRequirementsCoverRequests checks the catalog's host needs of each
+// release against its manifests: the sum of the pods' requests plus kind's
+// control plane must fit in what the catalog says a kind host needs.
+func TestHostRequirementsCoverRequests(t *testing.T) {
+	forEachRelease(t, func(t *testing.T, dir string, rel *bundles.Release) {
+		opts := &Options{Mirror: dir, CreateCluster: true}
+		if err := opts.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		d, err := objectsFor(context.Background(), bundles.Mirror{Dir: dir}, rel, opts.Components, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := preflight.WorkloadRequests(d.unstructured(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cpu, mem := req.CPU+kindControlPlaneMilliCPU, req.Memory+kindControlPlaneMemory
+		t.Logf("%d pods request %s and %s; with kind's control plane %s and %s; catalog: %d CPUs, %s",
+			req.Pods, preflight.FormatCPU(req.CPU), preflight.FormatBytes(req.Memory), preflight.FormatCPU(cpu), preflight.FormatBytes(mem), rel.Host.CPUs, rel.Host.Memory)
+		if int64(rel.Host.CPUs)*1000 < cpu {
+			t.Errorf("host.cpus %d < %s needed", rel.Host.CPUs, preflight.FormatCPU(cpu))
+		}
+		if int64(rel.Host.MemoryBytes()) < mem {
+			t.Errorf("host.memory %s < %s needed", rel.Host.Memory, preflight.FormatBytes(mem))
+		}
+	})
 }
 
 func TestPinIngressNodePorts(t *testing.T) {

@@ -135,17 +135,37 @@ func settingFlags(cmd *cobra.Command) []*pflag.Flag {
 	return out
 }
 
-// knownConfigKeys are the keys an InstallConfig may hold: the settings of
-// install and upgrade, and the global flags.
-func knownConfigKeys(g *globalOptions) map[string]bool {
-	known := map[string]bool{}
+// configSettingFlag is one setting an InstallConfig may hold, with the
+// first command (install, then upgrade) that takes it.
+type configSettingFlag struct {
+	flag    *pflag.Flag
+	command string
+}
+
+// installConfigSettings lists the settings of install and upgrade and the
+// global flags, each once, in a stable order.
+func installConfigSettings(g *globalOptions) []configSettingFlag {
+	var out []configSettingFlag
+	seen := map[string]bool{}
 	for _, c := range []*cobra.Command{newInstallCmd(g), newUpgradeCmd(g)} {
 		root := &cobra.Command{Use: "tmbox"}
 		addGlobalFlags(root, &globalOptions{})
 		root.AddCommand(c)
 		for _, f := range settingFlags(c) {
-			known[configKey(f.Name)] = true
+			if !seen[f.Name] {
+				seen[f.Name] = true
+				out = append(out, configSettingFlag{flag: f, command: c.Name()})
+			}
 		}
+	}
+	return out
+}
+
+// knownConfigKeys are the keys an InstallConfig may hold.
+func knownConfigKeys(g *globalOptions) map[string]bool {
+	known := map[string]bool{}
+	for _, s := range installConfigSettings(g) {
+		known[configKey(s.flag.Name)] = true
 	}
 	return known
 }
@@ -219,32 +239,23 @@ func exampleConfig(g *globalOptions) string {
 	fmt.Fprintf(&b, "# tmbox InstallConfig: use with tmbox install|upgrade|preflight --config FILE (or TMBOX_CONFIG).\n")
 	fmt.Fprintf(&b, "# Command-line flags win over TMBOX_* environment variables, which win over this file, which wins over the defaults.\n")
 	fmt.Fprintf(&b, "# Unknown keys are errors. Lists are YAML lists.\napiVersion: %s\nkind: %s\n", configAPIVersion, configKind)
-	seen := map[string]bool{}
-	for _, c := range []*cobra.Command{newInstallCmd(g), newUpgradeCmd(g)} {
-		root := &cobra.Command{Use: "tmbox"}
-		addGlobalFlags(root, &globalOptions{})
-		root.AddCommand(c)
-		for _, f := range settingFlags(c) {
-			if seen[f.Name] {
-				continue
-			}
-			seen[f.Name] = true
-			fmt.Fprintf(&b, "\n# %s\n# (--%s, %s; used by %s)\n", f.Usage, f.Name, envName(f.Name), c.Name())
-			def := f.DefValue
-			if f.Value.Type() == "stringSlice" {
-				def = strings.Trim(def, "[]")
-				if def == "" {
-					fmt.Fprintf(&b, "# %s: []\n", configKey(f.Name))
-					continue
-				}
-				fmt.Fprintf(&b, "# %s: [%s]\n", configKey(f.Name), def)
-				continue
-			}
+	for _, s := range installConfigSettings(g) {
+		f := s.flag
+		fmt.Fprintf(&b, "\n# %s\n# (--%s, %s; used by %s)\n", f.Usage, f.Name, envName(f.Name), s.command)
+		def := f.DefValue
+		if f.Value.Type() == "stringSlice" {
+			def = strings.Trim(def, "[]")
 			if def == "" {
-				def = `""`
+				fmt.Fprintf(&b, "# %s: []\n", configKey(f.Name))
+				continue
 			}
-			fmt.Fprintf(&b, "# %s: %s\n", configKey(f.Name), def)
+			fmt.Fprintf(&b, "# %s: [%s]\n", configKey(f.Name), def)
+			continue
 		}
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(&b, "# %s: %s\n", configKey(f.Name), def)
 	}
 	return b.String()
 }
