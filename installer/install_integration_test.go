@@ -19,6 +19,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
@@ -439,35 +440,10 @@ func TestIntegrationUnschedulable(t *testing.T) {
 	}
 }
 
-// allVersions maps every object of the cluster to its resourceVersion,
-// except leases, events and nodes, which the control plane and kwok
-// rewrite on their own.
+// allVersions maps every object of the cluster to its resourceVersion.
 func allVersions(t *testing.T, cfg *rest.Config) map[string]string {
 	t.Helper()
-	cfg = rest.CopyConfig(cfg)
-	cfg.WarningHandler = rest.NoWarnings{}
-	lists, err := discovery.NewDiscoveryClientForConfigOrDie(cfg).ServerPreferredResources()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dyn := dynamic.NewForConfigOrDie(cfg)
-	out := map[string]string{}
-	for _, l := range lists {
-		gv, _ := schema.ParseGroupVersion(l.GroupVersion)
-		for _, r := range l.APIResources {
-			if !slices.Contains(r.Verbs, "list") || strings.Contains(r.Name, "/") || slices.Contains([]string{"leases", "events", "nodes"}, r.Name) {
-				continue
-			}
-			items, err := dyn.Resource(gv.WithResource(r.Name)).List(context.Background(), metav1.ListOptions{})
-			if err != nil {
-				t.Fatalf("list %s: %v", r.Name, err)
-			}
-			for _, it := range items.Items {
-				out[r.Name+"."+gv.Group+" "+it.GetNamespace()+"/"+it.GetName()] = it.GetResourceVersion()
-			}
-		}
-	}
-	return out
+	return testcluster.Objects(t, cfg, func(u *unstructured.Unstructured) string { return u.GetResourceVersion() })
 }
 
 // settledVersions waits until the cluster's objects stop changing (a

@@ -27,9 +27,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/dynamic"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -163,43 +161,22 @@ func startOwnCluster(t *testing.T, shared *testcluster.Cluster) *testcluster.Clu
 	return testcluster.StartT(t, testcluster.Options{BinDir: shared.BinDir, SharedWebhookStandIn: shared.WebhookStandIn})
 }
 
-// clusterVersions maps every object (except leases, events and nodes) to
-// what tmbox wrote into it: its field manager entries, so controllers'
-// status updates (HPAs every 15s, kwok's pods) do not count, but any
-// object tmbox created, deleted or applied to does.
+// clusterVersions maps every object of the cluster to what tmbox wrote
+// into it: its field manager entries, so controllers' status updates (HPAs
+// every 15s, kwok's pods) do not count, but any object tmbox created,
+// deleted or applied to does.
 func clusterVersions(t *testing.T, cfg *rest.Config) map[string]string {
 	t.Helper()
-	cfg = rest.CopyConfig(cfg)
-	cfg.WarningHandler = rest.NoWarnings{}
-	lists, err := discovery.NewDiscoveryClientForConfigOrDie(cfg).ServerPreferredResources()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dyn := dynamic.NewForConfigOrDie(cfg)
-	out := map[string]string{}
-	for _, l := range lists {
-		gv, _ := schema.ParseGroupVersion(l.GroupVersion)
-		for _, r := range l.APIResources {
-			if !slices.Contains(r.Verbs, "list") || strings.Contains(r.Name, "/") || slices.Contains([]string{"leases", "events", "nodes"}, r.Name) {
-				continue
-			}
-			items, err := dyn.Resource(gv.WithResource(r.Name)).List(context.Background(), metav1.ListOptions{})
-			if err != nil {
-				t.Fatalf("list %s: %v", r.Name, err)
-			}
-			for _, it := range items.Items {
-				var ours []metav1.ManagedFieldsEntry
-				for _, mf := range it.GetManagedFields() {
-					if mf.Manager == installer.FieldManager {
-						ours = append(ours, mf)
-					}
-				}
-				raw, _ := json.Marshal(ours)
-				out[r.Name+"."+gv.Group+" "+it.GetNamespace()+"/"+it.GetName()] = string(raw)
+	return testcluster.Objects(t, cfg, func(u *unstructured.Unstructured) string {
+		var ours []metav1.ManagedFieldsEntry
+		for _, mf := range u.GetManagedFields() {
+			if mf.Manager == installer.FieldManager {
+				ours = append(ours, mf)
 			}
 		}
-	}
-	return out
+		raw, _ := json.Marshal(ours)
+		return string(raw)
+	})
 }
 
 func fileSHA(t *testing.T, path string) string {
