@@ -33,7 +33,7 @@ test-integration: testcluster-bin ## integration tests only
 
 bench: build testcluster-bin ## measure tmbox against a hand-made kubectl baseline on real test clusters; rewrites docs/performance.md
 	go build -o bin/bench ./hack/bench
-	go test -run '^$$' -bench 'VerifyBundle/(verify-file|sha256sum-file)' -count 3 ./bundles | tee bin/bundle-bench.txt
+	go test -run '^$$' -bench 'VerifyBundle/(verify-file|sha256sum-file)' -count 3 ./bundle | tee bin/bundle-bench.txt
 	TMBOX_TESTCLUSTER_BIN=$$(bash hack/build-testcluster.sh) $(NETNS_EXEC) bin/bench -bundle-bench bin/bundle-bench.txt $(BENCHFLAGS)
 
 lint: ## gofmt and go vet

@@ -23,7 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/bundle"
 )
 
 // validateAirGap checks the bundle and registry options.
@@ -81,7 +81,7 @@ func (o *Options) bundlePublicKey() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--bundle-key: %w", err)
 	}
-	if _, err := bundles.ParsePublicKey(data); err != nil {
+	if _, err := bundle.ParsePublicKey(data); err != nil {
 		return nil, fmt.Errorf("--bundle-key %s: %w", o.BundleKey, err)
 	}
 	return data, nil
@@ -90,14 +90,14 @@ func (o *Options) bundlePublicKey() ([]byte, error) {
 // openBundle verifies the bundle while extracting it into a fresh work
 // directory under the state dir, and points the options at its catalog,
 // manifests and release. Nothing is read from a bundle that fails.
-func (o *Options) openBundle(ctx context.Context) (*bundles.ExtractedBundle, func(), error) {
-	vo := bundles.VerifyOptions{RequireSignature: o.RequireSignature}
+func (o *Options) openBundle(ctx context.Context) (*bundle.Extracted, func(), error) {
+	vo := bundle.VerifyOptions{RequireSignature: o.RequireSignature}
 	if o.BundleKey != "" {
 		data, err := o.bundlePublicKey()
 		if err != nil {
 			return nil, nil, err
 		}
-		if vo.PublicKey, err = bundles.ParsePublicKey(data); err != nil {
+		if vo.PublicKey, err = bundle.ParsePublicKey(data); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -110,7 +110,7 @@ func (o *Options) openBundle(ctx context.Context) (*bundles.ExtractedBundle, fun
 	}
 	cleanup := func() { _ = os.RemoveAll(work) }
 	o.Reporter.Report(Event{Type: EventInfo, Phase: PhasePreflight, Message: "verifying bundle " + o.Bundle})
-	b, err := bundles.ExtractBundle(ctx, o.Bundle, work, vo)
+	b, err := bundle.Extract(ctx, o.Bundle, work, vo)
 	if err != nil {
 		cleanup()
 		return nil, nil, fmt.Errorf("bundle %s: %w", o.Bundle, err)
@@ -140,10 +140,10 @@ func (o *Options) openBundle(ctx context.Context) (*bundles.ExtractedBundle, fun
 // registryMapping maps every image of the bundle to its reference in the
 // private registry, digest kept. Istio's injection values name images by
 // hub, so the hubs move too.
-func registryMapping(m *bundles.BundleManifest, registry string) (map[string]string, error) {
+func registryMapping(m *bundle.Manifest, registry string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, img := range m.Images {
-		to, err := bundles.RegistryRef(registry, img.Ref, img.Digest)
+		to, err := bundle.RegistryRef(registry, img.Ref, img.Digest)
 		if err != nil {
 			return nil, err
 		}
@@ -168,7 +168,7 @@ func (o *Options) mapImage(ref string) string {
 
 // pushImages pushes the bundle's images to the registry.
 func (e *env) pushImages(ctx context.Context) (string, error) {
-	mapping, err := bundles.PushBundleImages(ctx, e.bundle, e.opts.Registry, remote.WithUserAgent("tmbox"), remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	mapping, err := bundle.Push(ctx, e.bundle, e.opts.Registry, remote.WithUserAgent("tmbox"), remote.WithAuthFromKeychain(authn.DefaultKeychain))
 	if err != nil {
 		return "", err
 	}
@@ -288,10 +288,10 @@ func writeOCIArchive(w io.Writer, layoutDir string) error {
 // engine kind uses (`docker load`, as an operator would by hand) and
 // returns the tag kind runs: the engine cannot pull by digest here, and the
 // bundle's verification already pinned the bytes.
-func nodeImageLoader(b *bundles.ExtractedBundle) func(ctx context.Context) (string, error) {
+func nodeImageLoader(b *bundle.Extracted) func(ctx context.Context) (string, error) {
 	return func(ctx context.Context) (string, error) {
 		ref := b.Manifest.KindNodeImage
-		var stored *bundles.BundleImage
+		var stored *bundle.Image
 		for i := range b.Manifest.Images {
 			if b.Manifest.Images[i].Ref == ref {
 				stored = &b.Manifest.Images[i]

@@ -9,18 +9,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"os"
-	"path/filepath"
-	"strings"
-	"testing"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/bundle"
+	"github.com/tmbox/tmbox/catalog"
 )
 
 // TestRegistryRewriteOfRealReleases rewrites every image of each real
@@ -29,10 +31,10 @@ import (
 // ConfigMap values (Knative's queue-proxy, TriggerMesh's adapters) alike —
 // and that every rewritten reference keeps a digest.
 func TestRegistryRewriteOfRealReleases(t *testing.T) {
-	forEachRelease(t, func(t *testing.T, dir string, rel *bundles.Release) {
-		m := &bundles.BundleManifest{}
+	forEachRelease(t, func(t *testing.T, dir string, rel *catalog.Release) {
+		m := &bundle.Manifest{}
 		for i, img := range rel.Images() {
-			m.Images = append(m.Images, bundles.BundleImage{Ref: img, Digest: fmt.Sprintf("sha256:%064x", i+1)})
+			m.Images = append(m.Images, bundle.Image{Ref: img, Digest: fmt.Sprintf("sha256:%064x", i+1)})
 		}
 		mapping, err := registryMapping(m, "registry.corp.example:5000/tmbox")
 		if err != nil {
@@ -42,7 +44,7 @@ func TestRegistryRewriteOfRealReleases(t *testing.T) {
 		if err := opts.Validate(); err != nil {
 			t.Fatal(err)
 		}
-		d, err := objectsFor(context.Background(), bundles.Mirror{Dir: dir}, rel, opts.Components, opts)
+		d, err := objectsFor(context.Background(), catalog.Mirror{Dir: dir}, rel, opts.Components, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +81,7 @@ func TestRegistryRewriteOfRealReleases(t *testing.T) {
 
 // layoutBundle is an extracted bundle holding one random image as the kind
 // node image.
-func layoutBundle(t *testing.T) (*bundles.ExtractedBundle, v1.Image) {
+func layoutBundle(t *testing.T) (*bundle.Extracted, v1.Image) {
 	t.Helper()
 	img, err := random.Image(1024, 2)
 	if err != nil {
@@ -95,8 +97,8 @@ func layoutBundle(t *testing.T) (*bundles.ExtractedBundle, v1.Image) {
 		t.Fatal(err)
 	}
 	d, _ := img.Digest()
-	m := &bundles.BundleManifest{KindNodeImage: ref, Images: []bundles.BundleImage{{Ref: ref, Digest: d.String()}}}
-	return &bundles.ExtractedBundle{Manifest: m, LayoutDir: dir}, img
+	m := &bundle.Manifest{KindNodeImage: ref, Images: []bundle.Image{{Ref: ref, Digest: d.String()}}}
+	return &bundle.Extracted{Manifest: m, LayoutDir: dir}, img
 }
 
 // TestNodeImageLoader feeds the node image to a stand-in `docker load` and

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/installer/provider"
 	"github.com/tmbox/tmbox/preflight"
 )
@@ -68,8 +68,8 @@ func ClusterKubeconfig(ctx context.Context, opts Options) ([]byte, error) {
 
 // release loads the catalog and returns the selected release (default:
 // the latest).
-func (o *Options) release() (*bundles.Release, error) {
-	cat, err := bundles.Load(o.CatalogFile)
+func (o *Options) release() (*catalog.Release, error) {
+	cat, err := catalog.Load(o.CatalogFile)
 	if err != nil {
 		return nil, err
 	}

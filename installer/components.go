@@ -13,14 +13,14 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/manifests"
 )
 
 // desired is everything a release puts in the cluster, per component, with
 // each object owned by exactly one component.
 type desired struct {
-	release     *bundles.Release
+	release     *catalog.Release
 	byComponent map[string][]*Object
 	keys        map[ObjectKey]string // object → owning component
 }
@@ -31,7 +31,7 @@ type desired struct {
 // that two components ship (Eventing's and TriggerMesh's addressable-
 // resolver ClusterRole, TriggerMesh's namespace) belongs to the first in
 // install order; later ones do not apply it.
-func objectsFor(ctx context.Context, src bundles.Source, r *bundles.Release, selected []string, opts *Options) (*desired, error) {
+func objectsFor(ctx context.Context, src catalog.Source, r *catalog.Release, selected []string, opts *Options) (*desired, error) {
 	d := &desired{release: r, byComponent: map[string][]*Object{}, keys: map[ObjectKey]string{}}
 	// Fetch, verify and decode the components concurrently (decoding YAML
 	// is most of a no-op re-run's CPU), then merge them in install order.
@@ -100,7 +100,7 @@ func objectsFor(ctx context.Context, src bundles.Source, r *bundles.Release, sel
 		}
 	}
 	if opts.CreateCluster {
-		if err := pinIngressNodePorts(d.byComponent[bundles.Istio]); err != nil {
+		if err := pinIngressNodePorts(d.byComponent[catalog.Istio]); err != nil {
 			return nil, err
 		}
 	}
@@ -160,15 +160,15 @@ func pinIngressNodePorts(objs []*Object) error {
 
 // componentObjects returns a component's objects, deduplicated (a later
 // copy of the same object wins: serving-core repeats serving-crds' CRDs).
-func componentObjects(ctx context.Context, src bundles.Source, comp *bundles.Component, opts *Options) ([]*Object, error) {
+func componentObjects(ctx context.Context, src catalog.Source, comp *catalog.Component, opts *Options) ([]*Object, error) {
 	var docs []*unstructured.Unstructured
-	if comp.Source == bundles.SourceCompiledIn {
+	if comp.Source == catalog.SourceCompiledIn {
 		var err error
 		if docs, err = renderIstio(comp, opts.IstioOverlay); err != nil {
 			return nil, err
 		}
 	} else {
-		datas, err := bundles.FetchComponent(ctx, src, comp)
+		datas, err := catalog.FetchComponent(ctx, src, comp)
 		if err != nil {
 			return nil, err
 		}
@@ -209,7 +209,7 @@ func componentObjects(ctx context.Context, src bundles.Source, comp *bundles.Com
 // renderIstio renders the compiled-in Istio charts in-process, as istioctl
 // does: tmbox's Knative profile, then the user's overlay, images pinned to
 // the release.
-func renderIstio(comp *bundles.Component, overlay string) ([]*unstructured.Unstructured, error) {
+func renderIstio(comp *catalog.Component, overlay string) ([]*unstructured.Unstructured, error) {
 	hub, tag, err := istioHubTag(comp)
 	if err != nil {
 		return nil, err
@@ -244,7 +244,7 @@ func renderIstio(comp *bundles.Component, overlay string) ([]*unstructured.Unstr
 }
 
 // istioHubTag derives the image hub and tag from the pinned pilot image.
-func istioHubTag(comp *bundles.Component) (hub, tag string, err error) {
+func istioHubTag(comp *catalog.Component) (hub, tag string, err error) {
 	for _, img := range comp.Images {
 		repo, t, ok := strings.Cut(img, ":")
 		if ok && strings.HasSuffix(repo, "/pilot") {
@@ -256,7 +256,7 @@ func istioHubTag(comp *bundles.Component) (hub, tag string, err error) {
 
 // ValidateIstioOverlay checks that a user overlay is one IstioOperator
 // document that the compiled-in Istio renders with.
-func ValidateIstioOverlay(path string, comp *bundles.Component) error {
+func ValidateIstioOverlay(path string, comp *catalog.Component) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("istio overlay: %w", err)
@@ -280,7 +280,7 @@ func ValidateIstioOverlay(path string, comp *bundles.Component) error {
 	if err := yaml.UnmarshalStrict(data, &iop); err != nil {
 		return fmt.Errorf("istio overlay %s: %w", path, err)
 	}
-	if comp != nil && comp.Source == bundles.SourceCompiledIn {
+	if comp != nil && comp.Source == catalog.SourceCompiledIn {
 		if _, err := renderIstio(comp, path); err != nil {
 			return fmt.Errorf("istio overlay %s: %w", path, err)
 		}

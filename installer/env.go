@@ -17,7 +17,8 @@ import (
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/bundle"
+	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/installer/provider"
 )
 
@@ -37,12 +38,12 @@ type env struct {
 	// a rollback creates its own).
 	jobOperation string
 
-	catalog       *bundles.Catalog
-	release       *bundles.Release
+	catalog       *catalog.Catalog
+	release       *catalog.Release
 	serverVersion *version.Version
 	desired       *desired
 	// bundle is the verified, extracted bundle of an air-gapped install.
-	bundle *bundles.ExtractedBundle
+	bundle *bundle.Extracted
 	// kind is the kind cluster tmbox laid down, if it did.
 	kind *provider.Kind
 }

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"golang.org/x/sync/errgroup"
 	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,7 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/bundle"
+	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/installer/provider"
 	"github.com/tmbox/tmbox/preflight"
 )
@@ -43,7 +45,7 @@ func (in *Install) Run(ctx context.Context) error {
 		return err
 	}
 	// A bundle is verified before anything else reads it.
-	var bundle *bundles.ExtractedBundle
+	var bundle *bundle.Extracted
 	if opts.Bundle != "" {
 		b, cleanup, err := opts.openBundle(ctx)
 		if err != nil {
@@ -52,7 +54,7 @@ func (in *Install) Run(ctx context.Context) error {
 		defer cleanup()
 		bundle = b
 	}
-	cat, err := bundles.Load(opts.CatalogFile)
+	cat, err := catalog.Load(opts.CatalogFile)
 	if err != nil {
 		return err
 	}
@@ -64,8 +66,8 @@ func (in *Install) Run(ctx context.Context) error {
 		return err
 	}
 	if opts.IstioOverlay != "" {
-		istio, _ := rel.Component(bundles.Istio)
-		if istio.Source != bundles.SourceCompiledIn {
+		istio, _ := rel.Component(catalog.Istio)
+		if istio.Source != catalog.SourceCompiledIn {
 			return fmt.Errorf("--istio-overlay applies to the compiled-in Istio; release %s installs Istio %s from its pinned manifests", rel.Name, istio.Version)
 		}
 		if err := ValidateIstioOverlay(opts.IstioOverlay, istio); err != nil {
@@ -161,7 +163,7 @@ func (in *Install) Run(ctx context.Context) error {
 }
 
 // loadDesired fetches, verifies and renders the release's objects.
-func (e *env) loadDesired(ctx context.Context, src bundles.Source, rel *bundles.Release) error {
+func (e *env) loadDesired(ctx context.Context, src catalog.Source, rel *catalog.Release) error {
 	e.report(Event{Type: EventInfo, Message: fmt.Sprintf("release %s: fetching and verifying manifests from %s", rel.Name, src.Name())})
 	d, err := objectsFor(ctx, src, rel, e.opts.Components, e.opts)
 	if err != nil {
@@ -180,10 +182,10 @@ func installPhases(withCluster bool) []phase {
 	}
 	return append(out,
 		phase{name: PhaseImages, title: "images", describe: imagesDescribe, run: imagesRun},
-		componentPhase(PhaseIstio, "installing Istio", bundles.Istio),
-		componentPhase(PhaseKnativeServing, "installing Knative Serving and net-istio", bundles.KnativeServing, bundles.NetIstio),
-		componentPhase(PhaseKnativeEventing, "installing Knative Eventing", bundles.KnativeEventing),
-		componentPhase(PhaseTriggerMesh, "installing TriggerMesh", bundles.TriggerMesh, bundles.TriggerMeshCore),
+		componentPhase(PhaseIstio, "installing Istio", catalog.Istio),
+		componentPhase(PhaseKnativeServing, "installing Knative Serving and net-istio", catalog.KnativeServing, catalog.NetIstio),
+		componentPhase(PhaseKnativeEventing, "installing Knative Eventing", catalog.KnativeEventing),
+		componentPhase(PhaseTriggerMesh, "installing TriggerMesh", catalog.TriggerMesh, catalog.TriggerMeshCore),
 		phase{name: PhaseVerify, title: "verifying images and health", describe: func(context.Context, *env) (string, error) {
 			return "check every managed workload runs the pinned images and is Available", nil
 		}, run: verifyRun},

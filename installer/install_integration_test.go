@@ -26,7 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/internal/testcluster"
 	"github.com/tmbox/tmbox/preflight"
 )
@@ -193,7 +193,7 @@ func TestIntegrationLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat, _ := bundles.Load("")
+	cat, _ := catalog.Load("")
 	rel, _ := cat.Release("1.21")
 	if !st.Healthy || st.Release != "1.21" || len(st.Components) != 6 {
 		t.Fatalf("status after install: %+v", st)
@@ -397,7 +397,7 @@ func TestIntegrationUnschedulable(t *testing.T) {
 	shared := suite.Cluster(t)
 	c := testcluster.StartT(t, testcluster.Options{Nodes: 1, NodeCPU: "1", NodeMemory: "4Gi", BinDir: shared.BinDir, SharedWebhookStandIn: shared.WebhookStandIn})
 	budget := 20 * time.Second
-	comps := []string{bundles.Istio, bundles.KnativeServing, bundles.NetIstio}
+	comps := []string{catalog.Istio, catalog.KnativeServing, catalog.NetIstio}
 
 	before := settledVersions(t, c.Config)
 	_, err := install(t, c.Config, "1.21", func(o *Options) { o.Components = comps })

@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/catalog"
 )
 
 // Labels and annotations tmbox puts on every object it applies.
@@ -115,7 +115,7 @@ func DecodeManifest(data []byte) ([]*unstructured.Unstructured, error) {
 
 // ResolveImages rewrites the component's image placeholders (ko://…,
 // release-time rewrites) in a manifest to the images tmbox deploys.
-func ResolveImages(c *bundles.Component, data []byte, registry string) ([]byte, error) {
+func ResolveImages(c *catalog.Component, data []byte, registry string) ([]byte, error) {
 	if c.Ko == nil && len(c.ImageRewrites) == 0 {
 		return data, nil
 	}

@@ -19,7 +19,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/manifests"
 	"github.com/tmbox/tmbox/preflight"
 )
@@ -95,7 +95,7 @@ type Options struct {
 
 // RequiredComponents are always installed.
 func RequiredComponents() []string {
-	return []string{bundles.Istio, bundles.KnativeServing, bundles.NetIstio}
+	return []string{catalog.Istio, catalog.KnativeServing, catalog.NetIstio}
 }
 
 // Validate checks the options without touching the cluster and fills
@@ -111,7 +111,7 @@ func (o *Options) Validate() error {
 		o.PhaseTimeout = 10 * time.Minute
 	}
 	if len(o.Components) == 0 {
-		o.Components = bundles.ComponentNames()
+		o.Components = catalog.ComponentNames()
 	}
 	var errs []error
 	if err := preflight.ValidateIgnore(o.IgnorePreflightErrors, preflight.CheckNames()); err != nil {
@@ -123,8 +123,8 @@ func (o *Options) Validate() error {
 		}
 	}
 	for _, c := range o.Components {
-		if !slices.Contains(bundles.ComponentNames(), c) {
-			errs = append(errs, fmt.Errorf("unknown component %q (known: %s)", c, strings.Join(bundles.ComponentNames(), ", ")))
+		if !slices.Contains(catalog.ComponentNames(), c) {
+			errs = append(errs, fmt.Errorf("unknown component %q (known: %s)", c, strings.Join(catalog.ComponentNames(), ", ")))
 		}
 	}
 	for _, c := range RequiredComponents() {
@@ -132,7 +132,7 @@ func (o *Options) Validate() error {
 			o.Components = append(o.Components, c)
 		}
 	}
-	if slices.Contains(o.Components, bundles.TriggerMeshCore) && !slices.Contains(o.Components, bundles.TriggerMesh) {
+	if slices.Contains(o.Components, catalog.TriggerMeshCore) && !slices.Contains(o.Components, catalog.TriggerMesh) {
 		errs = append(errs, errors.New("triggermesh-core needs triggermesh"))
 	}
 	for _, p := range o.SkipPhases {
@@ -176,9 +176,9 @@ func (o *Options) Digest() string {
 }
 
 // source returns the asset source the options select.
-func (o *Options) source() (bundles.Source, error) {
+func (o *Options) source() (catalog.Source, error) {
 	if o.Mirror != "" {
-		return bundles.Mirror{Dir: o.Mirror}, nil
+		return catalog.Mirror{Dir: o.Mirror}, nil
 	}
 	dir := o.CacheDir
 	if dir == "" {
@@ -188,5 +188,5 @@ func (o *Options) source() (bundles.Source, error) {
 		}
 		dir = base + "/tmbox/assets"
 	}
-	return bundles.Upstream{CacheDir: dir}, nil
+	return catalog.Upstream{CacheDir: dir}, nil
 }

@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/installer/provider"
 	"github.com/tmbox/tmbox/manifests"
 	"github.com/tmbox/tmbox/preflight"
@@ -39,7 +39,7 @@ func (p *Preflight) Run(ctx context.Context) (preflight.Report, error) {
 	if err := opts.Validate(); err != nil {
 		return preflight.Report{}, err
 	}
-	cat, err := bundles.Load(opts.CatalogFile)
+	cat, err := catalog.Load(opts.CatalogFile)
 	if err != nil {
 		return preflight.Report{}, err
 	}
@@ -65,7 +65,7 @@ func (p *Preflight) Run(ctx context.Context) (preflight.Report, error) {
 // preflightRun gathers the checks of one run.
 type preflightRun struct {
 	opts    *Options
-	release *bundles.Release
+	release *catalog.Release
 	host    *preflight.Host
 	// env is the cluster to check; nil when there is none yet.
 	env        *env
@@ -211,7 +211,7 @@ func (p *preflightRun) phase(ctx context.Context, checks []preflight.Check) ([]P
 // KindProvider is the kind cluster the options describe, with the
 // release's node image (none needed to delete or read a cluster: rel may
 // be nil).
-func (o *Options) KindProvider(rel *bundles.Release) *provider.Kind {
+func (o *Options) KindProvider(rel *catalog.Release) *provider.Kind {
 	image := ""
 	if rel != nil {
 		image = rel.KindNodeImage

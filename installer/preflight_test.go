@@ -8,7 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/manifests"
 	"github.com/tmbox/tmbox/preflight"
 )
@@ -24,13 +24,13 @@ const (
 
 // forEachRelease runs f as a subtest for each release of the embedded
 // catalog, with the shared upstream manifests (skipped when absent).
-func forEachRelease(t *testing.T, f func(t *testing.T, dir string, rel *bundles.Release)) {
+func forEachRelease(t *testing.T, f func(t *testing.T, dir string, rel *catalog.Release)) {
 	t.Helper()
 	dir := filepath.Join("..", "..", "shared", "upstream")
 	if _, err := os.Stat(dir); err != nil {
 		t.Skipf("the upstream manifests are not at %s: %v", dir, err)
 	}
-	cat, err := bundles.Load("")
+	cat, err := catalog.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,12 +47,12 @@ func forEachRelease(t *testing.T, f func(t *testing.T, dir string, rel *bundles.
 // release against its manifests: the sum of the pods' requests plus kind's
 // control plane must fit in what the catalog says a kind host needs.
 func TestHostRequirementsCoverRequests(t *testing.T) {
-	forEachRelease(t, func(t *testing.T, dir string, rel *bundles.Release) {
+	forEachRelease(t, func(t *testing.T, dir string, rel *catalog.Release) {
 		opts := &Options{Mirror: dir, CreateCluster: true}
 		if err := opts.Validate(); err != nil {
 			t.Fatal(err)
 		}
-		d, err := objectsFor(context.Background(), bundles.Mirror{Dir: dir}, rel, opts.Components, opts)
+		d, err := objectsFor(context.Background(), catalog.Mirror{Dir: dir}, rel, opts.Components, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +79,7 @@ func TestPinIngressNodePorts(t *testing.T) {
 			"metadata": map[string]any{"name": "istio-ingressgateway", "namespace": "istio-system"},
 			"spec":     map[string]any{"type": "LoadBalancer", "ports": ports},
 		}}
-		return &Object{Unstructured: u, Component: bundles.Istio}
+		return &Object{Unstructured: u, Component: catalog.Istio}
 	}
 	port := func(name string, p int64) any { return map[string]any{"name": name, "port": p} }
 	tests := []struct {

@@ -8,7 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/catalog"
 )
 
 // Status is what `tmbox status` reports.
@@ -52,7 +52,7 @@ func (g *GetStatus) Run(ctx context.Context) (*Status, error) {
 	if len(st.Components) == 0 {
 		return s, nil
 	}
-	for _, name := range bundles.ComponentNames() {
+	for _, name := range catalog.ComponentNames() {
 		cs, ok := st.Components[name]
 		if !ok {
 			continue

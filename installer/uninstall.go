@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/catalog"
 )
 
 // Uninstall removes what tmbox installed, components in reverse order. CRDs
@@ -43,7 +43,7 @@ func (u *Uninstall) Run(ctx context.Context) error {
 	if e.state, err = e.store.Load(ctx); err != nil {
 		return err
 	}
-	names := slices.Clone(bundles.ComponentNames())
+	names := slices.Clone(catalog.ComponentNames())
 	slices.Reverse(names)
 	var namespaces, crds []ObjectKey
 	deleted := 0

@@ -9,7 +9,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/catalog"
 )
 
 // ResultRolledBack marks an upgrade hop that failed and was rolled back to
@@ -34,7 +34,7 @@ type Upgrade struct {
 // UpgradePlan is a plan checked against the live cluster, with what each
 // hop would add, change and prune per component.
 type UpgradePlan struct {
-	*bundles.Plan
+	*catalog.Plan
 	// Changes per hop, per component.
 	Changes [][]ComponentDiff `json:"changes"`
 }
@@ -54,7 +54,7 @@ type ComponentDiff struct {
 //
 // It fetches, verifies and renders every hop's objects once; Run applies
 // those same objects.
-func (u *Upgrade) prepare(ctx context.Context, details bool) (*env, *UpgradePlan, []*desired, bundles.Source, error) {
+func (u *Upgrade) prepare(ctx context.Context, details bool) (*env, *UpgradePlan, []*desired, catalog.Source, error) {
 	opts := &u.Options
 	if opts.Release == "" {
 		return nil, nil, nil, nil, errors.New("the target release is required (--to)")
@@ -63,7 +63,7 @@ func (u *Upgrade) prepare(ctx context.Context, details bool) (*env, *UpgradePlan
 	if err := opts.Validate(); err != nil {
 		return nil, nil, nil, nil, err
 	}
-	cat, err := bundles.Load(opts.CatalogFile)
+	cat, err := catalog.Load(opts.CatalogFile)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
@@ -90,7 +90,7 @@ func (u *Upgrade) prepare(ctx context.Context, details bool) (*env, *UpgradePlan
 	}
 	if !explicitComponents {
 		opts.Components = nil
-		for _, name := range bundles.ComponentNames() {
+		for _, name := range catalog.ComponentNames() {
 			if _, ok := e.state.Components[name]; ok {
 				opts.Components = append(opts.Components, name)
 			}
@@ -100,12 +100,12 @@ func (u *Upgrade) prepare(ctx context.Context, details bool) (*env, *UpgradePlan
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("cluster unreachable: %w", err)
 	}
-	kube, err := bundles.ParseKubernetesVersion(info.GitVersion)
+	kube, err := catalog.ParseKubernetesVersion(info.GitVersion)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
 	e.serverVersion = kube
-	plan, err := cat.Plan(e.state.Release, opts.Release, kube, bundles.PlanOptions{AllowDowngrade: u.AllowDowngrade})
+	plan, err := cat.Plan(e.state.Release, opts.Release, kube, catalog.PlanOptions{AllowDowngrade: u.AllowDowngrade})
 	if plan == nil {
 		return nil, nil, nil, nil, err
 	}
@@ -121,7 +121,7 @@ func (u *Upgrade) prepare(ctx context.Context, details bool) (*env, *UpgradePlan
 	for i, h := range plan.Hops {
 		rel, _ := cat.Release(h.To)
 		if opts.IstioOverlay != "" {
-			if istio, _ := rel.Component(bundles.Istio); istio.Source == bundles.SourceCompiledIn {
+			if istio, _ := rel.Component(catalog.Istio); istio.Source == catalog.SourceCompiledIn {
 				if err := ValidateIstioOverlay(opts.IstioOverlay, istio); err != nil {
 					return nil, nil, nil, nil, err
 				}
@@ -145,8 +145,8 @@ func (u *Upgrade) prepare(ctx context.Context, details bool) (*env, *UpgradePlan
 
 // overlayFor drops the Istio overlay for releases whose Istio is not
 // compiled in (it cannot apply there).
-func overlayFor(rel *bundles.Release, opts *Options) *Options {
-	if istio, _ := rel.Component(bundles.Istio); istio.Source != bundles.SourceCompiledIn && opts.IstioOverlay != "" {
+func overlayFor(rel *catalog.Release, opts *Options) *Options {
+	if istio, _ := rel.Component(catalog.Istio); istio.Source != catalog.SourceCompiledIn && opts.IstioOverlay != "" {
 		o := *opts
 		o.IstioOverlay = ""
 		return &o
@@ -157,7 +157,7 @@ func overlayFor(rel *bundles.Release, opts *Options) *Options {
 // diffHop counts adds, changes and prunes per component.
 func (e *env) diffHop(ctx context.Context, live bool, prev, next *desired, details bool) ([]ComponentDiff, error) {
 	var out []ComponentDiff
-	for _, name := range bundles.ComponentNames() {
+	for _, name := range catalog.ComponentNames() {
 		if !slices.Contains(e.opts.Components, name) {
 			continue
 		}
@@ -262,7 +262,7 @@ func (u *Upgrade) Run(ctx context.Context) error {
 
 // runHop moves every component from one release to the next, verifies,
 // and rolls back when anything fails.
-func (e *env) runHop(ctx context.Context, src bundles.Source, fromObjs, toObjs *desired, h bundles.Hop, noRollback bool) error {
+func (e *env) runHop(ctx context.Context, src catalog.Source, fromObjs, toObjs *desired, h catalog.Hop, noRollback bool) error {
 	from, _ := e.catalog.Release(h.From)
 	to := toObjs.release
 	if !to.AllowsKubernetes(e.serverVersion) {
@@ -337,7 +337,7 @@ func (e *RolledBackError) Unwrap() error { return e.Err }
 
 // useRelease points the environment at a release and its verified
 // objects, fetching them unless d already holds them.
-func (e *env) useRelease(ctx context.Context, src bundles.Source, rel *bundles.Release, d *desired) error {
+func (e *env) useRelease(ctx context.Context, src catalog.Source, rel *catalog.Release, d *desired) error {
 	if d == nil {
 		var err error
 		if d, err = objectsFor(ctx, src, rel, e.opts.Components, overlayFor(rel, e.opts)); err != nil {

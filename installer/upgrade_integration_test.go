@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/catalog"
 )
 
 func upgrade(t *testing.T, cfg *rest.Config, to string, mut func(*Upgrade)) error {
@@ -83,7 +83,7 @@ func workloadImages(t *testing.T, cs kubernetes.Interface) map[string][]string {
 func checkAtRelease(t *testing.T, cfg *rest.Config, release string) {
 	t.Helper()
 	cs := kubernetes.NewForConfigOrDie(cfg)
-	cat, _ := bundles.Load("")
+	cat, _ := catalog.Load("")
 	rel, _ := cat.Release(release)
 	pinned := map[string]bool{}
 	for _, img := range rel.Images() {
@@ -118,7 +118,7 @@ func checkAtRelease(t *testing.T, cfg *rest.Config, release string) {
 
 // brokenCatalog writes a catalog whose 1.23 adds, to net-istio, a Deployment
 // that can never be scheduled, and a mirror holding it beside the real files.
-func brokenCatalog(t *testing.T) (catalog, mirror string) {
+func brokenCatalog(t *testing.T) (catFile, mirror string) {
 	t.Helper()
 	dir := t.TempDir()
 	mirror = filepath.Join(dir, "mirror")
@@ -153,14 +153,14 @@ spec:
 		t.Fatal(err)
 	}
 	var cat map[string]any
-	if err := yaml.Unmarshal(bundles.EmbeddedCatalog(), &cat); err != nil {
+	if err := yaml.Unmarshal(catalog.EmbeddedCatalog(), &cat); err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(bad)
 	found := false
 	for _, c := range cat["components"].([]any) {
 		m := c.(map[string]any)
-		if m["name"] == bundles.NetIstio && m["version"] == "1.23.0" {
+		if m["name"] == catalog.NetIstio && m["version"] == "1.23.0" {
 			m["assets"] = append(m["assets"].([]any), map[string]any{
 				"name": "never-ready.yaml", "path": "broken/never-ready.yaml", "url": "https://example.com/never-ready.yaml",
 				"size": len(bad), "sha256": hex.EncodeToString(sum[:]),
@@ -176,19 +176,19 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	catalog = filepath.Join(dir, "catalog.yaml")
-	if err := os.WriteFile(catalog, data, 0o644); err != nil {
+	catFile = filepath.Join(dir, "catalog.yaml")
+	if err := os.WriteFile(catFile, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return catalog, mirror
+	return catFile, mirror
 }
 
 // narrowCatalog writes a catalog whose 1.23 needs Kubernetes ≥1.35, so the
 // test cluster's v1.34 is outside the second hop's range.
 func narrowCatalog(t *testing.T) string {
 	t.Helper()
-	data := bytes.Replace(bundles.EmbeddedCatalog(), []byte(`kubernetes: ">= 1.32, < 1.37"`), []byte(`kubernetes: ">= 1.35, < 1.37"`), 1)
-	if bytes.Equal(data, bundles.EmbeddedCatalog()) {
+	data := bytes.Replace(catalog.EmbeddedCatalog(), []byte(`kubernetes: ">= 1.32, < 1.37"`), []byte(`kubernetes: ">= 1.35, < 1.37"`), 1)
+	if bytes.Equal(data, catalog.EmbeddedCatalog()) {
 		t.Fatal("could not narrow Istio 1.30's Kubernetes range")
 	}
 	f := filepath.Join(t.TempDir(), "catalog.yaml")
@@ -277,9 +277,9 @@ func TestIntegrationUpgrade(t *testing.T) {
 	})
 
 	t.Run("failing hop is rolled back", func(t *testing.T) {
-		catalog, mirror := brokenCatalog(t)
+		catFile, mirror := brokenCatalog(t)
 		err := upgrade(t, cfg, "1.23", func(u *Upgrade) {
-			u.CatalogFile, u.Mirror, u.PhaseTimeout = catalog, mirror, 15*time.Second
+			u.CatalogFile, u.Mirror, u.PhaseTimeout = catFile, mirror, 15*time.Second
 		})
 		if err == nil || !strings.Contains(err.Error(), "never-ready") || !strings.Contains(err.Error(), "rolled back to 1.22") {
 			t.Fatalf("want the hop to fail on never-ready and roll back, got %v", err)

@@ -12,7 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/bundle"
+	"github.com/tmbox/tmbox/catalog"
 )
 
 func newBundleCmd(g *globalOptions) *cobra.Command {
@@ -53,9 +54,9 @@ func newBundleCreateCmd(g *globalOptions) *cobra.Command {
 			if _, err := cat.Release(release); err != nil {
 				return &usageError{err}
 			}
-			opts := bundles.CreateBundleOptions{Catalog: cat, Release: release, Platforms: platforms, Logger: g.logger(cmd.ErrOrStderr())}
+			opts := bundle.CreateOptions{Catalog: cat, Release: release, Platforms: platforms, Logger: g.logger(cmd.ErrOrStderr())}
 			if mirror != "" {
-				opts.Source = bundles.Mirror{Dir: mirror}
+				opts.Source = catalog.Mirror{Dir: mirror}
 			} else {
 				if cacheDir == "" {
 					base, err := os.UserCacheDir()
@@ -64,14 +65,14 @@ func newBundleCreateCmd(g *globalOptions) *cobra.Command {
 					}
 					cacheDir = filepath.Join(base, "tmbox", "assets")
 				}
-				opts.Source = bundles.Upstream{CacheDir: cacheDir}
+				opts.Source = catalog.Upstream{CacheDir: cacheDir}
 			}
 			if signKey != "" {
 				data, err := os.ReadFile(signKey)
 				if err != nil {
 					return &usageError{fmt.Errorf("--sign-key: %w", err)}
 				}
-				if opts.SignKey, err = bundles.ParsePrivateKey(data); err != nil {
+				if opts.SignKey, err = bundle.ParsePrivateKey(data); err != nil {
 					return &usageError{fmt.Errorf("--sign-key %s: %w", signKey, err)}
 				}
 			}
@@ -87,7 +88,7 @@ func newBundleCreateCmd(g *globalOptions) *cobra.Command {
 			}
 			defer os.Remove(tmp.Name())
 			w := bufio.NewWriterSize(tmp, 1<<20)
-			m, err := bundles.CreateBundle(cmd.Context(), w, opts)
+			m, err := bundle.Create(cmd.Context(), w, opts)
 			if err == nil {
 				err = w.Flush()
 			}
@@ -125,13 +126,13 @@ func newBundleInspectCmd() *cobra.Command {
 			if err := checkOutput(output, "table", "json"); err != nil {
 				return err
 			}
-			m, signed, err := bundles.InspectBundle(args[0])
+			m, signed, err := bundle.Inspect(args[0])
 			if err != nil {
 				return err
 			}
 			if output == "json" {
 				return writeStructured(cmd.OutOrStdout(), "json", struct {
-					*bundles.BundleManifest
+					*bundle.Manifest
 					Signed bool `json:"signed"`
 				}{m, signed})
 			}
@@ -149,7 +150,7 @@ func newBundleInspectCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintln(w)
-			images := append([]bundles.BundleImage(nil), m.Images...)
+			images := append([]bundle.Image(nil), m.Images...)
 			sort.Slice(images, func(i, j int) bool { return images[i].Ref < images[j].Ref })
 			rows = nil
 			for _, img := range images {
@@ -170,7 +171,7 @@ func newBundleVerifyCmd() *cobra.Command {
 		Short: "Check every digest and the signature of a bundle; name the first bad entry",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := bundles.VerifyOptions{RequireSignature: require}
+			opts := bundle.VerifyOptions{RequireSignature: require}
 			if key != "" {
 				pub, err := readPublicKey(key)
 				if err != nil {
@@ -183,12 +184,12 @@ func newBundleVerifyCmd() *cobra.Command {
 				return err
 			}
 			defer f.Close()
-			m, err := bundles.VerifyBundle(cmd.Context(), bufio.NewReaderSize(f, 1<<20), opts)
+			m, err := bundle.Verify(cmd.Context(), bufio.NewReaderSize(f, 1<<20), opts)
 			if err != nil {
 				return fmt.Errorf("bundle %s: %w", args[0], err)
 			}
 			sig := "unsigned"
-			if _, signed, err := bundles.InspectBundle(args[0]); err == nil && signed {
+			if _, signed, err := bundle.Inspect(args[0]); err == nil && signed {
 				sig = "signed (signature not checked: no --key)"
 				if key != "" {
 					sig = "signature verified with " + key
@@ -213,15 +214,15 @@ func newBundleKeygenCmd() *cobra.Command {
 			if out == "" {
 				return &usageError{errors.New("-o PREFIX is required")}
 			}
-			k, err := bundles.GenerateSigningKey()
+			k, err := bundle.GenerateSigningKey()
 			if err != nil {
 				return err
 			}
-			priv, err := bundles.MarshalPrivateKey(k)
+			priv, err := bundle.MarshalPrivateKey(k)
 			if err != nil {
 				return err
 			}
-			pub, err := bundles.MarshalPublicKey(k.Public().(ed25519.PublicKey))
+			pub, err := bundle.MarshalPublicKey(k.Public().(ed25519.PublicKey))
 			if err != nil {
 				return err
 			}
@@ -257,7 +258,7 @@ func readPublicKey(path string) (ed25519.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--key: %w", err)
 	}
-	pub, err := bundles.ParsePublicKey(data)
+	pub, err := bundle.ParsePublicKey(data)
 	if err != nil {
 		return nil, fmt.Errorf("--key %s: %w", path, err)
 	}

@@ -31,7 +31,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/bundle"
+	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/installer"
 	"github.com/tmbox/tmbox/internal/testcluster"
 )
@@ -88,8 +89,8 @@ func newAirgapFixture(t *testing.T) *airgapFixture {
 		return ref
 	}
 	versions := map[string]string{
-		bundles.Istio: "1.26.0", bundles.KnativeServing: "1.30.0", bundles.NetIstio: "1.30.0",
-		bundles.KnativeEventing: "1.30.0", bundles.TriggerMesh: "1.27.0", bundles.TriggerMeshCore: "1.5.0",
+		catalog.Istio: "1.26.0", catalog.KnativeServing: "1.30.0", catalog.NetIstio: "1.30.0",
+		catalog.KnativeEventing: "1.30.0", catalog.TriggerMesh: "1.27.0", catalog.TriggerMeshCore: "1.5.0",
 	}
 	init := push("library/busybox:1.36", false)
 	kindImage := push("kindest/node:v1.34.0", true)
@@ -97,11 +98,11 @@ func newAirgapFixture(t *testing.T) *airgapFixture {
 	var cat strings.Builder
 	cat.WriteString("apiVersion: tmbox.dev/v1alpha1\nkind: Catalog\nreleases:\n")
 	fmt.Fprintf(&cat, "- name: \"1.30\"\n  kindNodeImage: %s\n  host: {cpus: 2, memory: 4Gi, disk: 10Gi}\n  components:\n", kindImage)
-	for _, c := range bundles.ComponentNames() {
+	for _, c := range catalog.ComponentNames() {
 		fmt.Fprintf(&cat, "  - name: %s\n    version: %q\n", c, versions[c])
 	}
 	cat.WriteString("components:\n")
-	for i, c := range bundles.ComponentNames() {
+	for i, c := range catalog.ComponentNames() {
 		main := push(c+"/controller:"+versions[c], i%2 == 1)
 		side := push(c+"/adapter:"+versions[c], i%2 == 0)
 		imgs := []string{main, side}
@@ -198,7 +199,7 @@ func TestIntegrationAirGap(t *testing.T) {
 	c := startOwnCluster(t, suite.Cluster(t))
 	f := newAirgapFixture(t)
 	dir := t.TempDir()
-	bundle := filepath.Join(dir, "tmbox-1.30.bundle")
+	bundleFile := filepath.Join(dir, "tmbox-1.30.bundle")
 
 	// Connected side: create (twice: reproducible), sign, verify.
 	if _, errOut, err := run(t, "bundle", "keygen", "-o", filepath.Join(dir, "signing")); err != nil {
@@ -210,20 +211,20 @@ func TestIntegrationAirGap(t *testing.T) {
 			t.Fatalf("bundle create: %v\n%s", err, errOut)
 		}
 	}
-	create(bundle)
-	create(bundle + ".again")
-	if a, b := fileSHA(t, bundle), fileSHA(t, bundle+".again"); a != b {
+	create(bundleFile)
+	create(bundleFile + ".again")
+	if a, b := fileSHA(t, bundleFile), fileSHA(t, bundleFile+".again"); a != b {
 		t.Errorf("bundle create is not reproducible: %s vs %s", a, b)
 	}
-	if out, _, err := run(t, "bundle", "verify", bundle, "--key", filepath.Join(dir, "signing.pub"), "--require-signature"); err != nil || !strings.Contains(out, "signature verified") {
+	if out, _, err := run(t, "bundle", "verify", bundleFile, "--key", filepath.Join(dir, "signing.pub"), "--require-signature"); err != nil || !strings.Contains(out, "signature verified") {
 		t.Fatalf("verify: %v\n%s", err, out)
 	}
-	out, _, err := run(t, "bundle", "inspect", bundle, "-o", "json")
+	out, _, err := run(t, "bundle", "inspect", bundleFile, "-o", "json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var inspected struct {
-		bundles.BundleManifest
+		bundle.Manifest
 		Signed bool `json:"signed"`
 	}
 	if err := json.Unmarshal([]byte(out), &inspected); err != nil || !inspected.Signed || inspected.Release != "1.30" || len(inspected.Images) != len(f.images)+1 {
@@ -235,7 +236,7 @@ func TestIntegrationAirGap(t *testing.T) {
 	}
 
 	// Isolated side, tampered bundle: refused naming the entry, no write.
-	data, err := os.ReadFile(bundle)
+	data, err := os.ReadFile(bundleFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +269,7 @@ func TestIntegrationAirGap(t *testing.T) {
 
 	// Isolated side: install through the private registry.
 	start := time.Now()
-	out, errOut, err := run(t, "install", "--kubeconfig", c.Kubeconfig, "--bundle", bundle, "--bundle-key", filepath.Join(dir, "signing.pub"), "--require-signature",
+	out, errOut, err := run(t, "install", "--kubeconfig", c.Kubeconfig, "--bundle", bundleFile, "--bundle-key", filepath.Join(dir, "signing.pub"), "--require-signature",
 		"--registry", private, "--state-dir", filepath.Join(dir, "state"), "--yes", "--timeout", "2m", "-o", "json")
 	if err != nil {
 		t.Fatalf("install --bundle: %v\n%s\n%s", err, out, errOut)
@@ -282,14 +283,14 @@ func TestIntegrationAirGap(t *testing.T) {
 	cs := kubernetes.NewForConfigOrDie(c.Config)
 	ctx := context.Background()
 	want := func(orig string) string {
-		ref, err := bundles.RegistryRef(private, orig, digests[orig])
+		ref, err := bundle.RegistryRef(private, orig, digests[orig])
 		if err != nil {
 			t.Fatal(err)
 		}
 		return ref
 	}
 	checked := 0
-	for _, comp := range bundles.ComponentNames() {
+	for _, comp := range catalog.ComponentNames() {
 		ns := "tm-" + comp
 		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/installer"
 	"github.com/tmbox/tmbox/tui"
 )
@@ -68,7 +68,7 @@ interrupted install picks up where it stopped.`,
 	f := cmd.Flags()
 	f.StringVar(&in.Release, "release", "", "release to install (default: the latest; see tmbox versions)")
 	f.StringVar(&in.Mirror, "mirror", "", "read manifests from this directory (laid out component/version/file) instead of downloading them")
-	f.StringSliceVar(&in.Components, "components", nil, "components to install (default all: "+strings.Join(bundles.ComponentNames(), ",")+")")
+	f.StringSliceVar(&in.Components, "components", nil, "components to install (default all: "+strings.Join(catalog.ComponentNames(), ",")+")")
 	f.StringSliceVar(&in.SkipPhases, "skip-phases", nil, "phases not to run ("+strings.Join(installer.PhaseNames(), ",")+")")
 	f.BoolVar(&in.DryRun, "dry-run", false, "show what each phase would do, change nothing")
 	f.StringVar(&in.IstioOverlay, "istio-overlay", "", "IstioOperator file merged over tmbox's Istio profile (compiled-in Istio)")
@@ -83,7 +83,7 @@ interrupted install picks up where it stopped.`,
 	f.StringVar(&in.Registry, "registry", "", "push the bundle's images to HOST[:PORT][/PREFIX] and install with every image reference rewritten there (digests kept)")
 	outputFlag(cmd, &output, "text", "json")
 	_ = cmd.RegisterFlagCompletionFunc("release", g.completeReleases)
-	_ = cmd.RegisterFlagCompletionFunc("components", cobra.FixedCompletions(bundles.ComponentNames(), cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("components", cobra.FixedCompletions(catalog.ComponentNames(), cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("skip-phases", cobra.FixedCompletions(installer.PhaseNames(), cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/hashicorp/go-version"
 	"github.com/spf13/cobra"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/installer"
 )
 
@@ -59,7 +59,7 @@ a cluster version too.`,
 			var kv *version.Version
 			if kube != "" {
 				var err error
-				if kv, err = bundles.ParseKubernetesVersion(kube); err != nil {
+				if kv, err = catalog.ParseKubernetesVersion(kube); err != nil {
 					return &usageError{err}
 				}
 			}
@@ -67,7 +67,7 @@ a cluster version too.`,
 			if err != nil {
 				return err
 			}
-			plan, err := cat.Plan(from, to, kv, bundles.PlanOptions{AllowDowngrade: allowDowngrade})
+			plan, err := cat.Plan(from, to, kv, catalog.PlanOptions{AllowDowngrade: allowDowngrade})
 			if plan == nil {
 				return err
 			}
@@ -101,7 +101,7 @@ func showPlan(w io.Writer, output string, plan any, refusal error, table func(io
 	return nil
 }
 
-func printPlan(w io.Writer, p *bundles.Plan) {
+func printPlan(w io.Writer, p *catalog.Plan) {
 	if len(p.Hops) == 0 {
 		fmt.Fprintf(w, "Nothing to do: release %s is already installed.\n", p.To)
 		return

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/installer"
 )
 
@@ -57,7 +57,7 @@ kubectl create). Useful for review, GitOps, or installing by hand.`,
 	f := cmd.Flags()
 	f.StringVar(&r.Release, "release", "", "release to render (default: the latest)")
 	f.StringVar(&r.Mirror, "mirror", "", "read manifests from this directory instead of downloading them")
-	f.StringSliceVar(&r.Components, "components", nil, "components to render (default all: "+strings.Join(bundles.ComponentNames(), ",")+")")
+	f.StringSliceVar(&r.Components, "components", nil, "components to render (default all: "+strings.Join(catalog.ComponentNames(), ",")+")")
 	f.StringVar(&r.IstioOverlay, "istio-overlay", "", "IstioOperator file merged over tmbox's Istio profile (compiled-in Istio)")
 	f.StringVar(&r.TriggerMeshRegistry, "triggermesh-registry", "", "registry of rebuilt TriggerMesh images")
 	f.StringVarP(&dir, "output-dir", "o", "", "directory to write the files to")

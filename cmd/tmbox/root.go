@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/tui"
 )
 
@@ -58,8 +58,8 @@ type globalOptions struct {
 }
 
 // catalog loads the built-in catalog, or --catalog's.
-func (g *globalOptions) catalog() (*bundles.Catalog, error) {
-	return bundles.Load(g.catalogFile)
+func (g *globalOptions) catalog() (*catalog.Catalog, error) {
+	return catalog.Load(g.catalogFile)
 }
 
 // completeReleases completes release names from the catalog.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/installer"
 	"github.com/tmbox/tmbox/tui"
 )
@@ -51,7 +51,7 @@ hop is verified before anything is written. See docs/upgrade.md.`,
 				return confirm(cmd, yes, fmt.Sprintf("Upgrade from %s to %s in %d hop(s)?", p.From, p.To, len(p.Hops)))
 			}
 			err := up.Run(cmd.Context())
-			var pe *bundles.PlanError
+			var pe *catalog.PlanError
 			if errors.As(err, &pe) {
 				return fmt.Errorf("upgrade refused, nothing was changed: %w", err)
 			}

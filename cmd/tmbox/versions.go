@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tmbox/tmbox/bundles"
+	"github.com/tmbox/tmbox/catalog"
 )
 
 // releaseView is what `tmbox versions` shows of a release.
@@ -48,7 +48,7 @@ func newVersionsCmd(g *globalOptions) *cobra.Command {
 			if output != "table" {
 				return writeStructured(cmd.OutOrStdout(), output, map[string]any{"releases": views})
 			}
-			header := append([]string{"RELEASE"}, bundles.ComponentNames()...)
+			header := append([]string{"RELEASE"}, catalog.ComponentNames()...)
 			header = append(header, "KUBERNETES", "IMAGES")
 			var rows [][]string
 			for _, v := range views {
@@ -56,7 +56,7 @@ func newVersionsCmd(g *globalOptions) *cobra.Command {
 				if v.Latest {
 					row[0] += " (latest)"
 				}
-				for _, n := range bundles.ComponentNames() {
+				for _, n := range catalog.ComponentNames() {
 					row = append(row, v.Components[n])
 				}
 				rows = append(rows, append(row, v.Kubernetes, fmt.Sprint(v.Images)))

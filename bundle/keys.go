@@ -1,4 +1,4 @@
-package bundles
+package bundle
 
 import (
 	"crypto/ed25519"

@@ -1,8 +1,12 @@
-package bundles
+// Package bundle is the air-gap bundle file: Create writes one (a manifest
+// of every entry's size and sha256, an optional ed25519 signature, the
+// release's catalog, its assets and an OCI layout of its images), Verify and
+// Extract read one while checking every byte against the manifest, Inspect
+// reads only the manifest, and Push copies its images to a registry.
+package bundle
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -22,32 +26,32 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"go.yaml.in/yaml/v3"
+	"github.com/tmbox/tmbox/catalog"
 )
 
-// BundleSchema identifies the air-gap bundle format this tmbox writes and
+// Schema identifies the air-gap bundle format this tmbox writes and
 // reads; it is the "schema" of a bundle's manifest.
-const BundleSchema = "tmbox.dev/bundle/v1"
+const Schema = "tmbox.dev/bundle/v1"
 
 // Names of a bundle's tar entries. The manifest is always the first entry,
 // the signature (when the bundle is signed) the second; every other entry
 // follows sorted by path.
 const (
-	// BundleManifestName is the manifest entry: a BundleManifest as
+	// ManifestName is the manifest entry: a Manifest as
 	// indented JSON.
-	BundleManifestName = "tmbox-bundle.json"
-	// BundleSignatureName is the signature entry: the standard base64
+	ManifestName = "tmbox-bundle.json"
+	// SignatureName is the signature entry: the standard base64
 	// encoding of the ed25519 signature of the manifest entry's bytes.
-	BundleSignatureName = "tmbox-bundle.json.sig"
-	// BundleCatalogName is the catalog entry: a catalog holding only the
+	SignatureName = "tmbox-bundle.json.sig"
+	// CatalogName is the catalog entry: a catalog holding only the
 	// bundle's release and its components.
-	BundleCatalogName = "catalog.yaml"
-	// BundleAssetsDir holds the release's assets laid out as a Mirror
+	CatalogName = "catalog.yaml"
+	// AssetsDir holds the release's assets laid out as a Mirror
 	// reads them (assets/<Asset.Path>).
-	BundleAssetsDir = "assets"
-	// BundleImagesDir holds the images as an OCI image layout
+	AssetsDir = "assets"
+	// ImagesDir holds the images as an OCI image layout
 	// (images/oci-layout, images/index.json, images/blobs/sha256/<hex>).
-	BundleImagesDir = "images"
+	ImagesDir = "images"
 )
 
 // refNameAnnotation is the OCI annotation naming an image in a layout's
@@ -55,16 +59,16 @@ const (
 // spells it.
 const refNameAnnotation = "org.opencontainers.image.ref.name"
 
-// BundleManifest describes an air-gap bundle: the release it carries and the
+// Manifest describes an air-gap bundle: the release it carries and the
 // size and sha256 of every file and image in it. It is the bundle's first
 // entry, and what the signature signs.
-type BundleManifest struct {
-	// Schema is BundleSchema.
+type Manifest struct {
+	// Schema is Schema.
 	Schema string `json:"schema"`
 	// Release is the catalog release the bundle carries, e.g. "1.22".
 	Release string `json:"release"`
 	// Components are the release's pinned components, in install order.
-	Components []ComponentRef `json:"components"`
+	Components []catalog.ComponentRef `json:"components"`
 	// KindNodeImage is the release's kind node image (also in Images).
 	KindNodeImage string `json:"kindNodeImage"`
 	// Platforms are the image platforms the bundle holds, e.g.
@@ -72,14 +76,14 @@ type BundleManifest struct {
 	Platforms []string `json:"platforms"`
 	// Files lists every tar entry except the manifest and the signature,
 	// sorted by path.
-	Files []BundleFile `json:"files"`
+	Files []File `json:"files"`
 	// Images lists every image of the release and the kind node image,
 	// sorted by reference.
-	Images []BundleImage `json:"images"`
+	Images []Image `json:"images"`
 }
 
-// BundleFile is one file of a bundle.
-type BundleFile struct {
+// File is one file of a bundle.
+type File struct {
 	// Path is the slash-separated path of the tar entry.
 	Path string `json:"path"`
 	// Size is the entry's size in bytes.
@@ -88,14 +92,14 @@ type BundleFile struct {
 	SHA256 string `json:"sha256"`
 }
 
-// BundleImage is one image stored in a bundle's OCI layout.
-type BundleImage struct {
+// Image is one image stored in a bundle's OCI layout.
+type Image struct {
 	// Ref is the reference as the catalog and manifests spell it, e.g.
 	// docker.io/istio/pilot:1.28.6 or gcr.io/x/y@sha256:….
 	Ref string `json:"ref"`
 	// Digest is the digest (sha256:…) of the manifest or index stored in
 	// the layout for Ref. It differs from a digest in Ref when Ref names a
-	// multi-platform index: see CreateBundle.
+	// multi-platform index: see Create.
 	Digest string `json:"digest"`
 	// MediaType is the media type of the stored manifest or index.
 	MediaType string `json:"mediaType"`
@@ -104,15 +108,15 @@ type BundleImage struct {
 	Size int64 `json:"size"`
 }
 
-// CreateBundleOptions configures CreateBundle.
-type CreateBundleOptions struct {
+// CreateOptions configures Create.
+type CreateOptions struct {
 	// Catalog holds the release; required.
-	Catalog *Catalog
+	Catalog *catalog.Catalog
 	// Release names the release to bundle; required.
 	Release string
 	// Source delivers the release's assets; each is verified against its
 	// pin with Fetch. Required.
-	Source Source
+	Source catalog.Source
 	// Platforms are the image platforms to store, as "os/arch[/variant]"
 	// (default ["linux/amd64"]).
 	Platforms []string
@@ -131,7 +135,7 @@ type CreateBundleOptions struct {
 	Progress func(done, total int, what string)
 }
 
-// CreateBundle writes the air-gap bundle of a release to w and returns its
+// Create writes the air-gap bundle of a release to w and returns its
 // manifest. The bundle is an uncompressed tar holding the manifest, its
 // signature when opts.SignKey is set, a catalog with only the release, every
 // asset of the release (optional ones included) verified against its pin,
@@ -149,9 +153,9 @@ type CreateBundleOptions struct {
 //
 // The output is reproducible: the same catalog, assets, images, platforms
 // and key give the same bytes. On error, w may hold a partial bundle;
-// callers write to a temporary file and rename it when CreateBundle
+// callers write to a temporary file and rename it when Create
 // succeeds.
-func CreateBundle(ctx context.Context, w io.Writer, opts CreateBundleOptions) (*BundleManifest, error) {
+func Create(ctx context.Context, w io.Writer, opts CreateOptions) (*Manifest, error) {
 	if opts.Catalog == nil {
 		return nil, errors.New("create bundle: no catalog")
 	}
@@ -192,7 +196,7 @@ func CreateBundle(ctx context.Context, w io.Writer, opts CreateBundleOptions) (*
 	}
 
 	// Assets, verified against their pins.
-	seen := map[string]Asset{}
+	seen := map[string]catalog.Asset{}
 	for _, a := range assets {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("create bundle: %w", err)
@@ -205,14 +209,14 @@ func CreateBundle(ctx context.Context, w io.Writer, opts CreateBundleOptions) (*
 			continue
 		}
 		seen[a.Path] = a
-		if !safeBundlePath(path.Join(BundleAssetsDir, a.Path)) {
+		if !safeBundlePath(path.Join(AssetsDir, a.Path)) {
 			return nil, fmt.Errorf("create bundle: asset path %q is not a clean relative path", a.Path)
 		}
-		data, err := Fetch(ctx, opts.Source, a)
+		data, err := catalog.Fetch(ctx, opts.Source, a)
 		if err != nil {
 			return nil, fmt.Errorf("create bundle: asset: %w", err)
 		}
-		if err := writeScratchFile(root, path.Join(BundleAssetsDir, a.Path), data); err != nil {
+		if err := writeScratchFile(root, path.Join(AssetsDir, a.Path), data); err != nil {
 			return nil, fmt.Errorf("create bundle: %w", err)
 		}
 		log.Debug("bundled asset", "path", a.Path, "size", a.Size)
@@ -220,16 +224,16 @@ func CreateBundle(ctx context.Context, w io.Writer, opts CreateBundleOptions) (*
 	}
 
 	// The release's catalog.
-	catData, err := releaseCatalog(opts.Catalog, rel)
+	catData, err := opts.Catalog.Subset(rel.Name)
 	if err != nil {
 		return nil, fmt.Errorf("create bundle: %w", err)
 	}
-	if err := writeScratchFile(root, BundleCatalogName, catData); err != nil {
+	if err := writeScratchFile(root, CatalogName, catData); err != nil {
 		return nil, fmt.Errorf("create bundle: %w", err)
 	}
 
 	// Images, as an OCI layout.
-	pulled, err := pullImages(ctx, filepath.Join(root, BundleImagesDir), images, platforms, opts.RemoteOptions, log, step)
+	pulled, err := pullImages(ctx, filepath.Join(root, ImagesDir), images, platforms, opts.RemoteOptions, log, step)
 	if err != nil {
 		return nil, fmt.Errorf("create bundle: %w", err)
 	}
@@ -238,8 +242,8 @@ func CreateBundle(ctx context.Context, w io.Writer, opts CreateBundleOptions) (*
 	if err != nil {
 		return nil, fmt.Errorf("create bundle: %w", err)
 	}
-	m := &BundleManifest{
-		Schema:        BundleSchema,
+	m := &Manifest{
+		Schema:        Schema,
 		Release:       rel.Name,
 		Components:    slices.Clone(rel.Components),
 		KindNodeImage: rel.KindNodeImage,
@@ -268,8 +272,8 @@ func CreateBundle(ctx context.Context, w io.Writer, opts CreateBundleOptions) (*
 
 // releaseAssets lists every asset of the release, optional ones included,
 // in install order.
-func releaseAssets(r *Release) []Asset {
-	var out []Asset
+func releaseAssets(r *catalog.Release) []catalog.Asset {
+	var out []catalog.Asset
 	for _, c := range r.ComponentList() {
 		out = append(out, c.Assets...)
 	}
@@ -278,41 +282,10 @@ func releaseAssets(r *Release) []Asset {
 
 // bundleImageRefs is every image of the release plus its kind node image,
 // sorted and unique.
-func bundleImageRefs(r *Release) []string {
+func bundleImageRefs(r *catalog.Release) []string {
 	refs := append(r.Images(), r.KindNodeImage)
 	slices.Sort(refs)
 	return slices.Compact(refs)
-}
-
-// releaseCatalog marshals a catalog holding only the release and its
-// components, and checks that it parses back to the same release.
-func releaseCatalog(c *Catalog, r *Release) ([]byte, error) {
-	rel := *r
-	rel.resolved = nil
-	rel.Components = slices.Clone(r.Components)
-	sub := Catalog{APIVersion: c.APIVersion, Kind: c.Kind, Releases: []Release{rel}}
-	for _, comp := range r.ComponentList() {
-		sub.Components = append(sub.Components, *comp)
-	}
-	var buf bytes.Buffer
-	fmt.Fprintf(&buf, "# tmbox bundle catalog: release %s only.\n", r.Name)
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(&sub); err != nil {
-		return nil, fmt.Errorf("release catalog: %w", err)
-	}
-	if err := enc.Close(); err != nil {
-		return nil, fmt.Errorf("release catalog: %w", err)
-	}
-	back, err := Parse(buf.Bytes(), "bundle catalog")
-	if err != nil {
-		return nil, fmt.Errorf("release catalog does not re-parse: %w", err)
-	}
-	got, err := back.Release(r.Name)
-	if err != nil || len(back.Releases) != 1 || !slices.Equal(got.Images(), r.Images()) {
-		return nil, fmt.Errorf("release catalog does not re-parse to release %s", r.Name)
-	}
-	return buf.Bytes(), nil
 }
 
 // writeScratchFile writes data to root/rel, creating directories.
@@ -329,8 +302,8 @@ func writeScratchFile(root, rel string, data []byte) error {
 
 // hashTree lists every regular file under root with its size and sha256,
 // sorted by path. Anything but regular files and directories is refused.
-func hashTree(ctx context.Context, root string) ([]BundleFile, error) {
-	var files []BundleFile
+func hashTree(ctx context.Context, root string) ([]File, error) {
+	var files []File
 	buf := make([]byte, copyBufferSize)
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -359,19 +332,19 @@ func hashTree(ctx context.Context, root string) ([]BundleFile, error) {
 		if err != nil {
 			return fmt.Errorf("hash %s: %w", p, err)
 		}
-		files = append(files, BundleFile{Path: filepath.ToSlash(rel), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))})
+		files = append(files, File{Path: filepath.ToSlash(rel), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))})
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list bundle files: %w", err)
 	}
-	slices.SortFunc(files, func(a, b BundleFile) int { return strings.Compare(a.Path, b.Path) })
+	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
 	return files, nil
 }
 
 // marshalManifest is the manifest entry's bytes: indented JSON in the
 // struct's field order, with a final newline.
-func marshalManifest(m *BundleManifest) ([]byte, error) {
+func marshalManifest(m *Manifest) ([]byte, error) {
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("marshal manifest: %w", err)
@@ -399,7 +372,7 @@ func bundleHeader(name string, size int64) *tar.Header {
 // writeBundleTar writes the manifest, the signature and every file, in that
 // order, each file re-hashed as it is copied so the tar holds exactly what
 // the manifest lists.
-func writeBundleTar(ctx context.Context, w io.Writer, root string, manifest, sig []byte, files []BundleFile) error {
+func writeBundleTar(ctx context.Context, w io.Writer, root string, manifest, sig []byte, files []File) error {
 	tw := tar.NewWriter(w)
 	writeBytes := func(name string, data []byte) error {
 		if err := tw.WriteHeader(bundleHeader(name, int64(len(data)))); err != nil {
@@ -410,11 +383,11 @@ func writeBundleTar(ctx context.Context, w io.Writer, root string, manifest, sig
 		}
 		return nil
 	}
-	if err := writeBytes(BundleManifestName, manifest); err != nil {
+	if err := writeBytes(ManifestName, manifest); err != nil {
 		return err
 	}
 	if sig != nil {
-		if err := writeBytes(BundleSignatureName, sig); err != nil {
+		if err := writeBytes(SignatureName, sig); err != nil {
 			return err
 		}
 	}
@@ -433,7 +406,7 @@ func writeBundleTar(ctx context.Context, w io.Writer, root string, manifest, sig
 	return nil
 }
 
-func copyFileEntry(tw *tar.Writer, root string, f BundleFile, buf []byte) error {
+func copyFileEntry(tw *tar.Writer, root string, f File, buf []byte) error {
 	src, err := os.Open(filepath.Join(root, filepath.FromSlash(f.Path)))
 	if err != nil {
 		return fmt.Errorf("write %s: %w", f.Path, err)

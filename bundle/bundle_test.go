@@ -1,4 +1,4 @@
-package bundles
+package bundle
 
 import (
 	"archive/tar"
@@ -33,6 +33,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/tmbox/tmbox/catalog"
 )
 
 // startRegistry serves an in-process registry on 127.0.0.1 and returns its
@@ -52,7 +53,7 @@ func startRegistry(t testing.TB, wrap func(http.Handler) http.Handler) string {
 // tiny assets and a two-release catalog whose newest release ("1.30")
 // points at them.
 type bundleFixture struct {
-	cat    *Catalog
+	cat    *catalog.Catalog
 	mirror string
 	host   string
 	ropts  []remote.Option
@@ -111,19 +112,19 @@ func newBundleFixture(t testing.TB, layerSize int64) *bundleFixture {
 		images[comp] = append(images[comp], ref)
 		return ref
 	}
-	pilot := tagged(Istio, "istio/pilot:1.0.0")
-	tagged(Istio, "istio/proxyv2:1.0.0")
-	tagged(KnativeEventing, "knative/eventing/controller:1.0.0")
-	tagged(TriggerMesh, "triggermesh/controller:1.0.0")
-	tagged(TriggerMeshCore, "triggermesh/core:1.0.0")
-	images[TriggerMeshCore] = append(images[TriggerMeshCore], pilot) // shared between components
+	pilot := tagged(catalog.Istio, "istio/pilot:1.0.0")
+	tagged(catalog.Istio, "istio/proxyv2:1.0.0")
+	tagged(catalog.KnativeEventing, "knative/eventing/controller:1.0.0")
+	tagged(catalog.TriggerMesh, "triggermesh/controller:1.0.0")
+	tagged(catalog.TriggerMeshCore, "triggermesh/core:1.0.0")
+	images[catalog.TriggerMeshCore] = append(images[catalog.TriggerMeshCore], pilot) // shared between components
 
 	// An image pinned by digest.
 	img := newImage()
 	d := push(host+"/knative/serving/controller:build", img)
 	byDigest := host + "/knative/serving/controller@" + d
 	f.stored[byDigest] = d
-	images[KnativeServing] = []string{byDigest}
+	images[catalog.KnativeServing] = []string{byDigest}
 
 	// A multi-platform index.
 	var adds []mutate.IndexAddendum
@@ -140,7 +141,7 @@ func newBundleFixture(t testing.TB, layerSize int64) *bundleFixture {
 	f.indexRef = host + "/knative/net-istio/controller:1.0.0"
 	push(f.indexRef, mutate.AppendManifests(empty.Index, adds...))
 	f.stored[f.indexRef] = amd64
-	images[NetIstio] = []string{f.indexRef}
+	images[catalog.NetIstio] = []string{f.indexRef}
 
 	// The kind node image, pinned by digest.
 	kd := push(host+"/kindest/node:v1.34.0", newImage())
@@ -156,15 +157,15 @@ func newBundleFixture(t testing.TB, layerSize int64) *bundleFixture {
 			k = "kindest/node:v1.33.0@sha256:" + strings.Repeat("4", 64)
 		}
 		fmt.Fprintf(&b, "- name: %q\n  kindNodeImage: %s\n  host: {cpus: 4, memory: 8Gi, disk: 40Gi}\n  components:\n", r, k)
-		for _, n := range ComponentNames() {
+		for _, n := range catalog.ComponentNames() {
 			fmt.Fprintf(&b, "  - name: %s\n    version: %q\n", n, componentVersion(n, r))
 		}
 	}
 	b.WriteString("components:\n")
 	for _, r := range []string{"1.29", fixtureRelease} {
-		for _, n := range ComponentNames() {
+		for _, n := range catalog.ComponentNames() {
 			v := componentVersion(n, r)
-			if r != fixtureRelease && (n == TriggerMesh || n == TriggerMeshCore) {
+			if r != fixtureRelease && (n == catalog.TriggerMesh || n == catalog.TriggerMeshCore) {
 				continue // shared with 1.30
 			}
 			fmt.Fprintf(&b, "- name: %s\n  version: %q\n  kubernetes: \">= 1.30\"\n  assets:\n", n, v)
@@ -192,7 +193,7 @@ func newBundleFixture(t testing.TB, layerSize int64) *bundleFixture {
 			}
 		}
 	}
-	cat, err := Parse([]byte(b.String()), "fixture")
+	cat, err := catalog.Parse([]byte(b.String()), "fixture")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, b.String())
 	}
@@ -210,21 +211,21 @@ func newBundleFixture(t testing.TB, layerSize int64) *bundleFixture {
 	return f
 }
 
-func (f *bundleFixture) options(platforms ...string) CreateBundleOptions {
-	return CreateBundleOptions{
+func (f *bundleFixture) options(platforms ...string) CreateOptions {
+	return CreateOptions{
 		Catalog:       f.cat,
 		Release:       fixtureRelease,
-		Source:        Mirror{Dir: f.mirror},
+		Source:        catalog.Mirror{Dir: f.mirror},
 		Platforms:     platforms,
 		RemoteOptions: f.ropts,
 	}
 }
 
 // create writes a bundle to a file and returns its path and bytes.
-func (f *bundleFixture) create(t testing.TB, opts CreateBundleOptions) (string, []byte, *BundleManifest) {
+func (f *bundleFixture) create(t testing.TB, opts CreateOptions) (string, []byte, *Manifest) {
 	t.Helper()
 	var buf bytes.Buffer
-	m, err := CreateBundle(context.Background(), &buf, opts)
+	m, err := Create(context.Background(), &buf, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +255,7 @@ func TestBundleRoundTrip(t *testing.T) {
 
 	checkTarForm(t, data, true)
 	rel, _ := f.cat.Release(fixtureRelease)
-	if m.Schema != BundleSchema || m.Release != fixtureRelease || m.KindNodeImage != rel.KindNodeImage || !slices.Equal(m.Platforms, []string{"linux/amd64"}) {
+	if m.Schema != Schema || m.Release != fixtureRelease || m.KindNodeImage != rel.KindNodeImage || !slices.Equal(m.Platforms, []string{"linux/amd64"}) {
 		t.Errorf("manifest header %+v", m)
 	}
 	for _, img := range m.Images {
@@ -269,20 +270,20 @@ func TestBundleRoundTrip(t *testing.T) {
 		t.Errorf("%d images, want %d", len(m.Images), len(f.stored))
 	}
 
-	vm, err := VerifyBundle(context.Background(), bytes.NewReader(data), VerifyOptions{PublicKey: key.Public().(ed25519.PublicKey), RequireSignature: true})
+	vm, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{PublicKey: key.Public().(ed25519.PublicKey), RequireSignature: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(vm.Files) != len(m.Files) {
 		t.Errorf("verified manifest has %d files, created %d", len(vm.Files), len(m.Files))
 	}
-	im, signed, err := InspectBundle(path)
+	im, signed, err := Inspect(path)
 	if err != nil || !signed || im.Release != fixtureRelease {
-		t.Errorf("InspectBundle: %v %v %v", im, signed, err)
+		t.Errorf("Inspect: %v %v %v", im, signed, err)
 	}
 
 	dir := t.TempDir()
-	b, err := ExtractBundle(context.Background(), path, dir, VerifyOptions{PublicKey: key.Public().(ed25519.PublicKey)})
+	b, err := Extract(context.Background(), path, dir, VerifyOptions{PublicKey: key.Public().(ed25519.PublicKey)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +297,7 @@ func TestBundleRoundTrip(t *testing.T) {
 	// Mirror of the extracted assets.
 	n := 0
 	for _, c := range rel.ComponentList() {
-		data, err := FetchComponent(context.Background(), Mirror{Dir: b.AssetsDir}, c)
+		data, err := catalog.FetchComponent(context.Background(), catalog.Mirror{Dir: b.AssetsDir}, c)
 		if err != nil {
 			t.Error(err)
 		}
@@ -306,11 +307,11 @@ func TestBundleRoundTrip(t *testing.T) {
 		t.Errorf("fetched %d assets, want 12", n)
 	}
 	// The catalog holds exactly the release.
-	cat, err := Load(b.CatalogFile)
+	cat, err := catalog.Load(b.CatalogFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(cat.ReleaseNames(), []string{fixtureRelease}) || len(cat.Components) != len(ComponentNames()) {
+	if !slices.Equal(cat.ReleaseNames(), []string{fixtureRelease}) || len(cat.Components) != len(catalog.ComponentNames()) {
 		t.Errorf("bundle catalog: releases %v, %d components", cat.ReleaseNames(), len(cat.Components))
 	}
 	if got := cat.Latest().Images(); !slices.Equal(got, rel.Images()) {
@@ -384,9 +385,9 @@ func checkTarForm(t *testing.T, data []byte, signed bool) {
 			t.Errorf("%s: header not normalised: %+v", hdr.Name, hdr)
 		}
 	}
-	want := []string{BundleManifestName}
+	want := []string{ManifestName}
 	if signed {
-		want = append(want, BundleSignatureName)
+		want = append(want, SignatureName)
 	}
 	if !slices.Equal(names[:len(want)], want) {
 		t.Errorf("first entries %v, want %v", names[:len(want)], want)
@@ -395,7 +396,7 @@ func checkTarForm(t *testing.T, data []byte, signed bool) {
 	if !slices.IsSorted(rest) {
 		t.Errorf("entries not sorted: %v", rest)
 	}
-	for _, p := range []string{BundleCatalogName, "images/oci-layout", "images/index.json"} {
+	for _, p := range []string{CatalogName, "images/oci-layout", "images/index.json"} {
 		if !slices.Contains(rest, p) {
 			t.Errorf("no %s in %v", p, rest)
 		}
@@ -409,12 +410,12 @@ func TestBundlePlatforms(t *testing.T) {
 		if !slices.Equal(m.Platforms, []string{"linux/amd64", "linux/arm64"}) {
 			t.Errorf("platforms %v", m.Platforms)
 		}
-		i := slices.IndexFunc(m.Images, func(b BundleImage) bool { return b.Ref == f.indexRef })
+		i := slices.IndexFunc(m.Images, func(b Image) bool { return b.Ref == f.indexRef })
 		bi := m.Images[i]
 		if !types.MediaType(bi.MediaType).IsIndex() {
 			t.Fatalf("%s stored as %s", bi.Ref, bi.MediaType)
 		}
-		b, err := ExtractBundle(context.Background(), path, t.TempDir(), VerifyOptions{})
+		b, err := Extract(context.Background(), path, t.TempDir(), VerifyOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -438,13 +439,13 @@ func TestBundlePlatforms(t *testing.T) {
 		}
 	})
 	t.Run("a missing platform is refused", func(t *testing.T) {
-		_, err := CreateBundle(context.Background(), io.Discard, f.options("linux/riscv64"))
+		_, err := Create(context.Background(), io.Discard, f.options("linux/riscv64"))
 		if err == nil || !strings.Contains(err.Error(), "no linux/riscv64 manifest") || !strings.Contains(err.Error(), f.indexRef) {
 			t.Errorf("got %v", err)
 		}
 	})
 	t.Run("a bad platform is refused", func(t *testing.T) {
-		if _, err := CreateBundle(context.Background(), io.Discard, f.options("amd64")); err == nil {
+		if _, err := Create(context.Background(), io.Discard, f.options("amd64")); err == nil {
 			t.Error("want an error")
 		}
 	})
@@ -470,7 +471,7 @@ func TestBundleReproducible(t *testing.T) {
 func TestBundleSharedLayersStoredOnce(t *testing.T) {
 	f := newBundleFixture(t, 1024)
 	path, _, m := f.create(t, f.options())
-	b, err := ExtractBundle(context.Background(), path, t.TempDir(), VerifyOptions{})
+	b, err := Extract(context.Background(), path, t.TempDir(), VerifyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -521,7 +522,7 @@ func TestBundleSharedLayersStoredOnce(t *testing.T) {
 func TestBundlePinnedDigestMustMatch(t *testing.T) {
 	f := newBundleFixture(t, 256)
 	rel, _ := f.cat.Release(fixtureRelease)
-	serving, _ := rel.Component(KnativeServing)
+	serving, _ := rel.Component(catalog.KnativeServing)
 	pinned := serving.Images[0]
 	_, pinnedDigest, _ := strings.Cut(pinned, "@")
 	// A registry that answers the pinned digest with another image.
@@ -598,10 +599,10 @@ func TestBundleTamper(t *testing.T) {
 	_, signed, m := f.create(t, opts)
 	_, unsigned, _ := f.create(t, f.options())
 	off := entryOffsets(t, signed)
-	manifest := signed[off[BundleManifestName][1]:off[BundleManifestName][2]]
+	manifest := signed[off[ManifestName][1]:off[ManifestName][2]]
 
 	asset := m.Files[0].Path
-	var blob BundleFile
+	var blob File
 	for _, file := range m.Files {
 		if strings.HasPrefix(file.Path, "images/blobs/") && file.Size > blob.Size {
 			blob = file
@@ -620,17 +621,17 @@ func TestBundleTamper(t *testing.T) {
 		reason string
 		opts   VerifyOptions
 	}{
-		{"manifest schema", signed, off[BundleManifestName][1] + int64(bytes.Index(manifest, []byte("tmbox.dev/"))), BundleManifestName, "unsupported schema", VerifyOptions{PublicKey: pub}},
-		{"manifest not JSON", signed, off[BundleManifestName][1], BundleManifestName, "not a bundle manifest", VerifyOptions{PublicKey: pub}},
-		{"manifest digest, signed", signed, off[BundleManifestName][1] + int64(digit), BundleSignatureName, "does not verify", VerifyOptions{PublicKey: pub}},
-		{"manifest digest, unsigned", unsigned, entryOffsets(t, unsigned)[BundleManifestName][1] + int64(digit), target.Path, "sha256", VerifyOptions{}},
-		{"signature", signed, off[BundleSignatureName][1] + 10, BundleSignatureName, "", VerifyOptions{PublicKey: pub}},
-		{"signature, no key", signed, off[BundleSignatureName][1] + 10, BundleSignatureName, "base64", VerifyOptions{}},
+		{"manifest schema", signed, off[ManifestName][1] + int64(bytes.Index(manifest, []byte("tmbox.dev/"))), ManifestName, "unsupported schema", VerifyOptions{PublicKey: pub}},
+		{"manifest not JSON", signed, off[ManifestName][1], ManifestName, "not a bundle manifest", VerifyOptions{PublicKey: pub}},
+		{"manifest digest, signed", signed, off[ManifestName][1] + int64(digit), SignatureName, "does not verify", VerifyOptions{PublicKey: pub}},
+		{"manifest digest, unsigned", unsigned, entryOffsets(t, unsigned)[ManifestName][1] + int64(digit), target.Path, "sha256", VerifyOptions{}},
+		{"signature", signed, off[SignatureName][1] + 10, SignatureName, "", VerifyOptions{PublicKey: pub}},
+		{"signature, no key", signed, off[SignatureName][1] + 10, SignatureName, "base64", VerifyOptions{}},
 		{"asset", signed, off["assets/"+strings.TrimPrefix(asset, "assets/")][1] + 5, asset, "sha256", VerifyOptions{PublicKey: pub}},
 		{"blob", signed, off[blob.Path][1] + blob.Size/2, blob.Path, "sha256", VerifyOptions{PublicKey: pub}},
 		{"blob, last byte", signed, off[blob.Path][1] + blob.Size - 1, blob.Path, "sha256", VerifyOptions{PublicKey: pub}},
-		{"catalog", signed, off[BundleCatalogName][1] + 3, BundleCatalogName, "sha256", VerifyOptions{PublicKey: pub}},
-		{"tar header", signed, off[blob.Path][0] + 3, "(entry after " + m.Files[slices.IndexFunc(m.Files, func(f BundleFile) bool { return f.Path == blob.Path })-1].Path + ")", "unreadable tar header", VerifyOptions{PublicKey: pub}},
+		{"catalog", signed, off[CatalogName][1] + 3, CatalogName, "sha256", VerifyOptions{PublicKey: pub}},
+		{"tar header", signed, off[blob.Path][0] + 3, "(entry after " + m.Files[slices.IndexFunc(m.Files, func(f File) bool { return f.Path == blob.Path })-1].Path + ")", "unreadable tar header", VerifyOptions{PublicKey: pub}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -640,25 +641,25 @@ func TestBundleTamper(t *testing.T) {
 			} else {
 				bad[tt.offset] ^= 0x01
 			}
-			_, err := VerifyBundle(context.Background(), bytes.NewReader(bad), tt.opts)
-			checkBundleError(t, "VerifyBundle", err, tt.entry, tt.reason)
+			_, err := Verify(context.Background(), bytes.NewReader(bad), tt.opts)
+			checkBundleError(t, "Verify", err, tt.entry, tt.reason)
 
 			path := filepath.Join(t.TempDir(), "bad.tar")
 			if err := os.WriteFile(path, bad, 0o644); err != nil {
 				t.Fatal(err)
 			}
 			dir := filepath.Join(t.TempDir(), "extract")
-			b, err := ExtractBundle(context.Background(), path, dir, tt.opts)
+			b, err := Extract(context.Background(), path, dir, tt.opts)
 			if b != nil {
-				t.Errorf("ExtractBundle returned %+v", b)
+				t.Errorf("Extract returned %+v", b)
 			}
-			checkBundleError(t, "ExtractBundle", err, tt.entry, tt.reason)
+			checkBundleError(t, "Extract", err, tt.entry, tt.reason)
 			assertNothingIn(t, dir)
 		})
 	}
 	// The untouched bundles verify.
 	for _, data := range [][]byte{signed, unsigned} {
-		if _, err := VerifyBundle(context.Background(), bytes.NewReader(data), VerifyOptions{PublicKey: pub}); err != nil {
+		if _, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{PublicKey: pub}); err != nil {
 			t.Error(err)
 		}
 	}
@@ -666,9 +667,9 @@ func TestBundleTamper(t *testing.T) {
 
 func checkBundleError(t *testing.T, what string, err error, entry, reason string) {
 	t.Helper()
-	var be *BundleError
+	var be *Error
 	if !errors.As(err, &be) {
-		t.Fatalf("%s: got %v (%T), want a *BundleError", what, err, err)
+		t.Fatalf("%s: got %v (%T), want a *Error", what, err, err)
 	}
 	if be.Entry != entry || !strings.Contains(be.Reason, reason) {
 		t.Errorf("%s: got %q, want entry %s and reason containing %q", what, err, entry, reason)
@@ -719,7 +720,7 @@ func TestBundleRefusesUnsafeEntries(t *testing.T) {
 		{"absurd size", &tar.Header{Typeflag: tar.TypeReg, Name: "assets/huge", Size: 100 << 30, Mode: 0o644}, nil, "more than the limit", 0},
 		{"over MaxFileSize", &tar.Header{Typeflag: tar.TypeReg, Name: "assets/big", Size: 1 << 30, Mode: 0o644}, nil, "more than the limit of 1073741823", 1<<30 - 1},
 		{"unlisted", reg("assets/extra.yaml"), []byte("evil\n"), "not listed in the manifest", 0},
-		{"manifest again", reg(BundleManifestName), []byte("evil\n"), "appears again", 0},
+		{"manifest again", reg(ManifestName), []byte("evil\n"), "appears again", 0},
 	}
 	for _, tt := range tests {
 		for _, first := range []bool{true, false} {
@@ -737,8 +738,8 @@ func TestBundleRefusesUnsafeEntries(t *testing.T) {
 				}
 				bad := evilTar(t, p, tt.hdr, tt.content)
 				opts := VerifyOptions{MaxFileSize: tt.max}
-				_, err := VerifyBundle(context.Background(), bytes.NewReader(bad), opts)
-				checkBundleError(t, "VerifyBundle", err, tt.hdr.Name, tt.reason)
+				_, err := Verify(context.Background(), bytes.NewReader(bad), opts)
+				checkBundleError(t, "Verify", err, tt.hdr.Name, tt.reason)
 
 				parent := t.TempDir()
 				path := filepath.Join(parent, "bad.tar")
@@ -746,8 +747,8 @@ func TestBundleRefusesUnsafeEntries(t *testing.T) {
 					t.Fatal(err)
 				}
 				dir := filepath.Join(parent, "work", "dir")
-				_, err = ExtractBundle(context.Background(), path, dir, opts)
-				checkBundleError(t, "ExtractBundle", err, tt.hdr.Name, tt.reason)
+				_, err = Extract(context.Background(), path, dir, opts)
+				checkBundleError(t, "Extract", err, tt.hdr.Name, tt.reason)
 				assertNothingIn(t, dir)
 				if entries, _ := os.ReadDir(parent); len(entries) != 2 {
 					t.Errorf("parent holds %v, want bad.tar and work", entries)
@@ -762,12 +763,12 @@ func TestBundleRefusesUnsafeEntries(t *testing.T) {
 		}
 	}
 	t.Run("not a bundle", func(t *testing.T) {
-		_, err := VerifyBundle(context.Background(), strings.NewReader("hello, world"), VerifyOptions{})
-		checkBundleError(t, "VerifyBundle", err, BundleManifestName, "")
+		_, err := Verify(context.Background(), strings.NewReader("hello, world"), VerifyOptions{})
+		checkBundleError(t, "Verify", err, ManifestName, "")
 	})
 	t.Run("truncated", func(t *testing.T) {
-		_, err := VerifyBundle(context.Background(), bytes.NewReader(data[:len(data)/2]), VerifyOptions{})
-		var be *BundleError
+		_, err := Verify(context.Background(), bytes.NewReader(data[:len(data)/2]), VerifyOptions{})
+		var be *Error
 		if !errors.As(err, &be) {
 			t.Errorf("got %v", err)
 		}
@@ -776,13 +777,13 @@ func TestBundleRefusesUnsafeEntries(t *testing.T) {
 		// The bundle without its last file.
 		last := m.Files[len(m.Files)-1]
 		cut := data[:entryOffsets(t, data)[last.Path][0]]
-		_, err := VerifyBundle(context.Background(), bytes.NewReader(append(bytes.Clone(cut), make([]byte, 1024)...)), VerifyOptions{})
-		checkBundleError(t, "VerifyBundle", err, last.Path, "missing from the bundle")
+		_, err := Verify(context.Background(), bytes.NewReader(append(bytes.Clone(cut), make([]byte, 1024)...)), VerifyOptions{})
+		checkBundleError(t, "Verify", err, last.Path, "missing from the bundle")
 	})
 	t.Run("cancelled", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		_, err := VerifyBundle(ctx, bytes.NewReader(data), VerifyOptions{})
+		_, err := Verify(ctx, bytes.NewReader(data), VerifyOptions{})
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("got %v", err)
 		}
@@ -805,7 +806,7 @@ func rewriteBundle(t testing.TB, data, sig []byte) []byte {
 			t.Fatal(err)
 		}
 		content, _ := io.ReadAll(tr)
-		if hdr.Name == BundleSignatureName {
+		if hdr.Name == SignatureName {
 			if sig == nil {
 				continue
 			}
@@ -852,22 +853,22 @@ func TestBundleSigning(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, verr := VerifyBundle(context.Background(), bytes.NewReader(tt.bundle), tt.opts)
+			_, verr := Verify(context.Background(), bytes.NewReader(tt.bundle), tt.opts)
 			path := filepath.Join(t.TempDir(), "b.tar")
 			os.WriteFile(path, tt.bundle, 0o644)
 			dir := t.TempDir()
-			b, eerr := ExtractBundle(context.Background(), path, dir, tt.opts)
+			b, eerr := Extract(context.Background(), path, dir, tt.opts)
 			if tt.reason == "" {
 				if verr != nil || eerr != nil {
-					t.Fatalf("VerifyBundle: %v; ExtractBundle: %v", verr, eerr)
+					t.Fatalf("Verify: %v; Extract: %v", verr, eerr)
 				}
 				if b.Signed != tt.wantSigned {
 					t.Errorf("Signed = %v, want %v", b.Signed, tt.wantSigned)
 				}
 				return
 			}
-			checkBundleError(t, "VerifyBundle", verr, BundleSignatureName, tt.reason)
-			checkBundleError(t, "ExtractBundle", eerr, BundleSignatureName, tt.reason)
+			checkBundleError(t, "Verify", verr, SignatureName, tt.reason)
+			checkBundleError(t, "Extract", eerr, SignatureName, tt.reason)
 			assertNothingIn(t, dir)
 		})
 	}
@@ -959,7 +960,7 @@ func TestRegistryRef(t *testing.T) {
 func TestPushBundleImages(t *testing.T) {
 	f := newBundleFixture(t, 1024)
 	path, _, m := f.create(t, f.options())
-	b, err := ExtractBundle(context.Background(), path, t.TempDir(), VerifyOptions{})
+	b, err := Extract(context.Background(), path, t.TempDir(), VerifyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -976,7 +977,7 @@ func TestPushBundleImages(t *testing.T) {
 		})
 	})
 	registry := host + "/mirror"
-	got, err := PushBundleImages(context.Background(), b, registry, f.ropts...)
+	got, err := Push(context.Background(), b, registry, f.ropts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1013,13 +1014,13 @@ func TestPushBundleImages(t *testing.T) {
 	}
 	// A second push uploads no blob.
 	before := uploads.Load()
-	if _, err := PushBundleImages(context.Background(), b, registry, f.ropts...); err != nil {
+	if _, err := Push(context.Background(), b, registry, f.ropts...); err != nil {
 		t.Fatal(err)
 	}
 	if n := uploads.Load() - before; n != 0 {
 		t.Errorf("second push uploaded %d blobs", n)
 	}
-	if _, err := PushBundleImages(context.Background(), b, "not a registry", f.ropts...); err == nil {
+	if _, err := Push(context.Background(), b, "not a registry", f.ropts...); err == nil {
 		t.Error("want an error for a bad registry")
 	}
 }
@@ -1029,21 +1030,21 @@ func TestCreateBundleRefuses(t *testing.T) {
 	broken := writeMirror(t, map[string][]byte{})
 	tests := []struct {
 		name   string
-		mutate func(*CreateBundleOptions)
+		mutate func(*CreateOptions)
 		want   string
 	}{
-		{"no catalog", func(o *CreateBundleOptions) { o.Catalog = nil }, "no catalog"},
-		{"no source", func(o *CreateBundleOptions) { o.Source = nil }, "no asset source"},
-		{"unknown release", func(o *CreateBundleOptions) { o.Release = "9.9" }, "unknown release"},
-		{"missing asset", func(o *CreateBundleOptions) { o.Source = Mirror{Dir: broken} }, "no such file"},
-		{"short key", func(o *CreateBundleOptions) { o.SignKey = ed25519.PrivateKey{1} }, "signing key"},
+		{"no catalog", func(o *CreateOptions) { o.Catalog = nil }, "no catalog"},
+		{"no source", func(o *CreateOptions) { o.Source = nil }, "no asset source"},
+		{"unknown release", func(o *CreateOptions) { o.Release = "9.9" }, "unknown release"},
+		{"missing asset", func(o *CreateOptions) { o.Source = catalog.Mirror{Dir: broken} }, "no such file"},
+		{"short key", func(o *CreateOptions) { o.SignKey = ed25519.PrivateKey{1} }, "signing key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			opts := f.options()
 			opts.WorkDir = t.TempDir()
 			tt.mutate(&opts)
-			_, err := CreateBundle(context.Background(), io.Discard, opts)
+			_, err := Create(context.Background(), io.Discard, opts)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got %v, want %q", err, tt.want)
 			}
@@ -1057,7 +1058,7 @@ func TestCreateBundleRefuses(t *testing.T) {
 func BenchmarkVerifyBundle(b *testing.B) {
 	f := newBundleFixture(b, 7<<20)
 	var buf bytes.Buffer
-	if _, err := CreateBundle(context.Background(), &buf, f.options()); err != nil {
+	if _, err := Create(context.Background(), &buf, f.options()); err != nil {
 		b.Fatal(err)
 	}
 	data := buf.Bytes()
@@ -1065,7 +1066,7 @@ func BenchmarkVerifyBundle(b *testing.B) {
 	b.Run("verify", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		for b.Loop() {
-			if _, err := VerifyBundle(context.Background(), bytes.NewReader(data), VerifyOptions{}); err != nil {
+			if _, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -1089,7 +1090,7 @@ func BenchmarkVerifyBundle(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			_, err = VerifyBundle(context.Background(), bufio.NewReaderSize(f, 1<<20), VerifyOptions{})
+			_, err = Verify(context.Background(), bufio.NewReaderSize(f, 1<<20), VerifyOptions{})
 			f.Close()
 			if err != nil {
 				b.Fatal(err)
@@ -1117,4 +1118,41 @@ func mustRef(t testing.TB, ref string) name.Reference {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// componentVersion, assetFor and writeMirror are the catalog tests'
+// helpers (internal to that package's tests).
+func componentVersion(name, release string) string {
+	switch name {
+	case catalog.Istio:
+		_, m, _ := strings.Cut(release, ".")
+		var minor int
+		fmt.Sscan(m, &minor)
+		return fmt.Sprintf("1.%d.0", minor+7)
+	case catalog.TriggerMesh:
+		return "1.27.0"
+	case catalog.TriggerMeshCore:
+		return "1.5.3"
+	}
+	return release + ".0"
+}
+
+func assetFor(path string, data []byte) catalog.Asset {
+	sum := sha256.Sum256(data)
+	return catalog.Asset{Name: filepath.Base(path), Path: path, URL: "https://example.com/" + path, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+}
+
+func writeMirror(t *testing.T, files map[string][]byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	for p, data := range files {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }

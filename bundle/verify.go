@@ -1,4 +1,4 @@
-package bundles
+package bundle
 
 import (
 	"archive/tar"
@@ -19,11 +19,12 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/tmbox/tmbox/catalog"
 )
 
-// DefaultMaxBundleFileSize is the largest entry a bundle may hold unless
+// DefaultMaxFileSize is the largest entry a bundle may hold unless
 // VerifyOptions.MaxFileSize says otherwise.
-const DefaultMaxBundleFileSize int64 = 64 << 30
+const DefaultMaxFileSize int64 = 64 << 30
 
 const (
 	// maxManifestSize bounds the manifest entry.
@@ -32,13 +33,13 @@ const (
 	// signature is 88 bytes).
 	maxSignatureSize = 1 << 10
 	// blobsPrefix is where the OCI layout's blobs are.
-	blobsPrefix = BundleImagesDir + "/blobs/sha256/"
+	blobsPrefix = ImagesDir + "/blobs/sha256/"
 	// manifestPrefixLen is how many hex digits of the manifest's sha256
 	// name an extracted bundle's directory.
 	manifestPrefixLen = 16
 )
 
-// VerifyOptions configures VerifyBundle, ExtractBundle.
+// VerifyOptions configures Verify, Extract.
 type VerifyOptions struct {
 	// PublicKey, when set, must verify the signature of a signed bundle.
 	// An unsigned bundle is accepted unless RequireSignature is set.
@@ -46,12 +47,12 @@ type VerifyOptions struct {
 	// RequireSignature refuses unsigned bundles.
 	RequireSignature bool
 	// MaxFileSize refuses entries larger than this many bytes (default
-	// DefaultMaxBundleFileSize).
+	// DefaultMaxFileSize).
 	MaxFileSize int64
 }
 
-// BundleError says which entry of a bundle is bad and why.
-type BundleError struct {
+// Error says which entry of a bundle is bad and why.
+type Error struct {
 	// Entry names the tar entry (or the missing one).
 	Entry string
 	// Reason says what is wrong with it.
@@ -59,16 +60,16 @@ type BundleError struct {
 }
 
 // Error returns "bundle entry <Entry>: <Reason>".
-func (e *BundleError) Error() string { return "bundle entry " + e.Entry + ": " + e.Reason }
+func (e *Error) Error() string { return "bundle entry " + e.Entry + ": " + e.Reason }
 
-func bundleErr(entry, format string, args ...any) *BundleError {
-	return &BundleError{Entry: entry, Reason: fmt.Sprintf(format, args...)}
+func bundleErr(entry, format string, args ...any) *Error {
+	return &Error{Entry: entry, Reason: fmt.Sprintf(format, args...)}
 }
 
-// ExtractedBundle is a verified bundle extracted to a directory.
-type ExtractedBundle struct {
+// Extracted is a verified bundle extracted to a directory.
+type Extracted struct {
 	// Manifest is the bundle's manifest.
-	Manifest *BundleManifest
+	Manifest *Manifest
 	// Dir is the extracted bundle: dir/<manifest sha256 prefix>.
 	Dir string
 	// AssetsDir is the assets mirror: Mirror{Dir: AssetsDir} reads them.
@@ -82,7 +83,7 @@ type ExtractedBundle struct {
 	Signed bool
 }
 
-// VerifyBundle streams r once, checking the signature (when PublicKey is
+// Verify streams r once, checking the signature (when PublicKey is
 // set, a signed bundle must verify against it; RequireSignature refuses
 // unsigned bundles; without a key a signature must still be base64 of 64
 // bytes), every entry's size and sha256 against the manifest, that every
@@ -90,8 +91,8 @@ type ExtractedBundle struct {
 // that every OCI blob's name is its sha256. Entries that are not regular
 // files, have unsafe paths or claim more than MaxFileSize bytes are refused
 // before their content is read. It returns the first problem as a
-// *BundleError naming the entry.
-func VerifyBundle(ctx context.Context, r io.Reader, opts VerifyOptions) (*BundleManifest, error) {
+// *Error naming the entry.
+func Verify(ctx context.Context, r io.Reader, opts VerifyOptions) (*Manifest, error) {
 	res, err := verifyStream(ctx, r, opts, nil)
 	if err != nil {
 		return nil, err
@@ -99,7 +100,7 @@ func VerifyBundle(ctx context.Context, r io.Reader, opts VerifyOptions) (*Bundle
 	return res.manifest, nil
 }
 
-// ExtractBundle verifies the bundle file at path while extracting it into a
+// Extract verifies the bundle file at path while extracting it into a
 // fresh staging directory under dir, and renames that to
 // dir/<first 16 hex digits of the manifest's sha256> only when everything
 // verified (replacing an earlier extraction of the same bundle). On any
@@ -107,7 +108,7 @@ func VerifyBundle(ctx context.Context, r io.Reader, opts VerifyOptions) (*Bundle
 // in dir. Entries are written through an os.Root, so nothing can land
 // outside the staging directory. Besides the bundle's files, the extracted
 // directory holds the manifest and its signature.
-func ExtractBundle(ctx context.Context, path, dir string, opts VerifyOptions) (_ *ExtractedBundle, rerr error) {
+func Extract(ctx context.Context, path, dir string, opts VerifyOptions) (_ *Extracted, rerr error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("extract bundle: %w", err)
@@ -137,11 +138,11 @@ func ExtractBundle(ctx context.Context, path, dir string, opts VerifyOptions) (_
 	if err != nil {
 		return nil, err
 	}
-	if err := root.WriteFile(BundleManifestName, res.manifestBytes, 0o644); err != nil {
+	if err := root.WriteFile(ManifestName, res.manifestBytes, 0o644); err != nil {
 		return nil, fmt.Errorf("extract bundle: %w", err)
 	}
 	if res.sig != nil {
-		if err := root.WriteFile(BundleSignatureName, res.sig, 0o644); err != nil {
+		if err := root.WriteFile(SignatureName, res.sig, 0o644); err != nil {
 			return nil, fmt.Errorf("extract bundle: %w", err)
 		}
 	}
@@ -156,12 +157,12 @@ func ExtractBundle(ctx context.Context, path, dir string, opts VerifyOptions) (_
 	if err := os.Rename(staging, final); err != nil {
 		return nil, fmt.Errorf("extract bundle: %w", err)
 	}
-	return &ExtractedBundle{
+	return &Extracted{
 		Manifest:    res.manifest,
 		Dir:         final,
-		AssetsDir:   filepath.Join(final, BundleAssetsDir),
-		LayoutDir:   filepath.Join(final, BundleImagesDir),
-		CatalogFile: filepath.Join(final, BundleCatalogName),
+		AssetsDir:   filepath.Join(final, AssetsDir),
+		LayoutDir:   filepath.Join(final, ImagesDir),
+		CatalogFile: filepath.Join(final, CatalogName),
 		Signed:      res.sig != nil,
 	}, nil
 }
@@ -169,56 +170,56 @@ func ExtractBundle(ctx context.Context, path, dir string, opts VerifyOptions) (_
 // checkExtracted checks what digests alone cannot: the catalog parses and
 // holds exactly the manifest's release, and the layout's index.json names
 // every image with its recorded digest.
-func checkExtracted(dir string, m *BundleManifest) error {
-	cat, err := Load(filepath.Join(dir, BundleCatalogName))
+func checkExtracted(dir string, m *Manifest) error {
+	cat, err := catalog.Load(filepath.Join(dir, CatalogName))
 	if err != nil {
-		return bundleErr(BundleCatalogName, "%v", err)
+		return bundleErr(CatalogName, "%v", err)
 	}
 	rel, err := cat.Release(m.Release)
 	if err != nil || len(cat.Releases) != 1 {
-		return bundleErr(BundleCatalogName, "does not hold exactly release %s", m.Release)
+		return bundleErr(CatalogName, "does not hold exactly release %s", m.Release)
 	}
 	if !slices.Equal(rel.Components, m.Components) || rel.KindNodeImage != m.KindNodeImage {
-		return bundleErr(BundleCatalogName, "release %s differs from the manifest's", m.Release)
+		return bundleErr(CatalogName, "release %s differs from the manifest's", m.Release)
 	}
-	refs, err := layoutRefs(layout.Path(filepath.Join(dir, BundleImagesDir)))
+	refs, err := layoutRefs(layout.Path(filepath.Join(dir, ImagesDir)))
 	if err != nil {
-		return bundleErr(BundleImagesDir+"/index.json", "%v", err)
+		return bundleErr(ImagesDir+"/index.json", "%v", err)
 	}
 	want := bundleImageRefs(rel)
 	got := make([]string, 0, len(m.Images))
 	for _, img := range m.Images {
 		if refs[img.Ref] != img.Digest {
-			return bundleErr(BundleImagesDir+"/index.json", "does not name %s as %s", img.Ref, img.Digest)
+			return bundleErr(ImagesDir+"/index.json", "does not name %s as %s", img.Ref, img.Digest)
 		}
 		got = append(got, img.Ref)
 	}
 	if !slices.Equal(got, want) {
-		return bundleErr(BundleManifestName, "images differ from release %s's images", m.Release)
+		return bundleErr(ManifestName, "images differ from release %s's images", m.Release)
 	}
 	return nil
 }
 
-// InspectBundle reads only the first entries of the bundle file at path and
+// Inspect reads only the first entries of the bundle file at path and
 // returns its manifest and whether it is signed. Nothing is verified beyond
-// the manifest's form and the signature's encoding; use VerifyBundle or
-// ExtractBundle before trusting the contents.
-func InspectBundle(path string) (*BundleManifest, bool, error) {
+// the manifest's form and the signature's encoding; use Verify or
+// Extract before trusting the contents.
+func Inspect(path string) (*Manifest, bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, false, fmt.Errorf("inspect bundle: %w", err)
 	}
 	defer f.Close()
 	tr := tar.NewReader(f)
-	m, _, err := readManifest(tr, DefaultMaxBundleFileSize)
+	m, _, err := readManifest(tr, DefaultMaxFileSize)
 	if err != nil {
 		return nil, false, err
 	}
 	hdr, err := tr.Next()
-	if err != nil || hdr.Name != BundleSignatureName {
+	if err != nil || hdr.Name != SignatureName {
 		return m, false, nil
 	}
-	if _, err := readSignature(tr, hdr, DefaultMaxBundleFileSize); err != nil {
+	if _, err := readSignature(tr, hdr, DefaultMaxFileSize); err != nil {
 		return nil, false, err
 	}
 	return m, true, nil
@@ -226,7 +227,7 @@ func InspectBundle(path string) (*BundleManifest, bool, error) {
 
 // verifyResult is what a verified stream held.
 type verifyResult struct {
-	manifest      *BundleManifest
+	manifest      *Manifest
 	manifestBytes []byte
 	sig           []byte
 }
@@ -248,11 +249,11 @@ func (s *rootSink) create(name string) (io.WriteCloser, error) {
 	return s.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 }
 
-// verifyStream is VerifyBundle, handing file contents to s when set.
+// verifyStream is Verify, handing file contents to s when set.
 func verifyStream(ctx context.Context, r io.Reader, opts VerifyOptions, s sink) (*verifyResult, error) {
 	maxSize := opts.MaxFileSize
 	if maxSize <= 0 {
-		maxSize = DefaultMaxBundleFileSize
+		maxSize = DefaultMaxFileSize
 	}
 	tr := tar.NewReader(ctxReader{ctx: ctx, r: r})
 	m, manifestBytes, err := readManifest(tr, maxSize)
@@ -263,9 +264,9 @@ func verifyStream(ctx context.Context, r io.Reader, opts VerifyOptions, s sink) 
 
 	hdr, err := tr.Next()
 	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, ctxOr(ctx, bundleErr("(entry after "+BundleManifestName+")", "unreadable tar header: %v", err))
+		return nil, ctxOr(ctx, bundleErr("(entry after "+ManifestName+")", "unreadable tar header: %v", err))
 	}
-	if err == nil && hdr.Name == BundleSignatureName {
+	if err == nil && hdr.Name == SignatureName {
 		sig, serr := readSignature(tr, hdr, maxSize)
 		if serr != nil {
 			return nil, ctxOr(ctx, serr)
@@ -275,22 +276,22 @@ func verifyStream(ctx context.Context, r io.Reader, opts VerifyOptions, s sink) 
 				return nil, fmt.Errorf("verify bundle: public key has %d bytes, want %d", len(opts.PublicKey), ed25519.PublicKeySize)
 			}
 			if !ed25519.Verify(opts.PublicKey, manifestBytes, sig) {
-				return nil, bundleErr(BundleSignatureName, "the signature does not verify %s with the given public key: the manifest or its signature was altered, or another key signed it", BundleManifestName)
+				return nil, bundleErr(SignatureName, "the signature does not verify %s with the given public key: the manifest or its signature was altered, or another key signed it", ManifestName)
 			}
 		}
 		res.sig = sig
 		hdr, err = tr.Next()
 	} else if opts.RequireSignature {
-		return nil, bundleErr(BundleSignatureName, "missing: the bundle is unsigned and a signature is required")
+		return nil, bundleErr(SignatureName, "missing: the bundle is unsigned and a signature is required")
 	}
 
-	want := make(map[string]*BundleFile, len(m.Files))
+	want := make(map[string]*File, len(m.Files))
 	for i := range m.Files {
 		want[m.Files[i].Path] = &m.Files[i]
 	}
 	seen := make(map[string]bool, len(m.Files))
 	buf := make([]byte, copyBufferSize)
-	prev := BundleManifestName
+	prev := ManifestName
 	for ; err == nil; hdr, err = tr.Next() {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("verify bundle: %w", err)
@@ -301,7 +302,7 @@ func verifyStream(ctx context.Context, r io.Reader, opts VerifyOptions, s sink) 
 		name := hdr.Name
 		f, ok := want[name]
 		switch {
-		case name == BundleManifestName || name == BundleSignatureName:
+		case name == ManifestName || name == SignatureName:
 			return nil, bundleErr(name, "appears again after the start of the bundle")
 		case !ok:
 			return nil, bundleErr(name, "is not listed in the manifest")
@@ -329,7 +330,7 @@ func verifyStream(ctx context.Context, r io.Reader, opts VerifyOptions, s sink) 
 
 // copyEntry hashes an entry's content (handing it to s when set) and checks
 // it against the manifest.
-func copyEntry(tr *tar.Reader, f *BundleFile, s sink, buf []byte) error {
+func copyEntry(tr *tar.Reader, f *File, s sink, buf []byte) error {
 	h := sha256.New()
 	w := &sinkWriter{hash: h}
 	if s != nil {
@@ -381,42 +382,42 @@ func (w *sinkWriter) Write(p []byte) (int, error) {
 }
 
 // readManifest reads and validates the first entry, the manifest.
-func readManifest(tr *tar.Reader, maxSize int64) (*BundleManifest, []byte, error) {
+func readManifest(tr *tar.Reader, maxSize int64) (*Manifest, []byte, error) {
 	hdr, err := tr.Next()
 	if errors.Is(err, io.EOF) {
-		return nil, nil, bundleErr(BundleManifestName, "missing: the file is empty or not a tar archive")
+		return nil, nil, bundleErr(ManifestName, "missing: the file is empty or not a tar archive")
 	}
 	if err != nil {
-		return nil, nil, bundleErr(BundleManifestName, "unreadable tar header (is this a tmbox bundle?): %v", err)
+		return nil, nil, bundleErr(ManifestName, "unreadable tar header (is this a tmbox bundle?): %v", err)
 	}
 	if err := checkHeader(hdr, maxSize); err != nil {
 		return nil, nil, err
 	}
-	if hdr.Name != BundleManifestName {
-		return nil, nil, bundleErr(hdr.Name, "the first entry must be %s (is this a tmbox bundle?)", BundleManifestName)
+	if hdr.Name != ManifestName {
+		return nil, nil, bundleErr(hdr.Name, "the first entry must be %s (is this a tmbox bundle?)", ManifestName)
 	}
 	if hdr.Size > maxManifestSize {
-		return nil, nil, bundleErr(BundleManifestName, "claims %d bytes, more than the %d a manifest may have", hdr.Size, maxManifestSize)
+		return nil, nil, bundleErr(ManifestName, "claims %d bytes, more than the %d a manifest may have", hdr.Size, maxManifestSize)
 	}
 	data, err := io.ReadAll(tr)
 	if err != nil {
-		return nil, nil, bundleErr(BundleManifestName, "unreadable: %v", err)
+		return nil, nil, bundleErr(ManifestName, "unreadable: %v", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	var m BundleManifest
+	var m Manifest
 	if err := dec.Decode(&m); err != nil {
-		return nil, nil, bundleErr(BundleManifestName, "not a bundle manifest: %v", err)
+		return nil, nil, bundleErr(ManifestName, "not a bundle manifest: %v", err)
 	}
 	if dec.More() {
-		return nil, nil, bundleErr(BundleManifestName, "trailing data after the manifest")
+		return nil, nil, bundleErr(ManifestName, "trailing data after the manifest")
 	}
 	if err := m.validate(); err != nil {
-		return nil, nil, bundleErr(BundleManifestName, "%v", err)
+		return nil, nil, bundleErr(ManifestName, "%v", err)
 	}
 	for _, f := range m.Files {
 		if f.Size > maxSize {
-			return nil, nil, bundleErr(BundleManifestName, "lists %s with %d bytes, more than the limit of %d", f.Path, f.Size, maxSize)
+			return nil, nil, bundleErr(ManifestName, "lists %s with %d bytes, more than the limit of %d", f.Path, f.Size, maxSize)
 		}
 	}
 	return &m, data, nil
@@ -428,18 +429,18 @@ func readSignature(tr *tar.Reader, hdr *tar.Header, maxSize int64) ([]byte, erro
 		return nil, err
 	}
 	if hdr.Size > maxSignatureSize {
-		return nil, bundleErr(BundleSignatureName, "claims %d bytes, more than a signature has", hdr.Size)
+		return nil, bundleErr(SignatureName, "claims %d bytes, more than a signature has", hdr.Size)
 	}
 	data, err := io.ReadAll(tr)
 	if err != nil {
-		return nil, bundleErr(BundleSignatureName, "unreadable: %v", err)
+		return nil, bundleErr(SignatureName, "unreadable: %v", err)
 	}
 	sig, err := base64.StdEncoding.Strict().DecodeString(strings.TrimSpace(string(data)))
 	if err != nil {
-		return nil, bundleErr(BundleSignatureName, "not base64: %v", err)
+		return nil, bundleErr(SignatureName, "not base64: %v", err)
 	}
 	if len(sig) != ed25519.SignatureSize {
-		return nil, bundleErr(BundleSignatureName, "has %d bytes, an ed25519 signature has %d", len(sig), ed25519.SignatureSize)
+		return nil, bundleErr(SignatureName, "has %d bytes, an ed25519 signature has %d", len(sig), ed25519.SignatureSize)
 	}
 	return sig, nil
 }
@@ -485,35 +486,35 @@ func checkHeader(hdr *tar.Header, maxSize int64) error {
 // safeBundlePath reports whether p is a clean relative slash path without
 // "." or ".." elements, made of portable characters.
 func safeBundlePath(p string) bool {
-	return safeAssetPath.MatchString(p) && path.Clean(p) == p && !slices.Contains(strings.Split(p, "/"), "..")
+	return catalog.SafePath(p)
 }
 
 // validate checks the manifest's form: schema, release, sorted unique safe
 // file paths with digests, blobs named after their digest, and images
 // whose blobs are in the files.
-func (m *BundleManifest) validate() error {
-	if m.Schema != BundleSchema {
-		return fmt.Errorf("unsupported schema %q (this tmbox reads %s)", m.Schema, BundleSchema)
+func (m *Manifest) validate() error {
+	if m.Schema != Schema {
+		return fmt.Errorf("unsupported schema %q (this tmbox reads %s)", m.Schema, Schema)
 	}
-	if !releaseName.MatchString(m.Release) {
+	if !catalog.ValidReleaseName(m.Release) {
 		return fmt.Errorf("release %q is not a Knative minor like \"1.22\"", m.Release)
 	}
-	if !digestPinned.MatchString(m.KindNodeImage) {
+	if !catalog.DigestPinned(m.KindNodeImage) {
 		return fmt.Errorf("kind node image %q is not pinned by digest", m.KindNodeImage)
 	}
 	if len(m.Platforms) == 0 {
 		return errors.New("no platforms")
 	}
-	files := map[string]BundleFile{}
+	files := map[string]File{}
 	for i, f := range m.Files {
 		switch {
-		case !safeBundlePath(f.Path) || f.Path == BundleManifestName || f.Path == BundleSignatureName:
+		case !safeBundlePath(f.Path) || f.Path == ManifestName || f.Path == SignatureName:
 			return fmt.Errorf("file %q: unsafe or reserved path", f.Path)
 		case i > 0 && m.Files[i-1].Path >= f.Path:
 			return fmt.Errorf("file %s: files are not sorted and unique", f.Path)
 		case f.Size < 0:
 			return fmt.Errorf("file %s: negative size", f.Path)
-		case !sha256Hex.MatchString(f.SHA256):
+		case !catalog.ValidSHA256(f.SHA256):
 			return fmt.Errorf("file %s: sha256 %q is not 64 lowercase hex digits", f.Path, f.SHA256)
 		}
 		if blob, ok := strings.CutPrefix(f.Path, blobsPrefix); ok && blob != f.SHA256 {
@@ -521,7 +522,7 @@ func (m *BundleManifest) validate() error {
 		}
 		files[f.Path] = f
 	}
-	for _, p := range []string{BundleCatalogName, BundleImagesDir + "/index.json", BundleImagesDir + "/oci-layout"} {
+	for _, p := range []string{CatalogName, ImagesDir + "/index.json", ImagesDir + "/oci-layout"} {
 		if _, ok := files[p]; !ok {
 			return fmt.Errorf("file %s is not listed", p)
 		}
@@ -536,7 +537,7 @@ func (m *BundleManifest) validate() error {
 			return fmt.Errorf("image %d: no reference", i)
 		case i > 0 && m.Images[i-1].Ref >= img.Ref:
 			return fmt.Errorf("image %s: images are not sorted and unique", img.Ref)
-		case !ok || !sha256Hex.MatchString(hexDigest):
+		case !ok || !catalog.ValidSHA256(hexDigest):
 			return fmt.Errorf("image %s: digest %q is not sha256:<64 lowercase hex digits>", img.Ref, img.Digest)
 		case img.MediaType == "":
 			return fmt.Errorf("image %s: no media type", img.Ref)
@@ -547,7 +548,7 @@ func (m *BundleManifest) validate() error {
 			return fmt.Errorf("image %s: blob %s is not listed", img.Ref, img.Digest)
 		}
 	}
-	if !slices.ContainsFunc(m.Images, func(img BundleImage) bool { return img.Ref == m.KindNodeImage }) {
+	if !slices.ContainsFunc(m.Images, func(img Image) bool { return img.Ref == m.KindNodeImage }) {
 		return fmt.Errorf("kind node image %s is not among the images", m.KindNodeImage)
 	}
 	return nil

@@ -1,4 +1,4 @@
-package bundles
+package bundle
 
 import (
 	"context"
@@ -46,13 +46,13 @@ func platformStrings(ps []v1.Platform) []string {
 
 // pullImages pulls every ref (sorted) into a new OCI layout at dir, each
 // annotated with its ref, and returns what it stored.
-func pullImages(ctx context.Context, dir string, refs []string, platforms []v1.Platform, ropts []remote.Option, log *slog.Logger, step func(string)) ([]BundleImage, error) {
+func pullImages(ctx context.Context, dir string, refs []string, platforms []v1.Platform, ropts []remote.Option, log *slog.Logger, step func(string)) ([]Image, error) {
 	lp, err := layout.Write(dir, empty.Index)
 	if err != nil {
 		return nil, fmt.Errorf("image layout: %w", err)
 	}
 	ropts = append(slices.Clone(ropts), remote.WithContext(ctx))
-	out := make([]BundleImage, 0, len(refs))
+	out := make([]Image, 0, len(refs))
 	for _, ref := range refs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -70,37 +70,37 @@ func pullImages(ctx context.Context, dir string, refs []string, platforms []v1.P
 }
 
 // pullImage stores one image in the layout and describes it (all but its
-// Ref); see CreateBundle for how indexes are handled.
-func pullImage(lp layout.Path, ref string, platforms []v1.Platform, ropts []remote.Option) (BundleImage, error) {
+// Ref); see Create for how indexes are handled.
+func pullImage(lp layout.Path, ref string, platforms []v1.Platform, ropts []remote.Option) (Image, error) {
 	r, err := name.ParseReference(ref, name.WeakValidation)
 	if err != nil {
-		return BundleImage{}, fmt.Errorf("parse reference: %w", err)
+		return Image{}, fmt.Errorf("parse reference: %w", err)
 	}
 	desc, err := remote.Get(r, ropts...)
 	if err != nil {
-		return BundleImage{}, fmt.Errorf("pull: %w", err)
+		return Image{}, fmt.Errorf("pull: %w", err)
 	}
 	if d, ok := r.(name.Digest); ok && desc.Digest.String() != d.DigestStr() {
-		return BundleImage{}, fmt.Errorf("the registry served %s for a reference pinned to %s", desc.Digest, d.DigestStr())
+		return Image{}, fmt.Errorf("the registry served %s for a reference pinned to %s", desc.Digest, d.DigestStr())
 	}
 	annotate := layout.WithAnnotations(map[string]string{refNameAnnotation: ref})
 	if !desc.MediaType.IsIndex() {
 		if !desc.MediaType.IsImage() {
-			return BundleImage{}, fmt.Errorf("unsupported media type %s", desc.MediaType)
+			return Image{}, fmt.Errorf("unsupported media type %s", desc.MediaType)
 		}
 		img, err := desc.Image()
 		if err != nil {
-			return BundleImage{}, fmt.Errorf("pull: %w", err)
+			return Image{}, fmt.Errorf("pull: %w", err)
 		}
 		return storeImage(lp, img, annotate)
 	}
 	idx, err := desc.ImageIndex()
 	if err != nil {
-		return BundleImage{}, fmt.Errorf("pull: %w", err)
+		return Image{}, fmt.Errorf("pull: %w", err)
 	}
 	im, err := idx.IndexManifest()
 	if err != nil {
-		return BundleImage{}, fmt.Errorf("pull index: %w", err)
+		return Image{}, fmt.Errorf("pull index: %w", err)
 	}
 	matches := func(d v1.Descriptor, p v1.Platform) bool {
 		return d.MediaType.IsImage() && d.Platform != nil && d.Platform.Satisfies(p)
@@ -109,14 +109,14 @@ func pullImage(lp layout.Path, ref string, platforms []v1.Platform, ropts []remo
 	for _, p := range platforms {
 		i := slices.IndexFunc(im.Manifests, func(d v1.Descriptor) bool { return matches(d, p) })
 		if i < 0 {
-			return BundleImage{}, fmt.Errorf("the image has no %s manifest", p.String())
+			return Image{}, fmt.Errorf("the image has no %s manifest", p.String())
 		}
 		children = append(children, im.Manifests[i])
 	}
 	if len(platforms) == 1 {
 		img, err := idx.Image(children[0].Digest)
 		if err != nil {
-			return BundleImage{}, fmt.Errorf("pull %s: %w", platforms[0].String(), err)
+			return Image{}, fmt.Errorf("pull %s: %w", platforms[0].String(), err)
 		}
 		return storeImage(lp, img, annotate)
 	}
@@ -125,57 +125,57 @@ func pullImage(lp layout.Path, ref string, platforms []v1.Platform, ropts []remo
 	}
 	sub := mutate.RemoveManifests(idx, func(d v1.Descriptor) bool { return !keep(d) })
 	if err := lp.AppendIndex(sub, annotate); err != nil {
-		return BundleImage{}, fmt.Errorf("store index: %w", err)
+		return Image{}, fmt.Errorf("store index: %w", err)
 	}
 	digest, err := sub.Digest()
 	if err != nil {
-		return BundleImage{}, err
+		return Image{}, err
 	}
 	raw, err := sub.RawManifest()
 	if err != nil {
-		return BundleImage{}, err
+		return Image{}, err
 	}
 	mt, err := sub.MediaType()
 	if err != nil {
-		return BundleImage{}, err
+		return Image{}, err
 	}
 	size := int64(len(raw))
 	subm, err := sub.IndexManifest()
 	if err != nil {
-		return BundleImage{}, err
+		return Image{}, err
 	}
 	for _, d := range subm.Manifests {
 		img, err := sub.Image(d.Digest)
 		if err != nil {
-			return BundleImage{}, fmt.Errorf("pull %s: %w", d.Digest, err)
+			return Image{}, fmt.Errorf("pull %s: %w", d.Digest, err)
 		}
 		n, err := imageSize(img)
 		if err != nil {
-			return BundleImage{}, err
+			return Image{}, err
 		}
 		size += n
 	}
-	return BundleImage{Digest: digest.String(), MediaType: string(mt), Size: size}, nil
+	return Image{Digest: digest.String(), MediaType: string(mt), Size: size}, nil
 }
 
 // storeImage appends an image to the layout and describes it.
-func storeImage(lp layout.Path, img v1.Image, annotate layout.Option) (BundleImage, error) {
+func storeImage(lp layout.Path, img v1.Image, annotate layout.Option) (Image, error) {
 	if err := lp.AppendImage(img, annotate); err != nil {
-		return BundleImage{}, fmt.Errorf("store image: %w", err)
+		return Image{}, fmt.Errorf("store image: %w", err)
 	}
 	digest, err := img.Digest()
 	if err != nil {
-		return BundleImage{}, err
+		return Image{}, err
 	}
 	mt, err := img.MediaType()
 	if err != nil {
-		return BundleImage{}, err
+		return Image{}, err
 	}
 	size, err := imageSize(img)
 	if err != nil {
-		return BundleImage{}, err
+		return Image{}, err
 	}
-	return BundleImage{Digest: digest.String(), MediaType: string(mt), Size: size}, nil
+	return Image{Digest: digest.String(), MediaType: string(mt), Size: size}, nil
 }
 
 // imageSize is the bytes of an image's manifest, config and layers.
@@ -267,12 +267,12 @@ func explicitTag(ref string) string {
 	return tag
 }
 
-// PushBundleImages pushes every image of an extracted bundle's OCI layout to
+// Push pushes every image of an extracted bundle's OCI layout to
 // registry ("HOST[:PORT][/PREFIX]", see RegistryRef) by digest, and by tag
 // too when the original reference has one. Blobs and manifests the registry
 // already has are not uploaded again. It returns each original reference
 // mapped to its rewritten one (RegistryRef of the stored digest).
-func PushBundleImages(ctx context.Context, b *ExtractedBundle, registry string, opts ...remote.Option) (map[string]string, error) {
+func Push(ctx context.Context, b *Extracted, registry string, opts ...remote.Option) (map[string]string, error) {
 	if b == nil || b.Manifest == nil {
 		return nil, errors.New("push bundle images: no bundle")
 	}
@@ -329,7 +329,7 @@ func layoutRefs(lp layout.Path) (map[string]string, error) {
 	return out, nil
 }
 
-func pushOne(root v1.ImageIndex, img BundleImage, dst string, ropts []remote.Option) error {
+func pushOne(root v1.ImageIndex, img Image, dst string, ropts []remote.Option) error {
 	h, err := v1.NewHash(img.Digest)
 	if err != nil {
 		return err

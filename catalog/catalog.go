@@ -1,8 +1,8 @@
-// Package bundles holds what tmbox installs: the catalog of pinned releases
+// Package catalog holds what tmbox installs: the catalog of pinned releases
 // (embedded, or replaced with --catalog), the sources that deliver their
 // asset bytes verified against sha256 pins, and the planner that turns an
 // installed release and a target into lockstep upgrade hops.
-package bundles
+package catalog
 
 import (
 	"bytes"
@@ -10,12 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"k8s.io/apimachinery/pkg/api/resource"
 	"os"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/hashicorp/go-version"
 	"go.yaml.in/yaml/v3"
@@ -374,3 +376,68 @@ var (
 	digestPinned  = regexp.MustCompile(`@sha256:[0-9a-f]{64}$`)
 	safeAssetPath = regexp.MustCompile(`^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$`)
 )
+
+// ValidReleaseName reports whether s is a release name ("1.23").
+func ValidReleaseName(s string) bool { return releaseName.MatchString(s) }
+
+// ValidSHA256 reports whether s is a lowercase hex sha256 digest.
+func ValidSHA256(s string) bool { return sha256Hex.MatchString(s) }
+
+// DigestPinned reports whether an image reference ends in a sha256 digest.
+func DigestPinned(ref string) bool { return digestPinned.MatchString(ref) }
+
+// SafePath reports whether p is a clean relative slash path of plain
+// names (no "..", no empty or absolute parts): an asset's path.
+func SafePath(p string) bool {
+	return safeAssetPath.MatchString(p) && path.Clean(p) == p && !slices.Contains(strings.Split(p, "/"), "..")
+}
+
+// Subset marshals a catalog holding only the named releases and the
+// components they reference, and checks that it parses back to the same
+// releases (a bundle carries it).
+func (c *Catalog) Subset(names ...string) ([]byte, error) {
+	sub := Catalog{APIVersion: c.APIVersion, Kind: c.Kind}
+	seen := map[string]bool{}
+	for _, name := range names {
+		r, err := c.Release(name)
+		if err != nil {
+			return nil, err
+		}
+		rel := *r
+		rel.resolved = nil
+		rel.Components = slices.Clone(r.Components)
+		sub.Releases = append(sub.Releases, rel)
+		for _, comp := range r.ComponentList() {
+			key := comp.Name + "@" + comp.Version
+			if !seen[key] {
+				seen[key] = true
+				sub.Components = append(sub.Components, *comp)
+			}
+		}
+	}
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "# tmbox bundle catalog: release %s only.\n", strings.Join(names, ", "))
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&sub); err != nil {
+		return nil, fmt.Errorf("release catalog: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("release catalog: %w", err)
+	}
+	back, err := Parse(buf.Bytes(), "bundle catalog")
+	if err != nil {
+		return nil, fmt.Errorf("release catalog does not re-parse: %w", err)
+	}
+	if len(back.Releases) != len(names) {
+		return nil, fmt.Errorf("release catalog does not re-parse to releases %s", strings.Join(names, ", "))
+	}
+	for _, name := range names {
+		got, err := back.Release(name)
+		want, _ := c.Release(name)
+		if err != nil || !slices.Equal(got.Images(), want.Images()) {
+			return nil, fmt.Errorf("release catalog does not re-parse to release %s", name)
+		}
+	}
+	return buf.Bytes(), nil
+}
