@@ -23,6 +23,7 @@ import (
 
 	"github.com/tmbox/tmbox/bundle"
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/installer/apply"
 )
 
 // TestRegistryRewriteOfRealReleases rewrites every image of each real
@@ -59,7 +60,7 @@ func TestRegistryRewriteOfRealReleases(t *testing.T) {
 		}
 		text := all.Bytes()
 		for orig, to := range mapping {
-			if !bytes.Equal(rewriteImages(text, map[string]string{orig: "\x00gone"}), text) {
+			if !bytes.Equal(apply.RewriteImages(text, map[string]string{orig: "\x00gone"}), text) {
 				t.Errorf("%s still appears as a whole reference", orig)
 			}
 			if strings.Contains(orig, ":") && !strings.Contains(to, "@sha256:") {

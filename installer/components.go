@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/installer/apply"
 	"github.com/tmbox/tmbox/manifests"
 )
 
@@ -21,8 +22,8 @@ import (
 // each object owned by exactly one component.
 type desired struct {
 	release     *catalog.Release
-	byComponent map[string][]*Object
-	keys        map[ObjectKey]string // object → owning component
+	byComponent map[string][]*apply.Object
+	keys        map[apply.ObjectKey]string // object → owning component
 }
 
 // objectsFor builds the desired objects of the selected components of a
@@ -32,11 +33,11 @@ type desired struct {
 // resolver ClusterRole, TriggerMesh's namespace) belongs to the first in
 // install order; later ones do not apply it.
 func objectsFor(ctx context.Context, src catalog.Source, r *catalog.Release, selected []string, opts *Options) (*desired, error) {
-	d := &desired{release: r, byComponent: map[string][]*Object{}, keys: map[ObjectKey]string{}}
+	d := &desired{release: r, byComponent: map[string][]*apply.Object{}, keys: map[apply.ObjectKey]string{}}
 	// Fetch, verify and decode the components concurrently (decoding YAML
 	// is most of a no-op re-run's CPU), then merge them in install order.
 	comps := r.ComponentList()
-	decoded := make([][]*Object, len(comps))
+	decoded := make([][]*apply.Object, len(comps))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, comp := range comps {
 		if !contains(selected, comp.Name) {
@@ -60,7 +61,7 @@ func objectsFor(ctx context.Context, src catalog.Source, r *catalog.Release, sel
 		}
 		for _, o := range decoded[i] {
 			if !o.Create {
-				k := KeyOf(o.Unstructured)
+				k := apply.KeyOf(o.Unstructured)
 				if owner, taken := d.keys[k]; taken && owner != comp.Name {
 					continue
 				}
@@ -75,7 +76,7 @@ func objectsFor(ctx context.Context, src catalog.Source, r *catalog.Release, sel
 	for _, comp := range r.ComponentList() {
 		for _, o := range d.byComponent[comp.Name] {
 			ns := o.GetNamespace()
-			k := ObjectKey{Kind: "Namespace", Name: ns}
+			k := apply.ObjectKey{Kind: "Namespace", Name: ns}
 			if ns == "" || ns == "default" || strings.HasPrefix(ns, "kube-") {
 				continue
 			}
@@ -87,13 +88,13 @@ func objectsFor(ctx context.Context, src catalog.Source, r *catalog.Release, sel
 			u.SetKind("Namespace")
 			u.SetName(ns)
 			d.keys[k] = comp.Name
-			d.byComponent[comp.Name] = append([]*Object{{Unstructured: u, Component: comp.Name}}, d.byComponent[comp.Name]...)
+			d.byComponent[comp.Name] = append([]*apply.Object{{Unstructured: u, Component: comp.Name}}, d.byComponent[comp.Name]...)
 		}
 	}
 	if len(opts.imageMap) > 0 {
 		for _, objs := range d.byComponent {
 			for _, o := range objs {
-				if err := rewriteObjectImages(o.Unstructured, opts.imageMap); err != nil {
+				if err := apply.RewriteObjectImages(o.Unstructured, opts.imageMap); err != nil {
 					return nil, err
 				}
 			}
@@ -106,7 +107,7 @@ func objectsFor(ctx context.Context, src catalog.Source, r *catalog.Release, sel
 	}
 	for _, objs := range d.byComponent {
 		for _, o := range objs {
-			if err := prepare(o, r.Name); err != nil {
+			if err := apply.Prepare(o, r.Name); err != nil {
 				return nil, err
 			}
 		}
@@ -116,7 +117,7 @@ func objectsFor(ctx context.Context, src catalog.Source, r *catalog.Release, sel
 
 // pinIngressNodePorts makes the Istio ingress gateway Service a NodePort
 // Service on the node ports the kind config maps host ports 80 and 443 to.
-func pinIngressNodePorts(objs []*Object) error {
+func pinIngressNodePorts(objs []*apply.Object) error {
 	for _, o := range objs {
 		if o.GetKind() != "Service" || o.GetName() != "istio-ingressgateway" {
 			continue
@@ -160,7 +161,7 @@ func pinIngressNodePorts(objs []*Object) error {
 
 // componentObjects returns a component's objects, deduplicated (a later
 // copy of the same object wins: serving-core repeats serving-crds' CRDs).
-func componentObjects(ctx context.Context, src catalog.Source, comp *catalog.Component, opts *Options) ([]*Object, error) {
+func componentObjects(ctx context.Context, src catalog.Source, comp *catalog.Component, opts *Options) ([]*apply.Object, error) {
 	var docs []*unstructured.Unstructured
 	if comp.Source == catalog.SourceCompiledIn {
 		var err error
@@ -176,26 +177,26 @@ func componentObjects(ctx context.Context, src catalog.Source, comp *catalog.Com
 			if a.Optional {
 				continue
 			}
-			data, err := ResolveImages(comp, datas[i], opts.TriggerMeshRegistry)
+			data, err := apply.ResolveImages(comp, datas[i], opts.TriggerMeshRegistry)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", a.Name, err)
 			}
-			objs, err := DecodeManifest(data)
+			objs, err := apply.DecodeManifest(data)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", a.Name, err)
 			}
 			docs = append(docs, objs...)
 		}
 	}
-	index := map[ObjectKey]int{}
-	var out []*Object
+	index := map[apply.ObjectKey]int{}
+	var out []*apply.Object
 	for _, u := range docs {
-		o := &Object{Unstructured: u, Component: comp.Name, Create: u.GetName() == "" && u.GetGenerateName() != ""}
+		o := &apply.Object{Unstructured: u, Component: comp.Name, Create: u.GetName() == "" && u.GetGenerateName() != ""}
 		if o.Create {
 			out = append(out, o)
 			continue
 		}
-		k := KeyOf(u)
+		k := apply.KeyOf(u)
 		if i, dup := index[k]; dup {
 			out[i] = o
 			continue
@@ -298,7 +299,7 @@ func contains(list []string, s string) bool {
 }
 
 // sortedKeys returns keys in a stable order.
-func sortedKeys(keys []ObjectKey) []ObjectKey {
+func sortedKeys(keys []apply.ObjectKey) []apply.ObjectKey {
 	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
 	return keys
 }

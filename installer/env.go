@@ -19,7 +19,9 @@ import (
 
 	"github.com/tmbox/tmbox/bundle"
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/installer/apply"
 	"github.com/tmbox/tmbox/installer/provider"
+	"github.com/tmbox/tmbox/installer/wait"
 )
 
 // env is what phases share during one operation.
@@ -29,9 +31,9 @@ type env struct {
 	dyn     dynamic.Interface
 	client  kubernetes.Interface
 	mapper  meta.ResettableRESTMapper
-	applier *Applier
-	waiter  *Waiter
-	store   *StateStore
+	applier *apply.Applier
+	waiter  *wait.Waiter
+	store   *stateStore
 	state   *State
 	op      *Operation
 	// jobOperation labels the Jobs this run creates (default: op's ID;
@@ -108,13 +110,13 @@ func connect(cfg *rest.Config, opts *Options) (*env, error) {
 		return nil, err
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
-	e := &env{opts: opts, cfg: cfg, dyn: dyn, client: client, mapper: mapper, store: &StateStore{Client: client}}
+	e := &env{opts: opts, cfg: cfg, dyn: dyn, client: client, mapper: mapper, store: &stateStore{Client: client}}
 	md, err := metadata.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	e.applier = &Applier{Dynamic: dyn, Metadata: md, Mapper: mapper, Log: opts.Logger}
-	e.waiter = &Waiter{Dynamic: dyn, Client: client, Log: opts.Logger}
+	e.applier = &apply.Applier{Dynamic: dyn, Metadata: md, Mapper: mapper, Log: opts.Logger}
+	e.waiter = &wait.Waiter{Dynamic: dyn, Client: client, Log: opts.Logger}
 	return e, nil
 }
 

@@ -19,7 +19,9 @@ import (
 
 	"github.com/tmbox/tmbox/bundle"
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/installer/apply"
 	"github.com/tmbox/tmbox/installer/provider"
+	"github.com/tmbox/tmbox/installer/wait"
 	"github.com/tmbox/tmbox/preflight"
 )
 
@@ -269,13 +271,13 @@ func (e *env) installComponent(ctx context.Context, phase, name string) (string,
 	comp, _ := e.release.Component(name)
 	objs := e.desired.byComponent[name]
 	if e.state.Inventory == nil {
-		e.state.Inventory = map[string][]ObjectKey{}
+		e.state.Inventory = map[string][]apply.ObjectKey{}
 	}
 	old := e.state.Inventory[name]
-	var keys []ObjectKey
+	var keys []apply.ObjectKey
 	for _, o := range objs {
 		if !o.Create {
-			keys = append(keys, KeyOf(o.Unstructured))
+			keys = append(keys, apply.KeyOf(o.Unstructured))
 		}
 	}
 	// Record old ∪ new before writing, so a crash mid-apply leaves
@@ -292,10 +294,10 @@ func (e *env) installComponent(ctx context.Context, phase, name string) (string,
 		return "", err
 	}
 	t1 := time.Now()
-	e.waiter.Notify = func(object, reason string) {
+	notify := func(object, reason string) {
 		e.report(Event{Type: EventWaiting, Phase: phase, Message: object + ": " + reason})
 	}
-	if err := e.waiter.WaitReady(ctx, objs, e.jobOp(), e.opts.PhaseTimeout); err != nil {
+	if err := e.waiter.WaitReady(ctx, objs, e.jobOp(), e.opts.PhaseTimeout, notify); err != nil {
 		return "", err
 	}
 	pruned, err := e.prune(ctx, old)
@@ -320,7 +322,7 @@ func (e *env) installComponent(ctx context.Context, phase, name string) (string,
 // prune deletes objects of an old inventory that no selected component of
 // the release contains any more. CRDs are kept (deleting one deletes every
 // custom resource of it); uninstall --purge removes them.
-func (e *env) prune(ctx context.Context, old []ObjectKey) (int, error) {
+func (e *env) prune(ctx context.Context, old []apply.ObjectKey) (int, error) {
 	n := 0
 	for _, k := range old {
 		if _, still := e.desired.keys[k]; still || k.Kind == "CustomResourceDefinition" {
@@ -350,7 +352,7 @@ func (e *env) jobOp() string {
 // for a component: they ran, and they name an older release.
 func (e *env) pruneOldJobs(ctx context.Context, component string) (int, error) {
 	gvr := schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}
-	sel := fmt.Sprintf("%s=%s,%s=%s,%s,%s!=%s", LabelManagedBy, ManagedByValue, LabelComponent, component, LabelOperation, LabelOperation, e.jobOp())
+	sel := fmt.Sprintf("%s=%s,%s=%s,%s,%s!=%s", apply.LabelManagedBy, apply.ManagedByValue, apply.LabelComponent, component, apply.LabelOperation, apply.LabelOperation, e.jobOp())
 	list, err := e.dyn.Resource(gvr).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
 		return 0, fmt.Errorf("list old Jobs: %w", err)
@@ -367,13 +369,13 @@ func (e *env) pruneOldJobs(ctx context.Context, component string) (int, error) {
 
 // deleteObject deletes an object if it exists; the kind may no longer be
 // served.
-func (e *env) deleteObject(ctx context.Context, k ObjectKey) (bool, error) {
+func (e *env) deleteObject(ctx context.Context, k apply.ObjectKey) (bool, error) {
 	m, err := e.mapper.RESTMapping(k.GroupKind())
 	if err != nil {
 		return false, nil // the kind is gone, and so is the object
 	}
 	policy := metav1.DeletePropagationBackground
-	err = e.applier.client(m, k.Namespace).Delete(ctx, k.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
+	err = e.applier.Client(m, k.Namespace).Delete(ctx, k.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
 	if apierrors.IsNotFound(err) {
 		return false, nil
 	}
@@ -387,7 +389,7 @@ func verifyRun(ctx context.Context, e *env) (string, error) {
 	for _, img := range e.release.Images() {
 		pinned[e.opts.mapImage(img)] = true
 	}
-	var workloads []*Object
+	var workloads []*apply.Object
 	for name, objs := range e.desired.byComponent {
 		if cs, ok := e.state.Components[name]; !ok || cs.Release != e.release.Name {
 			continue // its phase was skipped: nothing of this release to verify
@@ -400,13 +402,13 @@ func verifyRun(ctx context.Context, e *env) (string, error) {
 		}
 	}
 	sort.Slice(workloads, func(i, j int) bool {
-		return KeyOf(workloads[i].Unstructured).String() < KeyOf(workloads[j].Unstructured).String()
+		return apply.KeyOf(workloads[i].Unstructured).String() < apply.KeyOf(workloads[j].Unstructured).String()
 	})
 	// Read them concurrently, judge them in order.
 	lives := make([]*unstructured.Unstructured, len(workloads))
 	errs := make([]error, len(workloads))
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(e.applier.concurrency())
+	g.SetLimit(e.applier.Concurrent())
 	for i, o := range workloads {
 		g.Go(func() error {
 			gvk := o.GroupVersionKind()
@@ -414,7 +416,7 @@ func verifyRun(ctx context.Context, e *env) (string, error) {
 			if err != nil {
 				return err
 			}
-			lives[i], errs[i] = e.applier.client(m, o.GetNamespace()).Get(gctx, o.GetName(), metav1.GetOptions{})
+			lives[i], errs[i] = e.applier.Client(m, o.GetNamespace()).Get(gctx, o.GetName(), metav1.GetOptions{})
 			return nil
 		})
 	}
@@ -425,18 +427,18 @@ func verifyRun(ctx context.Context, e *env) (string, error) {
 	count := 0
 	for i, o := range workloads {
 		if errs[i] != nil {
-			problems = append(problems, fmt.Sprintf("%s: %v", KeyOf(o.Unstructured), errs[i]))
+			problems = append(problems, fmt.Sprintf("%s: %v", apply.KeyOf(o.Unstructured), errs[i]))
 			continue
 		}
 		live := lives[i]
 		count++
 		for _, img := range podTemplateImages(live) {
 			if !pinned[img] && !e.imageAllowed(img) {
-				problems = append(problems, fmt.Sprintf("%s runs %s, which release %s does not pin", KeyOf(o.Unstructured), img, e.release.Name))
+				problems = append(problems, fmt.Sprintf("%s runs %s, which release %s does not pin", apply.KeyOf(o.Unstructured), img, e.release.Name))
 			}
 		}
-		if ok, why := workloadReady(o.GetKind())(live); !ok {
-			problems = append(problems, fmt.Sprintf("%s: %s", KeyOf(o.Unstructured), why))
+		if ok, why := wait.WorkloadReady(o.GetKind())(live); !ok {
+			problems = append(problems, fmt.Sprintf("%s: %s", apply.KeyOf(o.Unstructured), why))
 		}
 	}
 	suffix := ""
@@ -474,10 +476,10 @@ func podTemplateImages(u *unstructured.Unstructured) []string {
 	return out
 }
 
-func union(a, b []ObjectKey) []ObjectKey {
-	seen := map[ObjectKey]bool{}
-	var out []ObjectKey
-	for _, list := range [][]ObjectKey{a, b} {
+func union(a, b []apply.ObjectKey) []apply.ObjectKey {
+	seen := map[apply.ObjectKey]bool{}
+	var out []apply.ObjectKey
+	for _, list := range [][]apply.ObjectKey{a, b} {
 		for _, k := range list {
 			if !seen[k] {
 				seen[k] = true

@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/installer/apply"
 	"github.com/tmbox/tmbox/internal/testcluster"
 	"github.com/tmbox/tmbox/preflight"
 )
@@ -105,7 +106,7 @@ func snapshot(t *testing.T, cfg *rest.Config) map[string]liveObject {
 			if !slices.Contains(r.Verbs, "list") || strings.Contains(r.Name, "/") || r.Name == "events" {
 				continue
 			}
-			items, err := dyn.Resource(gv.WithResource(r.Name)).List(context.Background(), metav1.ListOptions{LabelSelector: LabelManagedBy + "=" + ManagedByValue})
+			items, err := dyn.Resource(gv.WithResource(r.Name)).List(context.Background(), metav1.ListOptions{LabelSelector: apply.LabelManagedBy + "=" + apply.ManagedByValue})
 			if err != nil {
 				if apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err) {
 					continue
@@ -118,13 +119,13 @@ func snapshot(t *testing.T, cfg *rest.Config) map[string]liveObject {
 				}
 				var w string
 				for _, mf := range it.GetManagedFields() {
-					if mf.Manager == FieldManager {
+					if mf.Manager == apply.FieldManager {
 						raw, _ := json.Marshal(mf)
 						w += string(raw)
 					}
 				}
 				key := fmt.Sprintf("%s/%s %s/%s", gv.Group, r.Kind, it.GetNamespace(), it.GetName())
-				out[key] = liveObject{ResourceVersion: it.GetResourceVersion(), TmboxWrite: w, GenerateName: it.GetGenerateName(), Release: it.GetLabels()[LabelRelease]}
+				out[key] = liveObject{ResourceVersion: it.GetResourceVersion(), TmboxWrite: w, GenerateName: it.GetGenerateName(), Release: it.GetLabels()[apply.LabelRelease]}
 			}
 		}
 	}
@@ -287,7 +288,7 @@ func TestIntegrationLifecycle(t *testing.T) {
 				continue
 			}
 			kills++
-			st, err := (&StateStore{Client: cs}).Load(context.Background())
+			st, err := (&stateStore{Client: cs}).Load(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/installer/apply"
 	"github.com/tmbox/tmbox/installer/provider"
 	"github.com/tmbox/tmbox/manifests"
 	"github.com/tmbox/tmbox/preflight"
@@ -147,8 +148,8 @@ func (p *preflightRun) clusterTarget() preflight.ClusterTarget {
 		AllowsKubernetes: p.release.AllowsKubernetes,
 		Objects:          p.objects,
 		ObjectsErr:       p.objectsErr,
-		ManagedLabel:     LabelManagedBy,
-		ManagedValue:     ManagedByValue,
+		ManagedLabel:     apply.LabelManagedBy,
+		ManagedValue:     apply.ManagedByValue,
 		Products:         products(),
 	}
 }

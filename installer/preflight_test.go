@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/installer/apply"
 	"github.com/tmbox/tmbox/manifests"
 	"github.com/tmbox/tmbox/preflight"
 )
@@ -73,22 +74,22 @@ func TestHostRequirementsCoverRequests(t *testing.T) {
 }
 
 func TestPinIngressNodePorts(t *testing.T) {
-	svc := func(ports ...any) *Object {
+	svc := func(ports ...any) *apply.Object {
 		u := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "v1", "kind": "Service",
 			"metadata": map[string]any{"name": "istio-ingressgateway", "namespace": "istio-system"},
 			"spec":     map[string]any{"type": "LoadBalancer", "ports": ports},
 		}}
-		return &Object{Unstructured: u, Component: catalog.Istio}
+		return &apply.Object{Unstructured: u, Component: catalog.Istio}
 	}
 	port := func(name string, p int64) any { return map[string]any{"name": name, "port": p} }
 	tests := []struct {
 		name    string
-		objs    []*Object
+		objs    []*apply.Object
 		wantErr bool
 	}{
-		{"gateway with 80 and 443", []*Object{svc(port("status-port", 15021), port("http2", 80), port("https", 443))}, false},
-		{"no 443", []*Object{svc(port("http2", 80))}, true},
+		{"gateway with 80 and 443", []*apply.Object{svc(port("status-port", 15021), port("http2", 80), port("https", 443))}, false},
+		{"no 443", []*apply.Object{svc(port("http2", 80))}, true},
 		{"no gateway", nil, true},
 	}
 	for _, tt := range tests {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 
+	"github.com/tmbox/tmbox/installer/apply"
 	"sigs.k8s.io/yaml"
 )
 
@@ -73,8 +74,8 @@ func (r *Render) Run(ctx context.Context) ([]RenderedComponent, error) {
 
 // orderForApply puts namespaces first, then CRDs, then the rest, keeping
 // the manifests' order within each group.
-func orderForApply(objs []*Object) []*Object {
-	rank := func(o *Object) int {
+func orderForApply(objs []*apply.Object) []*apply.Object {
+	rank := func(o *apply.Object) int {
 		switch o.GetKind() {
 		case "Namespace":
 			return 0
@@ -83,7 +84,7 @@ func orderForApply(objs []*Object) []*Object {
 		}
 		return 2
 	}
-	var out []*Object
+	var out []*apply.Object
 	for r := 0; r <= 2; r++ {
 		for _, o := range objs {
 			if rank(o) == r {

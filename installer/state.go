@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tmbox/tmbox/installer/apply"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -36,7 +37,7 @@ type State struct {
 	// Inventory lists, per component, every object tmbox applied: what
 	// pruning and uninstall remove. It is written before objects are
 	// applied, so a crash never loses track of one.
-	Inventory map[string][]ObjectKey `json:"inventory,omitempty"`
+	Inventory map[string][]apply.ObjectKey `json:"inventory,omitempty"`
 	// Journal records operations, oldest first.
 	Journal []Operation `json:"journal,omitempty"`
 
@@ -81,13 +82,13 @@ type PhaseRecord struct {
 	Error    string     `json:"error,omitempty"`
 }
 
-// StateStore reads and writes the State.
-type StateStore struct {
+// stateStore reads and writes the State.
+type stateStore struct {
 	Client kubernetes.Interface
 }
 
 // Load returns the cluster's state; an empty State when tmbox never ran.
-func (s *StateStore) Load(ctx context.Context) (*State, error) {
+func (s *stateStore) Load(ctx context.Context) (*State, error) {
 	cm, err := s.Client.CoreV1().ConfigMaps(StateNamespace).Get(ctx, StateConfigMap, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return &State{}, nil
@@ -107,7 +108,7 @@ func (s *StateStore) Load(ctx context.Context) (*State, error) {
 
 // Save writes the state. It fails on a concurrent write (another tmbox):
 // optimistic concurrency on the ConfigMap's resourceVersion.
-func (s *StateStore) Save(ctx context.Context, st *State) error {
+func (s *stateStore) Save(ctx context.Context, st *State) error {
 	if len(st.Journal) > journalLimit {
 		st.Journal = st.Journal[len(st.Journal)-journalLimit:]
 	}
@@ -118,7 +119,7 @@ func (s *StateStore) Save(ctx context.Context, st *State) error {
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: StateConfigMap, Namespace: StateNamespace, ResourceVersion: st.resourceVersion,
-			Labels: map[string]string{LabelManagedBy: ManagedByValue},
+			Labels: map[string]string{apply.LabelManagedBy: apply.ManagedByValue},
 		},
 		Data: map[string]string{stateKey: string(raw)},
 	}
@@ -127,9 +128,9 @@ func (s *StateStore) Save(ctx context.Context, st *State) error {
 		if err := s.ensureNamespace(ctx); err != nil {
 			return err
 		}
-		out, err = s.Client.CoreV1().ConfigMaps(StateNamespace).Create(ctx, cm, metav1.CreateOptions{FieldManager: FieldManager})
+		out, err = s.Client.CoreV1().ConfigMaps(StateNamespace).Create(ctx, cm, metav1.CreateOptions{FieldManager: apply.FieldManager})
 	} else {
-		out, err = s.Client.CoreV1().ConfigMaps(StateNamespace).Update(ctx, cm, metav1.UpdateOptions{FieldManager: FieldManager})
+		out, err = s.Client.CoreV1().ConfigMaps(StateNamespace).Update(ctx, cm, metav1.UpdateOptions{FieldManager: apply.FieldManager})
 	}
 	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("tmbox state changed underneath this run (is another tmbox running against this cluster?): %w", err)
@@ -142,7 +143,7 @@ func (s *StateStore) Save(ctx context.Context, st *State) error {
 }
 
 // Delete removes the state and its namespace.
-func (s *StateStore) Delete(ctx context.Context) error {
+func (s *stateStore) Delete(ctx context.Context) error {
 	err := s.Client.CoreV1().Namespaces().Delete(ctx, StateNamespace, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete %s: %w", StateNamespace, err)
@@ -150,9 +151,9 @@ func (s *StateStore) Delete(ctx context.Context) error {
 	return nil
 }
 
-func (s *StateStore) ensureNamespace(ctx context.Context) error {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: StateNamespace, Labels: map[string]string{LabelManagedBy: ManagedByValue}}}
-	_, err := s.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{FieldManager: FieldManager})
+func (s *stateStore) ensureNamespace(ctx context.Context) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: StateNamespace, Labels: map[string]string{apply.LabelManagedBy: apply.ManagedByValue}}}
+	_, err := s.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{FieldManager: apply.FieldManager})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create %s: %w", StateNamespace, err)
 	}

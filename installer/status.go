@@ -9,6 +9,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/installer/wait"
 )
 
 // Status is what `tmbox status` reports.
@@ -67,15 +68,15 @@ func (g *GetStatus) Run(ctx context.Context) (*Status, error) {
 			if err != nil {
 				return nil, err
 			}
-			live, err := e.applier.client(m, k.Namespace).Get(ctx, k.Name, metav1.GetOptions{})
+			live, err := e.applier.Client(m, k.Namespace).Get(ctx, k.Name, metav1.GetOptions{})
 			if err != nil {
 				c.Problems = append(c.Problems, fmt.Sprintf("%s: %v", k, err))
 				continue
 			}
-			if ok, why := workloadReady(k.Kind)(live); !ok {
+			if ok, why := wait.WorkloadReady(k.Kind)(live); !ok {
 				p := fmt.Sprintf("%s: %s", k, why)
-				if sel := podSelectorOf([]*unstructured.Unstructured{live}); sel != nil {
-					if pod := e.waiter.diagnosePods(ctx, k.Namespace, sel); pod != "" {
+				if sel := wait.PodSelectorOf([]*unstructured.Unstructured{live}); sel != nil {
+					if pod := e.waiter.DiagnosePods(ctx, k.Namespace, sel); pod != "" {
 						p += " (" + pod + ")"
 					}
 				}

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/installer/apply"
 )
 
 // Uninstall removes what tmbox installed, components in reverse order. CRDs
@@ -45,7 +46,7 @@ func (u *Uninstall) Run(ctx context.Context) error {
 	}
 	names := slices.Clone(catalog.ComponentNames())
 	slices.Reverse(names)
-	var namespaces, crds []ObjectKey
+	var namespaces, crds []apply.ObjectKey
 	deleted := 0
 	for _, name := range names {
 		keys := e.state.Inventory[name]
@@ -83,13 +84,13 @@ func (u *Uninstall) Run(ctx context.Context) error {
 	if u.Purge {
 		// By label too: an earlier uninstall without --purge removed the
 		// state that listed them.
-		n, err := e.deleteLabelled(ctx, crdGVR)
+		n, err := e.deleteLabelled(ctx, apply.CRDResource())
 		if err != nil {
 			return err
 		}
 		crds = nil
-		for _, name := range e.labelledNames(ctx, crdGVR) {
-			crds = append(crds, ObjectKey{Group: crdGVR.Group, Kind: "CustomResourceDefinition", Name: name})
+		for _, name := range e.labelledNames(ctx, apply.CRDResource()) {
+			crds = append(crds, apply.ObjectKey{Group: apply.CRDResource().Group, Kind: "CustomResourceDefinition", Name: name})
 		}
 		e.report(Event{Type: EventInfo, Message: fmt.Sprintf("--purge: %d CRDs deleted, with every custom resource of them", n)})
 	} else if len(crds) > 0 {
@@ -103,7 +104,7 @@ func (u *Uninstall) Run(ctx context.Context) error {
 	if err := e.store.Delete(ctx); err != nil {
 		return err
 	}
-	waitFor := append(slices.Clone(namespaces), ObjectKey{Kind: "Namespace", Name: StateNamespace})
+	waitFor := append(slices.Clone(namespaces), apply.ObjectKey{Kind: "Namespace", Name: StateNamespace})
 	if u.Purge {
 		waitFor = append(waitFor, crds...)
 	}
@@ -116,7 +117,7 @@ func (u *Uninstall) Run(ctx context.Context) error {
 
 // deleteLabelled deletes every object of a resource labelled as tmbox's.
 func (e *env) deleteLabelled(ctx context.Context, gvr schema.GroupVersionResource) (int, error) {
-	sel := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue}).String()
+	sel := labels.SelectorFromSet(labels.Set{apply.LabelManagedBy: apply.ManagedByValue}).String()
 	list, err := e.dyn.Resource(gvr).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
 		return 0, fmt.Errorf("list %s: %w", gvr.Resource, err)
@@ -136,7 +137,7 @@ func (e *env) deleteLabelled(ctx context.Context, gvr schema.GroupVersionResourc
 // labelledNames lists the names of a resource's tmbox objects (for waiting
 // on their deletion).
 func (e *env) labelledNames(ctx context.Context, gvr schema.GroupVersionResource) []string {
-	sel := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue}).String()
+	sel := labels.SelectorFromSet(labels.Set{apply.LabelManagedBy: apply.ManagedByValue}).String()
 	list, err := e.dyn.Resource(gvr).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
 		return nil
@@ -149,7 +150,7 @@ func (e *env) labelledNames(ctx context.Context, gvr schema.GroupVersionResource
 }
 
 // waitGone waits until the objects no longer exist.
-func (e *env) waitGone(ctx context.Context, keys []ObjectKey, timeout time.Duration) error {
+func (e *env) waitGone(ctx context.Context, keys []apply.ObjectKey, timeout time.Duration) error {
 	var left []string
 	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		left = left[:0]
@@ -158,7 +159,7 @@ func (e *env) waitGone(ctx context.Context, keys []ObjectKey, timeout time.Durat
 			if err != nil {
 				continue
 			}
-			_, err = e.applier.client(m, k.Namespace).Get(ctx, k.Name, metav1.GetOptions{})
+			_, err = e.applier.Client(m, k.Namespace).Get(ctx, k.Name, metav1.GetOptions{})
 			if err == nil {
 				left = append(left, k.String())
 			} else if !apierrors.IsNotFound(err) {

@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/installer/apply"
 )
 
 // ResultRolledBack marks an upgrade hop that failed and was rolled back to
@@ -162,31 +163,31 @@ func (e *env) diffHop(ctx context.Context, live bool, prev, next *desired, detai
 			continue
 		}
 		d := ComponentDiff{Component: name}
-		var current map[ObjectKey]string
+		var current map[apply.ObjectKey]string
 		if live {
-			var plain []*Object
+			var plain []*apply.Object
 			for _, o := range next.byComponent[name] {
 				if !o.Create {
 					plain = append(plain, o)
 				}
 			}
-			hashes, err := e.applier.liveHashes(ctx, plain)
+			hashes, err := e.applier.LiveHashes(ctx, plain)
 			if err != nil {
 				return nil, err
 			}
-			current = map[ObjectKey]string{}
+			current = map[apply.ObjectKey]string{}
 			for _, k := range e.state.Inventory[name] {
 				current[k] = hashes[k]
 			}
 		} else {
-			current = map[ObjectKey]string{}
+			current = map[apply.ObjectKey]string{}
 			for _, o := range prev.byComponent[name] {
 				if !o.Create {
-					current[KeyOf(o.Unstructured)] = o.GetAnnotations()[AnnotationHash]
+					current[apply.KeyOf(o.Unstructured)] = o.GetAnnotations()[apply.AnnotationHash]
 				}
 			}
 		}
-		seen := map[ObjectKey]bool{}
+		seen := map[apply.ObjectKey]bool{}
 		for _, o := range next.byComponent[name] {
 			if o.Create {
 				d.Add++
@@ -195,7 +196,7 @@ func (e *env) diffHop(ctx context.Context, live bool, prev, next *desired, detai
 				}
 				continue
 			}
-			k := KeyOf(o.Unstructured)
+			k := apply.KeyOf(o.Unstructured)
 			seen[k] = true
 			h, ok := current[k]
 			switch {
@@ -204,7 +205,7 @@ func (e *env) diffHop(ctx context.Context, live bool, prev, next *desired, detai
 				if details {
 					d.Details = append(d.Details, "add "+k.String())
 				}
-			case h != o.GetAnnotations()[AnnotationHash]:
+			case h != o.GetAnnotations()[apply.AnnotationHash]:
 				d.Change++
 				if details {
 					d.Details = append(d.Details, "change "+k.String())

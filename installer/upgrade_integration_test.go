@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/installer/apply"
 )
 
 func upgrade(t *testing.T, cfg *rest.Config, to string, mut func(*Upgrade)) error {
@@ -42,7 +43,7 @@ type jobWatch struct {
 }
 
 func watchJobs(t *testing.T, cs kubernetes.Interface) *jobWatch {
-	w, err := cs.BatchV1().Jobs("").Watch(context.Background(), metav1.ListOptions{LabelSelector: LabelManagedBy + "=" + ManagedByValue})
+	w, err := cs.BatchV1().Jobs("").Watch(context.Background(), metav1.ListOptions{LabelSelector: apply.LabelManagedBy + "=" + apply.ManagedByValue})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +55,7 @@ func watchJobs(t *testing.T, cs kubernetes.Interface) *jobWatch {
 			}
 			m, _ := ev.Object.(metav1.Object)
 			jw.mu.Lock()
-			jw.created[m.GetLabels()[LabelOperation]+" "+m.GetNamespace()+"/"+m.GetGenerateName()]++
+			jw.created[m.GetLabels()[apply.LabelOperation]+" "+m.GetNamespace()+"/"+m.GetGenerateName()]++
 			jw.mu.Unlock()
 		}
 	}()
@@ -285,7 +286,7 @@ func TestIntegrationUpgrade(t *testing.T) {
 			t.Fatalf("want the hop to fail on never-ready and roll back, got %v", err)
 		}
 		checkAtRelease(t, cfg, "1.22")
-		st, err := (&StateStore{Client: cs}).Load(context.Background())
+		st, err := (&stateStore{Client: cs}).Load(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}

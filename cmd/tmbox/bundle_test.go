@@ -33,7 +33,7 @@ import (
 
 	"github.com/tmbox/tmbox/bundle"
 	"github.com/tmbox/tmbox/catalog"
-	"github.com/tmbox/tmbox/installer"
+	"github.com/tmbox/tmbox/installer/apply"
 	"github.com/tmbox/tmbox/internal/testcluster"
 )
 
@@ -171,7 +171,7 @@ func clusterVersions(t *testing.T, cfg *rest.Config) map[string]string {
 	return testcluster.Objects(t, cfg, func(u *unstructured.Unstructured) string {
 		var ours []metav1.ManagedFieldsEntry
 		for _, mf := range u.GetManagedFields() {
-			if mf.Manager == installer.FieldManager {
+			if mf.Manager == apply.FieldManager {
 				ours = append(ours, mf)
 			}
 		}

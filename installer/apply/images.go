@@ -1,4 +1,4 @@
-package installer
+package apply
 
 import (
 	"bytes"
@@ -11,14 +11,14 @@ import (
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 )
 
-// rewriteObjectImages rewrites every image reference anywhere in an object
+// RewriteObjectImages rewrites every image reference anywhere in an object
 // (containers, env values, ConfigMap data, annotations).
-func rewriteObjectImages(u *unstructured.Unstructured, mapping map[string]string) error {
+func RewriteObjectImages(u *unstructured.Unstructured, mapping map[string]string) error {
 	raw, err := json.Marshal(u.Object)
 	if err != nil {
 		return fmt.Errorf("%s: %w", KeyOf(u), err)
 	}
-	out := rewriteImages(raw, mapping)
+	out := RewriteImages(raw, mapping)
 	if bytes.Equal(out, raw) {
 		return nil
 	}
@@ -36,11 +36,11 @@ func refChar(b byte) bool {
 	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || strings.IndexByte("._-:@/", b) >= 0
 }
 
-// rewriteImages replaces every whole occurrence of mapping's keys in data —
+// RewriteImages replaces every whole occurrence of mapping's keys in data —
 // container and init-container images, env values, ConfigMap values alike —
 // with their values. Longer references are matched first, and a key never
 // matches inside a longer reference.
-func rewriteImages(data []byte, mapping map[string]string) []byte {
+func RewriteImages(data []byte, mapping map[string]string) []byte {
 	if len(mapping) == 0 {
 		return data
 	}

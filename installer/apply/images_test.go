@@ -1,4 +1,4 @@
-package installer
+package apply
 
 import "testing"
 
@@ -20,7 +20,7 @@ func TestRewriteImages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := string(rewriteImages([]byte(tt.in), mapping)); got != tt.want {
+			if got := string(RewriteImages([]byte(tt.in), mapping)); got != tt.want {
 				t.Errorf("got  %q\nwant %q", got, tt.want)
 			}
 		})

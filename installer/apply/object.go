@@ -1,4 +1,4 @@
-package installer
+package apply
 
 import (
 	"bytes"
@@ -143,14 +143,14 @@ func ResolveImages(c *catalog.Component, data []byte, registry string) ([]byte, 
 			mapping[from] = c.ResolveImage(from, registry)
 		}
 	}
-	return rewriteImages(data, mapping), nil
+	return RewriteImages(data, mapping), nil
 }
 
-// prepare labels an object as tmbox's and makes it apply-safe:
+// Prepare labels an object as tmbox's and makes it apply-safe:
 //   - a ClusterRole with an aggregationRule loses its rules, which the
 //     controller-manager owns (sending them would conflict on every re-run);
 //   - the applied-hash annotation records the configuration sent.
-func prepare(obj *Object, release string) error {
+func Prepare(obj *Object, release string) error {
 	u := obj.Unstructured
 	labels := u.GetLabels()
 	if labels == nil {

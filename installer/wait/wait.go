@@ -1,4 +1,8 @@
-package installer
+// Package wait waits until applied objects are ready — workloads, Jobs,
+// APIServices, webhook Services — by watching them, and explains what holds
+// them back (pod conditions, container states, events). The install's
+// verify phase and status share its judgements.
+package wait
 
 import (
 	"context"
@@ -10,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tmbox/tmbox/installer/apply"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -30,9 +35,6 @@ type Waiter struct {
 	Dynamic dynamic.Interface
 	Client  kubernetes.Interface
 	Log     *slog.Logger
-	// Notify receives a line each time the reason an object is not ready
-	// changes (the reporter shows it).
-	Notify func(object, reason string)
 	// DiagnoseEvery is how often pods are inspected while waiting
 	// (default 2 s).
 	DiagnoseEvery time.Duration
@@ -53,8 +55,9 @@ type waitable struct {
 
 // WaitReady waits until every workload, Job, APIService and webhook service
 // among objs is ready, or budget runs out. operation selects the Jobs that
-// this operation created.
-func (w *Waiter) WaitReady(ctx context.Context, objs []*Object, operation string, budget time.Duration) error {
+// this operation created. notify (may be nil) receives a line each time the
+// reason an object is not ready changes.
+func (w *Waiter) WaitReady(ctx context.Context, objs []*apply.Object, operation string, budget time.Duration, notify func(object, reason string)) error {
 	items := w.waitables(objs, operation)
 	if len(items) == 0 {
 		return nil
@@ -74,8 +77,8 @@ func (w *Waiter) WaitReady(ctx context.Context, objs []*Object, operation string
 		changed := reasons[name] != reason
 		reasons[name] = reason
 		mu.Unlock()
-		if changed && reason != "" && w.Notify != nil {
-			w.Notify(name, reason)
+		if changed && reason != "" && notify != nil {
+			notify(name, reason)
 		}
 	}
 
@@ -107,7 +110,7 @@ func (w *Waiter) WaitReady(ctx context.Context, objs []*Object, operation string
 			mu.Unlock()
 			for _, it := range todo {
 				if sel := it.podSelector(snap[it.name]); sel != nil {
-					if why := w.diagnosePods(diagCtx, it.ns, sel); why != "" {
+					if why := w.DiagnosePods(diagCtx, it.ns, sel); why != "" {
 						setReason(it.name, why)
 					}
 				}
@@ -252,12 +255,12 @@ func (w *Waiter) watchUntil(ctx context.Context, it *waitable, seen func([]*unst
 }
 
 // waitables turns objects into things to wait for.
-func (w *Waiter) waitables(objs []*Object, operation string) []*waitable {
+func (w *Waiter) waitables(objs []*apply.Object, operation string) []*waitable {
 	var out []*waitable
 	jobs := map[string]bool{} // namespace/component already covered
 	for _, o := range objs {
 		gvk := o.GroupVersionKind()
-		name := KeyOf(o.Unstructured).Kind + " " + nsName(o.GetNamespace(), o.GetName())
+		name := apply.KeyOf(o.Unstructured).Kind + " " + nsName(o.GetNamespace(), o.GetName())
 		byName := fields.OneTermEqualSelector("metadata.name", o.GetName()).String()
 		switch {
 		case gvk.Group == "apps" && (gvk.Kind == "Deployment" || gvk.Kind == "StatefulSet" || gvk.Kind == "DaemonSet"):
@@ -265,8 +268,8 @@ func (w *Waiter) waitables(objs []*Object, operation string) []*waitable {
 			out = append(out, &waitable{
 				name: name, gvr: schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: strings.ToLower(kind) + "s"},
 				ns: o.GetNamespace(), fieldSel: byName,
-				ready:       func(items []*unstructured.Unstructured) (bool, string, error) { return one(items, workloadReady(kind)) },
-				podSelector: podSelectorOf,
+				ready:       func(items []*unstructured.Unstructured) (bool, string, error) { return one(items, WorkloadReady(kind)) },
+				podSelector: PodSelectorOf,
 			})
 		case gvk.Group == "batch" && gvk.Kind == "Job" && o.Create:
 			k := o.GetNamespace() + "/" + o.Component
@@ -274,11 +277,11 @@ func (w *Waiter) waitables(objs []*Object, operation string) []*waitable {
 				continue
 			}
 			jobs[k] = true
-			sel := labels.SelectorFromSet(labels.Set{LabelComponent: o.Component, LabelOperation: operation}).String()
+			sel := labels.SelectorFromSet(labels.Set{apply.LabelComponent: o.Component, apply.LabelOperation: operation}).String()
 			out = append(out, &waitable{
 				name: "Jobs " + o.GetNamespace() + "/" + o.Component + " (" + operation + ")", gvr: schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"},
 				ns: o.GetNamespace(), labelSel: sel, ready: jobsComplete, podSelector: func(items []*unstructured.Unstructured) labels.Selector {
-					return labels.SelectorFromSet(labels.Set{LabelComponent: o.Component, LabelOperation: operation})
+					return labels.SelectorFromSet(labels.Set{apply.LabelComponent: o.Component, apply.LabelOperation: operation})
 				},
 			})
 		case gvk.Group == "apiregistration.k8s.io" && gvk.Kind == "APIService":
@@ -287,7 +290,7 @@ func (w *Waiter) waitables(objs []*Object, operation string) []*waitable {
 				fieldSel: byName,
 				ready: func(items []*unstructured.Unstructured) (bool, string, error) {
 					return one(items, func(u *unstructured.Unstructured) (bool, string) {
-						return hasCondition(u, "Available", "True"), "APIService not Available"
+						return apply.HasCondition(u, "Available", "True"), "APIService not Available"
 					})
 				},
 			})
@@ -326,7 +329,7 @@ func one(items []*unstructured.Unstructured, check func(*unstructured.Unstructur
 	return false, why, nil
 }
 
-func workloadReady(kind string) func(u *unstructured.Unstructured) (bool, string) {
+func WorkloadReady(kind string) func(u *unstructured.Unstructured) (bool, string) {
 	return func(u *unstructured.Unstructured) (bool, string) {
 		gen := u.GetGeneration()
 		observed, _, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
@@ -344,7 +347,7 @@ func workloadReady(kind string) func(u *unstructured.Unstructured) (bool, string
 				want = r
 			}
 			upd, avail, total := i("status", "updatedReplicas"), i("status", "availableReplicas"), i("status", "replicas")
-			if upd == want && avail == want && total == want && hasCondition(u, "Available", "True") {
+			if upd == want && avail == want && total == want && apply.HasCondition(u, "Available", "True") {
 				return true, ""
 			}
 			return false, fmt.Sprintf("%d of %d replicas updated, %d available", upd, want, avail)
@@ -376,10 +379,10 @@ func jobsComplete(items []*unstructured.Unstructured) (bool, string, error) {
 	}
 	done := 0
 	for _, u := range items {
-		if hasCondition(u, "Failed", "True") {
+		if apply.HasCondition(u, "Failed", "True") {
 			return false, "", fmt.Errorf("Job %s failed", u.GetName())
 		}
-		if hasCondition(u, "Complete", "True") {
+		if apply.HasCondition(u, "Complete", "True") {
 			done++
 		}
 	}
@@ -389,7 +392,7 @@ func jobsComplete(items []*unstructured.Unstructured) (bool, string, error) {
 	return false, fmt.Sprintf("%d of %d Jobs complete", done, len(items)), nil
 }
 
-func podSelectorOf(items []*unstructured.Unstructured) labels.Selector {
+func PodSelectorOf(items []*unstructured.Unstructured) labels.Selector {
 	if len(items) == 0 {
 		return nil
 	}
@@ -444,9 +447,9 @@ func webhookServices(u *unstructured.Unstructured) []*waitable {
 	return out
 }
 
-// diagnosePods explains why the selected pods are not ready, from their
+// DiagnosePods explains why the selected pods are not ready, from their
 // conditions, container states and warning events.
-func (w *Waiter) diagnosePods(ctx context.Context, ns string, sel labels.Selector) string {
+func (w *Waiter) DiagnosePods(ctx context.Context, ns string, sel labels.Selector) string {
 	pods, err := w.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
 		return ""

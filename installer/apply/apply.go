@@ -1,4 +1,8 @@
-package installer
+// Package apply server-side applies a release's objects as tmbox: object
+// keys, the labels and applied-hash annotation that make a re-run write
+// nothing, namespaces and CRDs first, bounded concurrency, generateName
+// objects created once per operation, and whole-reference image rewriting.
+package apply
 
 import (
 	"context"
@@ -22,8 +26,10 @@ import (
 	"k8s.io/client-go/metadata"
 )
 
-// crdGVR is the CustomResourceDefinition resource.
-var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+// CRDResource is the CustomResourceDefinition resource.
+func CRDResource() schema.GroupVersionResource {
+	return schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+}
 
 // Applier server-side applies objects as tmbox: namespaces and CRDs first,
 // then (once the CRDs are Established) everything else, concurrently.
@@ -109,16 +115,18 @@ func (a *Applier) resourceFor(u *unstructured.Unstructured) (*meta.RESTMapping, 
 	return m, nil
 }
 
-func (a *Applier) client(m *meta.RESTMapping, ns string) dynamic.ResourceInterface {
+// Client is the dynamic client of a mapped resource in a namespace (none
+// for cluster-scoped resources).
+func (a *Applier) Client(m *meta.RESTMapping, ns string) dynamic.ResourceInterface {
 	if m.Scope.Name() == meta.RESTScopeNameNamespace {
 		return a.Dynamic.Resource(m.Resource).Namespace(ns)
 	}
 	return a.Dynamic.Resource(m.Resource)
 }
 
-// liveHashes lists, per resource, the tmbox objects of the components in
+// LiveHashes lists, per resource, the tmbox objects of the components in
 // objs and returns each one's applied-hash annotation.
-func (a *Applier) liveHashes(ctx context.Context, objs []*Object) (map[ObjectKey]string, error) {
+func (a *Applier) LiveHashes(ctx context.Context, objs []*Object) (map[ObjectKey]string, error) {
 	type listKey struct {
 		gvr       schema.GroupVersionResource
 		gk        schema.GroupKind
@@ -140,7 +148,7 @@ func (a *Applier) liveHashes(ctx context.Context, objs []*Object) (map[ObjectKey
 	var mu sync.Mutex
 	hashes := map[ObjectKey]string{}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(a.concurrency())
+	g.SetLimit(a.Concurrent())
 	for k := range lists {
 		g.Go(func() error {
 			sel := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue, LabelComponent: k.component}).String()
@@ -184,7 +192,7 @@ func (a *Applier) applyAll(ctx context.Context, objs []*Object, res *ApplyResult
 	if len(objs) == 0 {
 		return nil, nil
 	}
-	live, err := a.liveHashes(ctx, objs)
+	live, err := a.LiveHashes(ctx, objs)
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +209,7 @@ func (a *Applier) applyAll(ctx context.Context, objs []*Object, res *ApplyResult
 		if err != nil {
 			return err
 		}
-		_, err = a.client(m, o.GetNamespace()).Apply(ctx, o.GetName(), o.Unstructured, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+		_, err = a.Client(m, o.GetNamespace()).Apply(ctx, o.GetName(), o.Unstructured, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
 		if err != nil {
 			return fmt.Errorf("apply %s: %w", KeyOf(o.Unstructured), err)
 		}
@@ -215,8 +223,8 @@ func (a *Applier) applyAll(ctx context.Context, objs []*Object, res *ApplyResult
 	return todo, nil
 }
 
-// concurrency is how many requests run at once.
-func (a *Applier) concurrency() int {
+// Concurrent is how many requests run at once.
+func (a *Applier) Concurrent() int {
 	if a.Concurrency <= 0 {
 		return 16
 	}
@@ -224,29 +232,27 @@ func (a *Applier) concurrency() int {
 }
 
 // parallel runs fn over objs with bounded concurrency and returns the
-// errors, at most a handful, sorted for stable messages.
+// errors, at most a handful, sorted for stable messages. Every object is
+// tried (one failure does not cancel the others), unless ctx ends.
 func (a *Applier) parallel(ctx context.Context, objs []*Object, fn func(context.Context, *Object) error) []error {
-	n := a.concurrency()
-	sem := make(chan struct{}, n)
 	var mu sync.Mutex
 	var errs []error
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(a.Concurrent())
 	for _, o := range objs {
 		if ctx.Err() != nil {
 			break
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			if err := fn(ctx, o); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 	if err := ctx.Err(); err != nil {
 		errs = append(errs, err)
 	}
@@ -264,12 +270,12 @@ func (a *Applier) waitEstablished(ctx context.Context, names []string) error {
 		pending[n] = true
 	}
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		list, err := a.Dynamic.Resource(crdGVR).List(ctx, metav1.ListOptions{})
+		list, err := a.Dynamic.Resource(CRDResource()).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
 		}
 		for i := range list.Items {
-			if pending[list.Items[i].GetName()] && hasCondition(&list.Items[i], "Established", "True") {
+			if pending[list.Items[i].GetName()] && HasCondition(&list.Items[i], "Established", "True") {
 				delete(pending, list.Items[i].GetName())
 			}
 		}
@@ -304,7 +310,7 @@ func (a *Applier) createOnce(ctx context.Context, o *Object, operation string) (
 	l := u.GetLabels()
 	l[LabelOperation] = operation
 	u.SetLabels(l)
-	c := a.client(m, u.GetNamespace())
+	c := a.Client(m, u.GetNamespace())
 	sel := labels.SelectorFromSet(labels.Set{LabelComponent: o.Component, LabelOperation: operation}).String()
 	list, err := c.List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
@@ -321,7 +327,9 @@ func (a *Applier) createOnce(ctx context.Context, o *Object, operation string) (
 	return true, nil
 }
 
-func hasCondition(u *unstructured.Unstructured, typ, status string) bool {
+// HasCondition reports whether an object has a status condition of that
+// type and status.
+func HasCondition(u *unstructured.Unstructured, typ, status string) bool {
 	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
 	for _, c := range conds {
 		m, ok := c.(map[string]any)
@@ -341,7 +349,7 @@ func (a *Applier) Diff(ctx context.Context, objs []*Object) (apply, unchanged in
 			plain = append(plain, o)
 		}
 	}
-	live, err := a.liveHashes(ctx, plain)
+	live, err := a.LiveHashes(ctx, plain)
 	if err != nil {
 		return 0, 0, err
 	}
