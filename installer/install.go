@@ -41,7 +41,38 @@ type Install struct {
 
 // Run performs the install. Nothing is written before the preflight checks
 // pass and every manifest is fetched and verified.
-func (in *Install) Run(ctx context.Context) error {
+func (in *Install) Run(ctx context.Context) (*Result, error) {
+	err := in.run(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Release: in.Release}, nil
+}
+
+// Plan says what Run would do, phase by phase, and writes nothing.
+func (in *Install) Plan(ctx context.Context) (*InstallPlan, error) {
+	return nil, errors.New("not implemented yet")
+}
+
+// InstallPhases lists an install's phases in run order.
+func InstallPhases() []PhaseInfo {
+	var out []PhaseInfo
+	for _, p := range installPhases(true) {
+		out = append(out, PhaseInfo{Name: p.name, Title: p.title})
+	}
+	return append([]PhaseInfo{{Name: PhasePreflight, Title: "preflight checks"}}, out...)
+}
+
+// UpgradePhases lists the phases each hop of an upgrade runs.
+func UpgradePhases() []PhaseInfo {
+	var out []PhaseInfo
+	for _, p := range hopPhases() {
+		out = append(out, PhaseInfo{Name: p.name, Title: p.title})
+	}
+	return out
+}
+
+func (in *Install) run(ctx context.Context) error {
 	opts := &in.Options
 	if err := opts.Validate(); err != nil {
 		return err

@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 
 func installHelper(kubeconfig string) int {
 	in := &Install{Options: Options{Release: "1.21", Mirror: os.Getenv("TMBOX_TEST_MIRROR"), Kubeconfig: kubeconfig, PhaseTimeout: 2 * time.Minute}}
-	if err := in.Run(context.Background()); err != nil {
+	if _, err := in.Run(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, "install:", err)
 		return 1
 	}
@@ -74,7 +74,7 @@ func install(t *testing.T, cfg *rest.Config, release string, mut func(*Options))
 		mut(&in.Options)
 	}
 	start := time.Now()
-	err := in.Run(context.Background())
+	_, err := in.Run(context.Background())
 	d := time.Since(start)
 	t.Logf("install %s took %s:\n%s", release, d.Round(time.Millisecond), events.String())
 	return d, err

@@ -21,10 +21,18 @@ const (
 	EventInfo       = "info"
 	// EventCheck carries one preflight check's result.
 	EventCheck = "check"
+	// EventPlan carries one phase's plan (--dry-run).
+	EventPlan = "plan"
 	// EventResult is the last event of a command: its outcome and exit
 	// code.
 	EventResult = "result"
 )
+
+// EventTypes lists every event type, for consumers that map them (the
+// wizard's adapter tests that it handles each).
+func EventTypes() []string {
+	return []string{EventPhaseStart, EventPhaseDone, EventPhaseSkip, EventPhaseFail, EventProgress, EventWaiting, EventInfo, EventCheck, EventPlan, EventResult}
+}
 
 // Event is one thing an operation reports. The plain reporter, --output
 // json and the TUI all render the same events.
@@ -37,6 +45,8 @@ type Event struct {
 	Duration time.Duration `json:"durationNs,omitempty"`
 	// Check is the result of a preflight check (EventCheck only).
 	Check *preflight.Result `json:"check,omitempty"`
+	// Plan is a phase's plan (EventPlan only).
+	Plan *PhasePlan `json:"plan,omitempty"`
 	// Progress counts the phases finished of those the run has
 	// (phase-done and phase-skip).
 	Progress *Progress `json:"progress,omitempty"`
@@ -100,6 +110,8 @@ func (r *PlainReporter) Report(e Event) {
 		} else {
 			fmt.Fprintf(r.W, "%s in %s\n", e.Result, e.Duration.Round(time.Millisecond))
 		}
+	case EventPlan:
+		fmt.Fprintf(r.W, "%splan: %s\n", prefix, e.Message)
 	case EventWaiting:
 		fmt.Fprintf(r.W, "%swaiting: %s\n", prefix, e.Message)
 	default:

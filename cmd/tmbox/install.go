@@ -62,7 +62,8 @@ interrupted install picks up where it stopped.`,
 					return err
 				}
 			}
-			return in.Run(cmd.Context())
+			_, err := in.Run(cmd.Context())
+			return err
 		}),
 	}
 	f := cmd.Flags()

@@ -175,7 +175,7 @@ func (b *wizardBackend) Plan(ctx context.Context, a tui.Answers) ([]tui.PlanLine
 		}
 	})
 	in := &installer.Install{Options: o}
-	if err := in.Run(ctx); err != nil {
+	if _, err := in.Run(ctx); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -200,8 +200,10 @@ func (b *wizardBackend) Run(ctx context.Context, a tui.Answers, report func(tui.
 		release = up.Release
 	} else {
 		in := &installer.Install{Options: o}
-		err = in.Run(ctx)
-		release = in.Release
+		var res *installer.Result
+		if res, err = in.Run(ctx); err == nil {
+			release = res.Release
+		}
 	}
 	sum := tui.Summary{Release: release, Took: time.Since(start), LogFile: b.logFile}
 	if err != nil {
