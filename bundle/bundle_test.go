@@ -657,9 +657,10 @@ func TestBundleTamper(t *testing.T) {
 			assertNothingIn(t, dir)
 		})
 	}
-	// The untouched bundles verify.
-	for _, data := range [][]byte{signed, unsigned} {
-		if _, err := Verify(context.Background(), bytes.NewReader(data), VerifyOptions{PublicKey: pub}); err != nil {
+	// The untouched bundles verify (an unsigned one without a key: a key
+	// requires a signature).
+	for data, opts := range map[*[]byte]VerifyOptions{&signed: {PublicKey: pub}, &unsigned: {}} {
+		if _, err := Verify(context.Background(), bytes.NewReader(*data), opts); err != nil {
 			t.Error(err)
 		}
 	}
@@ -844,7 +845,7 @@ func TestBundleSigning(t *testing.T) {
 		{"signed, wrong key", signed, VerifyOptions{PublicKey: otherPub}, false, "does not verify"},
 		{"signed, no key", signed, VerifyOptions{}, true, ""},
 		{"unsigned, signature required", unsigned, VerifyOptions{RequireSignature: true}, false, "signature is required"},
-		{"unsigned, key but not required", unsigned, VerifyOptions{PublicKey: pub}, false, ""},
+		{"unsigned, key but not required", unsigned, VerifyOptions{PublicKey: pub}, false, "a public key was given"}, // hardening item 4: a key requires a signature
 		{"unsigned, no key", unsigned, VerifyOptions{}, false, ""},
 		{"short signature, no key", shortSig, VerifyOptions{}, false, "has 10 bytes"},
 		{"signature of something else", otherSig, VerifyOptions{PublicKey: pub}, false, "does not verify"},

@@ -16,20 +16,46 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/tmbox/tmbox/catalog"
 )
 
-// parsePlatforms parses "os/arch[/variant]" platforms, sorted and unique;
-// none means linux/amd64.
+// platformPart is an os or architecture of a platform, e.g. "linux",
+// "amd64", "386"; platformVariant a variant, e.g. "v7", "v8.2".
+var (
+	platformPart    = regexp.MustCompile(`^[a-z0-9][a-z0-9_]*$`)
+	platformVariant = regexp.MustCompile(`^[a-z0-9][a-z0-9_.]*$`)
+)
+
+// ValidPlatform checks s is an image platform "os/arch[/variant]", as
+// go-containerregistry's v1.ParsePlatform reads it, with os and arch
+// non-empty lower-case identifiers (letters, digits, '_') and the variant,
+// when given, one too ('.' allowed after the first character): e.g.
+// "linux/amd64", "linux/arm/v7". It is what Create's platforms and a
+// manifest's must be.
+func ValidPlatform(s string) error {
+	p, err := v1.ParsePlatform(s)
+	if err != nil {
+		return fmt.Errorf("platform %s is not os/arch[/variant]: %w", catalog.QuoteShort(s), err)
+	}
+	if !platformPart.MatchString(p.OS) || !platformPart.MatchString(p.Architecture) ||
+		(p.Variant != "" && !platformVariant.MatchString(p.Variant)) || p.OSVersion != "" || p.String() != s {
+		return fmt.Errorf("platform %s is not os/arch[/variant] of lower-case letters, digits and '_' (e.g. linux/amd64, linux/arm/v7)", catalog.QuoteShort(s))
+	}
+	return nil
+}
+
+// parsePlatforms parses "os/arch[/variant]" platforms (see ValidPlatform),
+// sorted and unique; none means linux/amd64.
 func parsePlatforms(specs []string) ([]v1.Platform, error) {
 	if len(specs) == 0 {
 		specs = []string{"linux/amd64"}
 	}
 	var out []v1.Platform
 	for _, s := range specs {
-		p, err := v1.ParsePlatform(s)
-		if err != nil || p.OS == "" || p.Architecture == "" {
-			return nil, fmt.Errorf("platform %q is not os/arch[/variant]", s)
+		if err := ValidPlatform(s); err != nil {
+			return nil, err
 		}
+		p, _ := v1.ParsePlatform(s) // parsed by ValidPlatform
 		out = append(out, *p)
 	}
 	slices.SortFunc(out, func(a, b v1.Platform) int { return strings.Compare(a.String(), b.String()) })

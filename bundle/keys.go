@@ -7,6 +7,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+
+	"github.com/tmbox/tmbox/catalog"
 )
 
 // PEM block types of bundle signing keys.
@@ -14,6 +16,40 @@ const (
 	privateKeyPEMType = "PRIVATE KEY"
 	publicKeyPEMType  = "PUBLIC KEY"
 )
+
+// MaxKeyFileSize is the largest key file ReadPublicKeyFile and
+// ReadPrivateKeyFile read (a PEM ed25519 key is about 120 bytes).
+const MaxKeyFileSize = 64 << 10
+
+// ReadPublicKeyFile reads and parses a PEM "PUBLIC KEY" file (see
+// ParsePublicKey), refusing a file larger than MaxKeyFileSize without
+// reading all of it. Errors name the file.
+func ReadPublicKeyFile(path string) (ed25519.PublicKey, error) {
+	data, err := catalog.ReadLimited(path, MaxKeyFileSize)
+	if err != nil {
+		return nil, fmt.Errorf("read public key: %w", err)
+	}
+	k, err := ParsePublicKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+// ReadPrivateKeyFile reads and parses a PEM "PRIVATE KEY" file (see
+// ParsePrivateKey), refusing a file larger than MaxKeyFileSize without
+// reading all of it. Errors name the file.
+func ReadPrivateKeyFile(path string) (ed25519.PrivateKey, error) {
+	data, err := catalog.ReadLimited(path, MaxKeyFileSize)
+	if err != nil {
+		return nil, fmt.Errorf("read private key: %w", err)
+	}
+	k, err := ParsePrivateKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
 
 // GenerateSigningKey returns a new ed25519 key for signing bundles.
 func GenerateSigningKey() (ed25519.PrivateKey, error) {

@@ -12,13 +12,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/v1/layout"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/tmbox/tmbox/catalog"
 )
 
@@ -27,24 +28,49 @@ import (
 const DefaultMaxFileSize int64 = 64 << 30
 
 const (
-	// maxManifestSize bounds the manifest entry.
-	maxManifestSize = 64 << 20
+	// maxManifestSize bounds the manifest entry (a release's manifest
+	// is a few hundred KiB).
+	maxManifestSize = 16 << 20
 	// maxSignatureSize bounds the signature entry (a base64 ed25519
 	// signature is 88 bytes).
 	maxSignatureSize = 1 << 10
+	// maxIndexSize bounds the OCI layout's index.json.
+	maxIndexSize = 8 << 20
+	// maxLayoutMarkerSize bounds the OCI layout's oci-layout file.
+	maxLayoutMarkerSize = 1 << 10
 	// blobsPrefix is where the OCI layout's blobs are.
 	blobsPrefix = ImagesDir + "/blobs/sha256/"
+	// indexName is the OCI layout's index.
+	indexName = ImagesDir + "/index.json"
+	// layoutMarkerName is the OCI layout's marker file.
+	layoutMarkerName = ImagesDir + "/oci-layout"
 	// manifestPrefixLen is how many hex digits of the manifest's sha256
 	// name an extracted bundle's directory.
 	manifestPrefixLen = 16
 )
 
+// contentLimit is the size limit of the entries verification reads into
+// memory to check their content (see checkContents); 0 for the others.
+func contentLimit(p string) int64 {
+	switch p {
+	case CatalogName:
+		return catalog.MaxCatalogSize
+	case indexName:
+		return maxIndexSize
+	case layoutMarkerName:
+		return maxLayoutMarkerSize
+	}
+	return 0
+}
+
 // VerifyOptions configures Verify, Extract.
 type VerifyOptions struct {
-	// PublicKey, when set, must verify the signature of a signed bundle.
-	// An unsigned bundle is accepted unless RequireSignature is set.
+	// PublicKey, when set, must verify the bundle's signature, and an
+	// unsigned bundle is refused: giving a key means the bundle must be
+	// signed with it.
 	PublicKey ed25519.PublicKey
-	// RequireSignature refuses unsigned bundles.
+	// RequireSignature refuses unsigned bundles even when no PublicKey is
+	// given (a signature is then only checked to be base64 of 64 bytes).
 	RequireSignature bool
 	// MaxFileSize refuses entries larger than this many bytes (default
 	// DefaultMaxFileSize).
@@ -84,14 +110,18 @@ type Extracted struct {
 }
 
 // Verify streams r once, checking the signature (when PublicKey is
-// set, a signed bundle must verify against it; RequireSignature refuses
-// unsigned bundles; without a key a signature must still be base64 of 64
-// bytes), every entry's size and sha256 against the manifest, that every
-// file of the manifest is present exactly once and nothing else is, and
-// that every OCI blob's name is its sha256. Entries that are not regular
-// files, have unsafe paths or claim more than MaxFileSize bytes are refused
-// before their content is read. It returns the first problem as a
-// *Error naming the entry.
+// set, the bundle must be signed and the signature must verify against
+// it; RequireSignature refuses unsigned bundles; without a key a signature
+// must still be base64 of 64 bytes), every entry's size and sha256 against
+// the manifest, that every file of the manifest is present exactly once and
+// nothing else is, that every OCI blob's name is its sha256, and then
+// everything checkContents checks: the catalog parses and holds the
+// manifest's release with the manifest's images and assets, and the
+// layout's index.json names every image with its stored digest. Entries
+// that are not regular files, have unsafe paths or claim more than
+// MaxFileSize bytes are refused before their content is read. It returns
+// the first problem as a *Error naming the entry. Extract runs the same
+// checks, so the two agree on every bundle.
 func Verify(ctx context.Context, r io.Reader, opts VerifyOptions) (*Manifest, error) {
 	res, err := verifyStream(ctx, r, opts, nil)
 	if err != nil {
@@ -107,7 +137,8 @@ func Verify(ctx context.Context, r io.Reader, opts VerifyOptions) (*Manifest, er
 // error the staging directory is removed, so nothing of a bad bundle stays
 // in dir. Entries are written through an os.Root, so nothing can land
 // outside the staging directory. Besides the bundle's files, the extracted
-// directory holds the manifest and its signature.
+// directory holds the manifest and its signature. It checks exactly what
+// Verify checks.
 func Extract(ctx context.Context, path, dir string, opts VerifyOptions) (_ *Extracted, rerr error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -146,9 +177,6 @@ func Extract(ctx context.Context, path, dir string, opts VerifyOptions) (_ *Extr
 			return nil, fmt.Errorf("extract bundle: %w", err)
 		}
 	}
-	if err := checkExtracted(staging, res.manifest); err != nil {
-		return nil, err
-	}
 	sum := sha256.Sum256(res.manifestBytes)
 	final := filepath.Join(dir, hex.EncodeToString(sum[:])[:manifestPrefixLen])
 	if err := os.RemoveAll(final); err != nil {
@@ -167,37 +195,127 @@ func Extract(ctx context.Context, path, dir string, opts VerifyOptions) (_ *Extr
 	}, nil
 }
 
-// checkExtracted checks what digests alone cannot: the catalog parses and
-// holds exactly the manifest's release, and the layout's index.json names
-// every image with its recorded digest.
-func checkExtracted(dir string, m *Manifest) error {
-	cat, err := catalog.Load(filepath.Join(dir, CatalogName))
+// checkContents checks what digests alone cannot; Verify and Extract
+// both run it (through verifyStream) once every entry verified, so they
+// give the same verdict on every bundle. It checks that:
+//   - the catalog parses and holds exactly the manifest's release, with
+//     the manifest's components and kind node image;
+//   - the manifest's images are exactly that release's images plus its
+//     kind node image;
+//   - the files are what a bundle holds: the catalog, the release's assets
+//     under assets/ (each with the size and sha256 the catalog pins, none
+//     missing), and an OCI layout under images/;
+//   - the layout's oci-layout is an OCI image layout marker, and its
+//     index.json names every image of the manifest with the digest, media
+//     type and size stored for it, and names nothing else.
+func checkContents(m *Manifest, catalogData, indexData, layoutData []byte) error {
+	cat, err := catalog.Parse(catalogData, CatalogName)
 	if err != nil {
 		return bundleErr(CatalogName, "%v", err)
 	}
-	rel, err := cat.Release(m.Release)
-	if err != nil || len(cat.Releases) != 1 {
-		return bundleErr(CatalogName, "does not hold exactly release %s", m.Release)
+	if len(cat.Releases) != 1 || cat.Releases[0].Name != m.Release {
+		return bundleErr(CatalogName, "does not hold exactly release %s (it holds %s)", m.Release, strings.Join(cat.ReleaseNames(), ", "))
 	}
+	rel := &cat.Releases[0]
 	if !slices.Equal(rel.Components, m.Components) || rel.KindNodeImage != m.KindNodeImage {
 		return bundleErr(CatalogName, "release %s differs from the manifest's", m.Release)
-	}
-	refs, err := layoutRefs(layout.Path(filepath.Join(dir, ImagesDir)))
-	if err != nil {
-		return bundleErr(ImagesDir+"/index.json", "%v", err)
 	}
 	want := bundleImageRefs(rel)
 	got := make([]string, 0, len(m.Images))
 	for _, img := range m.Images {
-		if refs[img.Ref] != img.Digest {
-			return bundleErr(ImagesDir+"/index.json", "does not name %s as %s", img.Ref, img.Digest)
-		}
 		got = append(got, img.Ref)
 	}
 	if !slices.Equal(got, want) {
-		return bundleErr(ManifestName, "images differ from release %s's images", m.Release)
+		return bundleErr(ManifestName, "images differ from release %s's images in %s: %s", m.Release, CatalogName, firstDifference(got, want))
+	}
+
+	assets := map[string]catalog.Asset{}
+	for _, a := range releaseAssets(rel) {
+		assets[path.Join(AssetsDir, a.Path)] = a
+	}
+	blobSizes := map[string]int64{}
+	listed := map[string]bool{}
+	for _, f := range m.Files {
+		listed[f.Path] = true
+		switch {
+		case f.Path == CatalogName || f.Path == indexName || f.Path == layoutMarkerName:
+		case strings.HasPrefix(f.Path, blobsPrefix): // named after its sha256: see validate
+			blobSizes["sha256:"+f.SHA256] = f.Size
+		case strings.HasPrefix(f.Path, AssetsDir+"/"):
+			a, ok := assets[f.Path]
+			if !ok {
+				return bundleErr(f.Path, "is not an asset of release %s in %s", m.Release, CatalogName)
+			}
+			if a.Size != f.Size || a.SHA256 != f.SHA256 {
+				return bundleErr(f.Path, "the manifest lists %d bytes with sha256 %s, but %s pins %d bytes with sha256 %s", f.Size, f.SHA256, CatalogName, a.Size, a.SHA256)
+			}
+		default:
+			return bundleErr(f.Path, "is not part of a bundle (%s, assets under %s/, an OCI layout under %s/)", CatalogName, AssetsDir, ImagesDir)
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(assets)) {
+		if !listed[p] {
+			return bundleErr(p, "missing: %s pins it for release %s", CatalogName, m.Release)
+		}
+	}
+
+	var marker struct {
+		ImageLayoutVersion string `json:"imageLayoutVersion"`
+	}
+	if err := json.Unmarshal(layoutData, &marker); err != nil || marker.ImageLayoutVersion != ociLayoutVersion {
+		return bundleErr(layoutMarkerName, "not an OCI image layout marker (want {\"imageLayoutVersion\": %q})", ociLayoutVersion)
+	}
+	idx, err := v1.ParseIndexManifest(bytes.NewReader(indexData))
+	if err != nil {
+		return bundleErr(indexName, "not an OCI image index: %v", err)
+	}
+	stored := make(map[string]v1.Descriptor, len(idx.Manifests))
+	for _, d := range idx.Manifests {
+		ref := d.Annotations[refNameAnnotation]
+		if ref == "" {
+			return bundleErr(indexName, "holds %s without a %s annotation", d.Digest, refNameAnnotation)
+		}
+		if _, dup := stored[ref]; dup {
+			return bundleErr(indexName, "names %s twice", ref)
+		}
+		stored[ref] = d
+	}
+	for _, img := range m.Images {
+		d, ok := stored[img.Ref]
+		if !ok || d.Digest.String() != img.Digest {
+			return bundleErr(indexName, "does not name %s as %s", img.Ref, img.Digest)
+		}
+		if string(d.MediaType) != img.MediaType {
+			return bundleErr(indexName, "names %s with media type %s, the manifest says %s", img.Ref, d.MediaType, img.MediaType)
+		}
+		if d.Size != blobSizes[img.Digest] {
+			return bundleErr(indexName, "names %s with %d bytes, its blob has %d", img.Ref, d.Size, blobSizes[img.Digest])
+		}
+		delete(stored, img.Ref)
+	}
+	if len(stored) > 0 {
+		return bundleErr(indexName, "names %s, which the manifest does not list", slices.Sorted(maps.Keys(stored))[0])
 	}
 	return nil
+}
+
+// ociLayoutVersion is the imageLayoutVersion of an OCI image layout.
+const ociLayoutVersion = "1.0.0"
+
+// firstDifference describes the first element of two sorted lists that
+// is in one but not the other.
+func firstDifference(got, want []string) string {
+	for _, g := range got {
+		if !slices.Contains(want, g) {
+			return "the manifest lists " + g + ", the catalog does not"
+		}
+	}
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			return "the catalog names " + w + ", the manifest does not list it"
+		}
+	}
+	return "they are not sorted and unique"
 }
 
 // Inspect reads only the first entries of the bundle file at path and
@@ -255,6 +373,9 @@ func verifyStream(ctx context.Context, r io.Reader, opts VerifyOptions, s sink) 
 	if maxSize <= 0 {
 		maxSize = DefaultMaxFileSize
 	}
+	if opts.PublicKey != nil && len(opts.PublicKey) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("verify bundle: public key has %d bytes, want %d", len(opts.PublicKey), ed25519.PublicKeySize)
+	}
 	tr := tar.NewReader(ctxReader{ctx: ctx, r: r})
 	m, manifestBytes, err := readManifest(tr, maxSize)
 	if err != nil {
@@ -272,15 +393,14 @@ func verifyStream(ctx context.Context, r io.Reader, opts VerifyOptions, s sink) 
 			return nil, ctxOr(ctx, serr)
 		}
 		if opts.PublicKey != nil {
-			if len(opts.PublicKey) != ed25519.PublicKeySize {
-				return nil, fmt.Errorf("verify bundle: public key has %d bytes, want %d", len(opts.PublicKey), ed25519.PublicKeySize)
-			}
 			if !ed25519.Verify(opts.PublicKey, manifestBytes, sig) {
 				return nil, bundleErr(SignatureName, "the signature does not verify %s with the given public key: the manifest or its signature was altered, or another key signed it", ManifestName)
 			}
 		}
 		res.sig = sig
 		hdr, err = tr.Next()
+	} else if opts.PublicKey != nil {
+		return nil, bundleErr(SignatureName, "missing: the bundle is unsigned and a signature is required: a public key was given, so the bundle must be signed with it")
 	} else if opts.RequireSignature {
 		return nil, bundleErr(SignatureName, "missing: the bundle is unsigned and a signature is required")
 	}
@@ -290,6 +410,7 @@ func verifyStream(ctx context.Context, r io.Reader, opts VerifyOptions, s sink) 
 		want[m.Files[i].Path] = &m.Files[i]
 	}
 	seen := make(map[string]bool, len(m.Files))
+	contents := map[string]*bytes.Buffer{}
 	buf := make([]byte, copyBufferSize)
 	prev := ManifestName
 	for ; err == nil; hdr, err = tr.Next() {
@@ -312,7 +433,12 @@ func verifyStream(ctx context.Context, r io.Reader, opts VerifyOptions, s sink) 
 			return nil, bundleErr(name, "has %d bytes, the manifest says %d", hdr.Size, f.Size)
 		}
 		seen[name] = true
-		if err := copyEntry(tr, f, s, buf); err != nil {
+		var keep *bytes.Buffer
+		if contentLimit(name) > 0 {
+			keep = new(bytes.Buffer)
+			contents[name] = keep
+		}
+		if err := copyEntry(tr, f, s, buf, keep); err != nil {
 			return nil, ctxOr(ctx, err)
 		}
 		prev = name
@@ -325,14 +451,21 @@ func verifyStream(ctx context.Context, r io.Reader, opts VerifyOptions, s sink) 
 			return nil, bundleErr(f.Path, "missing from the bundle")
 		}
 	}
+	// validate made sure the manifest lists the three, so they were read.
+	if err := checkContents(m, contents[CatalogName].Bytes(), contents[indexName].Bytes(), contents[layoutMarkerName].Bytes()); err != nil {
+		return nil, err
+	}
 	return res, nil
 }
 
-// copyEntry hashes an entry's content (handing it to s when set) and checks
-// it against the manifest.
-func copyEntry(tr *tar.Reader, f *File, s sink, buf []byte) error {
+// copyEntry hashes an entry's content (handing it to s and keeping it in
+// keep when they are set) and checks it against the manifest.
+func copyEntry(tr *tar.Reader, f *File, s sink, buf []byte, keep *bytes.Buffer) error {
 	h := sha256.New()
 	w := &sinkWriter{hash: h}
+	if keep != nil {
+		w.hash = io.MultiWriter(h, keep)
+	}
 	if s != nil {
 		out, err := s.create(f.Path)
 		if err != nil {
@@ -362,8 +495,8 @@ func copyEntry(tr *tar.Reader, f *File, s sink, buf []byte) error {
 	return nil
 }
 
-// sinkWriter hashes and, when out is set, writes; it remembers a write
-// error so it is not mistaken for a defect of the bundle.
+// sinkWriter hashes (and keeps) and, when out is set, writes; it remembers
+// a write error so it is not mistaken for a defect of the bundle.
 type sinkWriter struct {
 	hash io.Writer
 	out  io.WriteCloser
@@ -371,7 +504,7 @@ type sinkWriter struct {
 }
 
 func (w *sinkWriter) Write(p []byte) (int, error) {
-	w.hash.Write(p) // a hash never fails
+	w.hash.Write(p) // neither a hash nor a bytes.Buffer fails
 	if w.out != nil {
 		if _, err := w.out.Write(p); err != nil {
 			w.err = err
@@ -397,30 +530,44 @@ func readManifest(tr *tar.Reader, maxSize int64) (*Manifest, []byte, error) {
 		return nil, nil, bundleErr(hdr.Name, "the first entry must be %s (is this a tmbox bundle?)", ManifestName)
 	}
 	if hdr.Size > maxManifestSize {
-		return nil, nil, bundleErr(ManifestName, "claims %d bytes, more than the %d a manifest may have", hdr.Size, maxManifestSize)
+		return nil, nil, bundleErr(ManifestName, "claims %d bytes, more than the limit of %s for a manifest", hdr.Size, catalog.SizeString(maxManifestSize))
 	}
-	data, err := io.ReadAll(tr)
+	data, err := io.ReadAll(io.LimitReader(tr, maxManifestSize+1))
 	if err != nil {
 		return nil, nil, bundleErr(ManifestName, "unreadable: %v", err)
+	}
+	m, err := decodeManifest(data, maxSize)
+	if err != nil {
+		return nil, nil, bundleErr(ManifestName, "%v", err)
+	}
+	return m, data, nil
+}
+
+// decodeManifest decodes and validates a manifest entry's bytes: strict
+// JSON (no unknown fields, nothing after it) of at most maxManifestSize
+// bytes, passing validate, listing no file larger than maxSize.
+func decodeManifest(data []byte, maxSize int64) (*Manifest, error) {
+	if len(data) > maxManifestSize {
+		return nil, fmt.Errorf("%d bytes, more than the limit of %s for a manifest", len(data), catalog.SizeString(maxManifestSize))
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var m Manifest
 	if err := dec.Decode(&m); err != nil {
-		return nil, nil, bundleErr(ManifestName, "not a bundle manifest: %v", err)
+		return nil, fmt.Errorf("not a bundle manifest: %w", err)
 	}
-	if dec.More() {
-		return nil, nil, bundleErr(ManifestName, "trailing data after the manifest")
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("trailing data after the manifest")
 	}
 	if err := m.validate(); err != nil {
-		return nil, nil, bundleErr(ManifestName, "%v", err)
+		return nil, err
 	}
 	for _, f := range m.Files {
 		if f.Size > maxSize {
-			return nil, nil, bundleErr(ManifestName, "lists %s with %d bytes, more than the limit of %d", f.Path, f.Size, maxSize)
+			return nil, fmt.Errorf("lists %s with %d bytes, more than the limit of %d", f.Path, f.Size, maxSize)
 		}
 	}
-	return &m, data, nil
+	return &m, nil
 }
 
 // readSignature reads the signature entry: base64 of 64 bytes.
@@ -505,6 +652,14 @@ func (m *Manifest) validate() error {
 	if len(m.Platforms) == 0 {
 		return errors.New("no platforms")
 	}
+	for i, p := range m.Platforms {
+		if err := ValidPlatform(p); err != nil {
+			return err
+		}
+		if i > 0 && m.Platforms[i-1] >= p {
+			return fmt.Errorf("platform %s: platforms are not sorted and unique", p)
+		}
+	}
 	files := map[string]File{}
 	for i, f := range m.Files {
 		switch {
@@ -520,9 +675,12 @@ func (m *Manifest) validate() error {
 		if blob, ok := strings.CutPrefix(f.Path, blobsPrefix); ok && blob != f.SHA256 {
 			return fmt.Errorf("file %s: an OCI blob must be named after its sha256 %s", f.Path, f.SHA256)
 		}
+		if limit := contentLimit(f.Path); limit > 0 && f.Size > limit {
+			return fmt.Errorf("file %s: %d bytes, more than the limit of %s", f.Path, f.Size, catalog.SizeString(limit))
+		}
 		files[f.Path] = f
 	}
-	for _, p := range []string{CatalogName, ImagesDir + "/index.json", ImagesDir + "/oci-layout"} {
+	for _, p := range []string{CatalogName, indexName, layoutMarkerName} {
 		if _, ok := files[p]; !ok {
 			return fmt.Errorf("file %s is not listed", p)
 		}

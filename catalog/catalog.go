@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"regexp"
 	"slices"
@@ -161,12 +160,13 @@ type Asset struct {
 func EmbeddedCatalog() []byte { return bytes.Clone(embeddedCatalog) }
 
 // Load returns the catalog in file, or the embedded catalog when file is
-// empty.
+// empty. A file larger than MaxCatalogSize is refused without reading all
+// of it.
 func Load(file string) (*Catalog, error) {
 	if file == "" {
 		return Parse(embeddedCatalog, "embedded catalog")
 	}
-	data, err := os.ReadFile(file)
+	data, err := ReadLimited(file, MaxCatalogSize)
 	if err != nil {
 		return nil, fmt.Errorf("read catalog: %w", err)
 	}
@@ -174,9 +174,14 @@ func Load(file string) (*Catalog, error) {
 }
 
 // Parse decodes and validates a catalog. name labels errors. Unknown keys,
-// missing digests, bad constraints, duplicate or out-of-order releases are
-// refused, each with its line and the reason.
+// missing digests, bad constraints, image references and registries that
+// do not parse, duplicate or out-of-order releases are refused, each with
+// its line and the reason. Data larger than MaxCatalogSize is refused
+// before it is decoded.
 func Parse(data []byte, name string) (*Catalog, error) {
+	if int64(len(data)) > MaxCatalogSize {
+		return nil, fmt.Errorf("%s: %d bytes, more than the limit of %s for a catalog", name, len(data), SizeString(MaxCatalogSize))
+	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -237,7 +242,7 @@ func (c *Catalog) Release(name string) (*Release, error) {
 			return &c.Releases[i], nil
 		}
 	}
-	return nil, fmt.Errorf("unknown release %q; known releases: %s", name, strings.Join(c.ReleaseNames(), ", "))
+	return nil, fmt.Errorf("unknown release %s; known releases: %s", QuoteShort(name), strings.Join(c.ReleaseNames(), ", "))
 }
 
 // ReleaseNames lists the releases, oldest first.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -49,8 +50,8 @@ func Fetch(ctx context.Context, src Source, a Asset) ([]byte, error) {
 	}
 	defer rc.Close()
 	// Read one byte past the pinned size so an oversized file is caught
-	// without reading all of it.
-	data, err := io.ReadAll(io.LimitReader(rc, a.Size+1))
+	// without reading all of it; every read checks ctx.
+	data, err := io.ReadAll(io.LimitReader(ctxReader{ctx: ctx, r: rc}, a.Size+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: read %s: %w", src.Name(), a.Path, err)
 	}
@@ -98,11 +99,100 @@ type Mirror struct {
 // Name implements Source.
 func (m Mirror) Name() string { return "mirror " + m.Dir }
 
-// Open implements Source.
-func (m Mirror) Open(_ context.Context, a Asset) (io.ReadCloser, error) {
+// Open implements Source. Only regular files (or symbolic links to
+// regular files) are assets: a named pipe, device, socket or directory is
+// refused with an error naming its path, without being read, so nothing in
+// the mirror can make tmbox wait. Reads of the returned file fail once ctx
+// is done.
+func (m Mirror) Open(ctx context.Context, a Asset) (io.ReadCloser, error) {
 	// Catalog validation keeps a.Path relative and free of "..".
-	return os.Open(filepath.Join(m.Dir, filepath.FromSlash(a.Path)))
+	return openRegular(ctx, filepath.Join(m.Dir, filepath.FromSlash(a.Path)))
 }
+
+// openRegular opens the regular file at p for reading. It checks the
+// file's type before opening it, opens it non-blocking so a file replaced by
+// a named pipe in between cannot block the open, and checks the type of
+// what it opened again.
+func openRegular(ctx context.Context, p string) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("open %s: %w", p, err)
+	}
+	lfi, err := os.Lstat(p)
+	if err != nil {
+		return nil, err // an *fs.PathError naming p
+	}
+	fi, link := lfi, lfi.Mode()&fs.ModeSymlink != 0
+	if link {
+		if fi, err = os.Stat(p); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkRegular(p, fi, link); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(p, os.O_RDONLY|openNonBlock, 0)
+	if err != nil {
+		return nil, err
+	}
+	ofi, err := f.Stat()
+	if err == nil {
+		err = checkRegular(p, ofi, link)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &ctxFile{ctxReader: ctxReader{ctx: ctx, r: f}, f: f}, nil
+}
+
+// checkRegular refuses anything but a regular file, naming p and what it
+// is instead.
+func checkRegular(p string, fi fs.FileInfo, link bool) error {
+	mode := fi.Mode()
+	if mode.IsRegular() {
+		return nil
+	}
+	var kind string
+	switch {
+	case mode&fs.ModeNamedPipe != 0:
+		kind = "a named pipe"
+	case mode&fs.ModeCharDevice != 0:
+		kind = "a character device"
+	case mode&fs.ModeDevice != 0:
+		kind = "a block device"
+	case mode&fs.ModeSocket != 0:
+		kind = "a socket"
+	case mode.IsDir():
+		kind = "a directory"
+	default:
+		kind = "an irregular file (mode " + mode.Type().String() + ")"
+	}
+	if link {
+		kind = "a symbolic link to " + kind
+	}
+	return fmt.Errorf("%s is %s: only regular files are assets", p, kind)
+}
+
+// ctxReader fails reads once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// ctxFile is an open asset file whose reads check a context.
+type ctxFile struct {
+	ctxReader
+	f *os.File
+}
+
+func (c *ctxFile) Close() error { return c.f.Close() }
 
 // Upstream downloads assets from their upstream URLs over HTTPS into a cache
 // directory, keyed by sha256, so each file is downloaded once and only
@@ -120,7 +210,7 @@ func (u Upstream) Name() string { return "upstream" }
 // Open implements Source.
 func (u Upstream) Open(ctx context.Context, a Asset) (io.ReadCloser, error) {
 	cached := filepath.Join(u.CacheDir, a.SHA256)
-	if f, err := os.Open(cached); err == nil {
+	if f, err := openRegular(ctx, cached); err == nil {
 		return f, nil
 	}
 	data, err := u.download(ctx, a)
@@ -151,7 +241,7 @@ func (u Upstream) Open(ctx context.Context, a Asset) (io.ReadCloser, error) {
 		os.Remove(tmp.Name())
 		return nil, fmt.Errorf("asset cache: %w", err)
 	}
-	return os.Open(cached)
+	return openRegular(ctx, cached)
 }
 
 func (u Upstream) download(ctx context.Context, a Asset) ([]byte, error) {

@@ -2,14 +2,16 @@ package catalog
 
 import (
 	"fmt"
-	"k8s.io/apimachinery/pkg/api/resource"
+	"maps"
 	"net/url"
 	"path"
 	"slices"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/hashicorp/go-version"
 	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // validator collects every problem in a decoded catalog, locating each in
@@ -114,7 +116,9 @@ func (v *validator) catalog(c *Catalog) {
 		}
 		prev = cur
 		if !digestPinned.MatchString(r.KindNodeImage) {
-			v.at(fmt.Sprintf("kind node image %q is not pinned by digest (@sha256:…)", r.KindNodeImage), "releases", i, "kindNodeImage")
+			v.at(fmt.Sprintf("kind node image %s is not pinned by digest (@sha256:…)", QuoteShort(r.KindNodeImage)), "releases", i, "kindNodeImage")
+		} else if err := ValidImageRef(r.KindNodeImage); err != nil {
+			v.at("kind node "+err.Error(), "releases", i, "kindNodeImage")
 		}
 		if r.Host.CPUs <= 0 {
 			v.at("host.cpus must be a positive number of CPUs", "releases", i, "host")
@@ -176,8 +180,25 @@ func (v *validator) component(c *Component, i int) {
 	default:
 		v.at(fmt.Sprintf("unknown source %q (want %s or %s)", c.Source, SourceManifests, SourceCompiledIn), "components", i, "source")
 	}
-	if c.Ko != nil && (c.Ko.Prefix == "" || c.Ko.Registry == "" || c.Ko.Tag == "") {
-		v.at("ko needs prefix, registry and tag", "components", i, "ko")
+	if c.Ko != nil {
+		if c.Ko.Prefix == "" || c.Ko.Registry == "" || c.Ko.Tag == "" {
+			v.at("ko needs prefix, registry and tag", "components", i, "ko")
+		}
+		if c.Ko.Registry != "" {
+			if err := ValidRegistryHost(c.Ko.Registry); err != nil {
+				v.at(err.Error(), "components", i, "ko", "registry")
+			}
+		}
+		if c.Ko.Tag != "" {
+			if _, err := name.NewTag("example.com/image:"+c.Ko.Tag, name.StrictValidation); err != nil {
+				v.at(fmt.Sprintf("tag %s is not an image tag (letters, digits, '_', '.', '-', at most 128)", QuoteShort(c.Ko.Tag)), "components", i, "ko", "tag")
+			}
+		}
+	}
+	for _, from := range slices.Sorted(maps.Keys(c.ImageRewrites)) {
+		if err := ValidImageRef(c.ImageRewrites[from]); err != nil {
+			v.at("rewrite target "+err.Error(), "components", i, "imageRewrites", from)
+		}
 	}
 	paths := map[string]bool{}
 	for j, a := range c.Assets {
@@ -209,7 +230,9 @@ func (v *validator) component(c *Component, i int) {
 	}
 	for j, img := range c.Images {
 		if img == "" || strings.HasPrefix(img, "ko://") || strings.ContainsAny(img, " \t{}") {
-			v.at(fmt.Sprintf("image %q is not a resolved image reference", img), "components", i, "images", j)
+			v.at(fmt.Sprintf("image %s is not a resolved image reference", QuoteShort(img)), "components", i, "images", j)
+		} else if err := ValidImageRef(img); err != nil {
+			v.at(err.Error(), "components", i, "images", j)
 		}
 	}
 }

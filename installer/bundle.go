@@ -9,17 +9,17 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -27,56 +27,63 @@ import (
 )
 
 // validateAirGap checks the bundle and registry options.
-func (o *Options) validateAirGap() []error {
+func (o Options) validateAirGap() []error {
 	var errs []error
+	bad := func(setting string, err error) { errs = append(errs, &SettingError{Setting: setting, Err: err}) }
+	if o.Registry != "" {
+		if err := validRegistry("--registry", o.Registry); err != nil {
+			bad("registry", err)
+		}
+	}
 	if o.Bundle == "" {
 		if o.Registry != "" {
-			errs = append(errs, errors.New("--registry needs --bundle: tmbox pushes the bundle's images there"))
+			bad("registry", errors.New("--registry needs --bundle: tmbox pushes the bundle's images there"))
 		}
 		if o.RequireSignature || o.BundleKey != "" {
-			errs = append(errs, errors.New("--require-signature and --bundle-key need --bundle"))
+			bad("bundle-key", errors.New("--require-signature and --bundle-key need --bundle"))
 		}
 		return errs
 	}
 	if fi, err := os.Stat(o.Bundle); err != nil || !fi.Mode().IsRegular() {
-		errs = append(errs, fmt.Errorf("--bundle %s is not a readable file", o.Bundle))
+		bad("bundle", fmt.Errorf("--bundle %s is not a readable file", o.Bundle))
 	}
 	if o.Mirror != "" {
-		errs = append(errs, errors.New("--bundle and --mirror are exclusive: the bundle holds the manifests"))
+		bad("mirror", errors.New("--bundle and --mirror are exclusive: the bundle holds the manifests"))
 	}
 	if o.CatalogFile != "" {
-		errs = append(errs, errors.New("--bundle and --catalog are exclusive: the bundle holds its catalog"))
+		bad("catalog", errors.New("--bundle and --catalog are exclusive: the bundle holds its catalog"))
 	}
 	if o.BundleKey != "" {
 		if _, err := o.bundlePublicKey(); err != nil {
-			errs = append(errs, err)
+			bad("bundle-key", err)
 		}
 	}
-	if o.Registry != "" {
-		if err := validRegistry(o.Registry); err != nil {
-			errs = append(errs, err)
-		}
-	} else if !o.CreateCluster {
-		errs = append(errs, errors.New("--bundle into an existing cluster needs --registry HOST[/PREFIX]: the cluster's nodes pull the bundle's images from there"))
+	if o.Registry == "" && !o.CreateCluster {
+		bad("registry", errors.New("--bundle into an existing cluster needs --registry HOST[/PREFIX]: the cluster's nodes pull the bundle's images from there"))
 	}
 	return errs
 }
 
-// validRegistry checks "HOST[:PORT][/PREFIX]".
-func validRegistry(r string) error {
+// validRegistry checks "HOST[:PORT][/PREFIX]" given with flag.
+func validRegistry(flag, r string) error {
 	host, prefix, _ := strings.Cut(r, "/")
-	if _, err := name.NewRegistry(host, name.StrictValidation); err != nil || host == "" {
-		return fmt.Errorf("--registry %q: want HOST[:PORT][/PREFIX]", r)
+	if _, err := name.NewRegistry(host, name.StrictValidation); err != nil || host == "" || strings.Contains(r, "://") {
+		return fmt.Errorf("%s %q: want HOST[:PORT][/PREFIX]", flag, r)
+	}
+	if _, port, err := net.SplitHostPort(host); err == nil {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%s %q: port %q is not a number from 1 to 65535", flag, r, port)
+		}
 	}
 	if prefix != "" {
-		if _, err := name.NewRepository(host+"/"+prefix+"/x", name.StrictValidation); err != nil {
-			return fmt.Errorf("--registry %q: bad prefix %q: %v", r, prefix, err)
+		if _, err := name.NewRepository(host+"/"+prefix+"/x", name.StrictValidation); err != nil || slices.Contains(strings.Split(prefix, "/"), "..") {
+			return fmt.Errorf("%s %q: bad prefix %q", flag, r, prefix)
 		}
 	}
 	return nil
 }
 
-func (o *Options) bundlePublicKey() ([]byte, error) {
+func (o Options) bundlePublicKey() ([]byte, error) {
 	data, err := os.ReadFile(o.BundleKey)
 	if err != nil {
 		return nil, fmt.Errorf("--bundle-key: %w", err)
@@ -88,9 +95,8 @@ func (o *Options) bundlePublicKey() ([]byte, error) {
 }
 
 // openBundle verifies the bundle while extracting it into a fresh work
-// directory under the state dir, and points the options at its catalog,
-// manifests and release. Nothing is read from a bundle that fails.
-func (o *Options) openBundle(ctx context.Context) (*bundle.Extracted, func(), error) {
+// directory under the state dir. Nothing is read from a bundle that fails.
+func (o Options) openBundle(ctx context.Context) (*bundle.Extracted, func(), error) {
 	vo := bundle.VerifyOptions{RequireSignature: o.RequireSignature}
 	if o.BundleKey != "" {
 		data, err := o.bundlePublicKey()
@@ -109,7 +115,7 @@ func (o *Options) openBundle(ctx context.Context) (*bundle.Extracted, func(), er
 		return nil, nil, fmt.Errorf("bundle work dir: %w", err)
 	}
 	cleanup := func() { _ = os.RemoveAll(work) }
-	o.Reporter.Report(Event{Type: EventInfo, Phase: PhasePreflight, Message: "verifying bundle " + o.Bundle})
+	o.Reporter.Report(Event{Time: time.Now(), Type: EventInfo, Phase: PhasePreflight, Message: "verifying bundle " + o.Bundle})
 	b, err := bundle.Extract(ctx, o.Bundle, work, vo)
 	if err != nil {
 		cleanup()
@@ -119,13 +125,6 @@ func (o *Options) openBundle(ctx context.Context) (*bundle.Extracted, func(), er
 		cleanup()
 		return nil, nil, fmt.Errorf("bundle %s holds release %s, not %s", o.Bundle, b.Manifest.Release, o.Release)
 	}
-	o.Release, o.Mirror, o.CatalogFile = b.Manifest.Release, b.AssetsDir, b.CatalogFile
-	if o.Registry != "" {
-		if o.imageMap, err = registryMapping(b.Manifest, o.Registry); err != nil {
-			cleanup()
-			return nil, nil, err
-		}
-	}
 	signed := "unsigned"
 	if b.Signed {
 		signed = "signed"
@@ -133,7 +132,7 @@ func (o *Options) openBundle(ctx context.Context) (*bundle.Extracted, func(), er
 			signed = "signature verified"
 		}
 	}
-	o.Reporter.Report(Event{Type: EventInfo, Phase: PhasePreflight, Message: fmt.Sprintf("bundle verified (%s): release %s, %d files, %d images", signed, b.Manifest.Release, len(b.Manifest.Files), len(b.Manifest.Images))})
+	o.Reporter.Report(Event{Time: time.Now(), Type: EventInfo, Phase: PhasePreflight, Message: fmt.Sprintf("bundle verified (%s): release %s, %d files, %d images", signed, b.Manifest.Release, len(b.Manifest.Files), len(b.Manifest.Images))})
 	return b, cleanup, nil
 }
 
@@ -159,8 +158,8 @@ func registryMapping(m *bundle.Manifest, registry string) (map[string]string, er
 }
 
 // mapImage returns the reference an image of the release is installed as.
-func (o *Options) mapImage(ref string) string {
-	if to, ok := o.imageMap[ref]; ok {
+func (e *env) mapImage(ref string) string {
+	if to, ok := e.render.imageMap[ref]; ok {
 		return to
 	}
 	return ref
@@ -282,59 +281,4 @@ func writeOCIArchive(w io.Writer, layoutDir string) error {
 		return err
 	}
 	return tw.Close()
-}
-
-// nodeImageLoader loads the bundle's kind node image into the container
-// engine kind uses (`docker load`, as an operator would by hand) and
-// returns the tag kind runs: the engine cannot pull by digest here, and the
-// bundle's verification already pinned the bytes.
-func nodeImageLoader(b *bundle.Extracted) func(ctx context.Context) (string, error) {
-	return func(ctx context.Context) (string, error) {
-		ref := b.Manifest.KindNodeImage
-		var stored *bundle.Image
-		for i := range b.Manifest.Images {
-			if b.Manifest.Images[i].Ref == ref {
-				stored = &b.Manifest.Images[i]
-			}
-		}
-		if stored == nil {
-			return "", fmt.Errorf("the bundle holds no kind node image %s", ref)
-		}
-		tag, err := name.NewTag(strings.SplitN(ref, "@", 2)[0])
-		if err != nil {
-			return "", fmt.Errorf("node image %s: %w", ref, err)
-		}
-		lp, err := layout.FromPath(b.LayoutDir)
-		if err != nil {
-			return "", err
-		}
-		h, err := v1.NewHash(stored.Digest)
-		if err != nil {
-			return "", err
-		}
-		img, err := lp.Image(h)
-		if err != nil {
-			return "", fmt.Errorf("node image %s: %w", ref, err)
-		}
-		bin := os.Getenv("KIND_EXPERIMENTAL_PROVIDER")
-		if bin == "" {
-			bin = "docker"
-			for _, c := range []string{"docker", "nerdctl", "podman"} {
-				if _, err := exec.LookPath(c); err == nil {
-					bin = c
-					break
-				}
-			}
-		}
-		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(tarball.Write(tag, img, pw)) }()
-		cmd := exec.CommandContext(ctx, bin, "load")
-		cmd.Stdin = pr
-		out, err := cmd.CombinedOutput()
-		_ = pr.CloseWithError(err)
-		if err != nil {
-			return "", fmt.Errorf("%s load: %w: %s", bin, err, strings.TrimSpace(string(out)))
-		}
-		return tag.String(), nil
-	}
 }

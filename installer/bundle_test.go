@@ -24,6 +24,7 @@ import (
 	"github.com/tmbox/tmbox/bundle"
 	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/installer/apply"
+	"github.com/tmbox/tmbox/installer/provider"
 )
 
 // TestRegistryRewriteOfRealReleases rewrites every image of each real
@@ -41,11 +42,7 @@ func TestRegistryRewriteOfRealReleases(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		opts := &Options{Mirror: dir, imageMap: mapping}
-		if err := opts.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		d, err := objectsFor(context.Background(), catalog.Mirror{Dir: dir}, rel, opts.Components, opts)
+		d, err := objectsFor(context.Background(), catalog.Mirror{Dir: dir}, rel, catalog.ComponentNames(), renderInputs{imageMap: mapping})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +111,7 @@ func TestNodeImageLoader(t *testing.T) {
 	}
 	t.Setenv("PATH", bin)
 	t.Setenv("KIND_EXPERIMENTAL_PROVIDER", "")
-	tag, err := nodeImageLoader(b)(context.Background())
+	tag, err := (&provider.Kind{}).LoadNodeImageFrom(context.Background(), b.LayoutDir, b.Manifest.KindNodeImage, storedDigest(b.Manifest, b.Manifest.KindNodeImage))
 	if err != nil {
 		t.Fatal(err)
 	}

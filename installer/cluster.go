@@ -2,15 +2,14 @@ package installer
 
 import (
 	"context"
-	"fmt"
 
-	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/installer/provider"
 	"github.com/tmbox/tmbox/preflight"
 )
 
 // CreateCluster lays down the kind cluster the options describe (or finds
-// the one of that name) after the host checks pass.
+// the one of that name) after the host checks pass: an install's
+// preflight and cluster phases, run by the same runner.
 type CreateCluster struct {
 	Options
 	// Host is what host checks read (default: this machine).
@@ -21,31 +20,21 @@ type CreateCluster struct {
 
 // Run creates the cluster and returns where its kubeconfig is.
 func (c *CreateCluster) Run(ctx context.Context) (string, error) {
-	opts := &c.Options
+	opts := c.Options
 	opts.CreateCluster = true
-	if err := opts.Validate(); err != nil {
-		return "", err
-	}
-	rel, err := opts.release()
+	r, err := resolve(ctx, opts, target{provider: c.Provider, host: c.Host})
 	if err != nil {
 		return "", err
 	}
-	pf := &preflightRun{opts: opts, release: rel, host: c.Host}
-	if _, err := pf.phase(ctx, pf.checks()); err != nil {
+	defer r.cleanup()
+	if r.kind == nil {
+		r.kind = opts.KindProvider(r.release)
+	}
+	e := newEnv(r)
+	if err := (&runner{e: e}).run(ctx, []phase{preflightPhase(), clusterPhase(nil)}); err != nil {
 		return "", err
 	}
-	kind := opts.KindProvider(rel)
-	prov := c.Provider
-	if prov == nil {
-		prov = kind
-	}
-	opts.Reporter.Report(Event{Type: EventPhaseStart, Phase: PhaseCluster, Message: "laying down " + prov.Describe()})
-	if _, err := prov.Ensure(ctx); err != nil {
-		opts.Reporter.Report(Event{Type: EventPhaseFail, Phase: PhaseCluster, Error: err.Error()})
-		return "", fmt.Errorf("phase %s: %w", PhaseCluster, err)
-	}
-	opts.Reporter.Report(Event{Type: EventPhaseDone, Phase: PhaseCluster, Message: prov.Describe()})
-	return kind.KubeconfigPath(), nil
+	return r.kind.KubeconfigPath(), nil
 }
 
 // DeleteCluster deletes the kind cluster the options name, and the files
@@ -54,7 +43,7 @@ func DeleteCluster(ctx context.Context, opts Options) error {
 	if err := opts.Validate(); err != nil {
 		return err
 	}
-	return opts.KindProvider(nil).Delete(ctx)
+	return opts.withDefaults().KindProvider(nil).Delete(ctx)
 }
 
 // ClusterKubeconfig returns the kubeconfig of the kind cluster the options
@@ -63,18 +52,5 @@ func ClusterKubeconfig(ctx context.Context, opts Options) ([]byte, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	return opts.KindProvider(nil).Kubeconfig(ctx)
-}
-
-// release loads the catalog and returns the selected release (default:
-// the latest).
-func (o *Options) release() (*catalog.Release, error) {
-	cat, err := catalog.Load(o.CatalogFile)
-	if err != nil {
-		return nil, err
-	}
-	if o.Release == "" {
-		o.Release = cat.Latest().Name
-	}
-	return cat.Release(o.Release)
+	return opts.withDefaults().KindProvider(nil).Kubeconfig(ctx)
 }

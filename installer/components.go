@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -32,7 +33,8 @@ type desired struct {
 // that two components ship (Eventing's and TriggerMesh's addressable-
 // resolver ClusterRole, TriggerMesh's namespace) belongs to the first in
 // install order; later ones do not apply it.
-func objectsFor(ctx context.Context, src catalog.Source, r *catalog.Release, selected []string, opts *Options) (*desired, error) {
+func objectsFor(ctx context.Context, src catalog.Source, r *catalog.Release, selected []string, ri renderInputs) (*desired, error) {
+	ri = ri.forRelease(r)
 	d := &desired{release: r, byComponent: map[string][]*apply.Object{}, keys: map[apply.ObjectKey]string{}}
 	// Fetch, verify and decode the components concurrently (decoding YAML
 	// is most of a no-op re-run's CPU), then merge them in install order.
@@ -40,11 +42,11 @@ func objectsFor(ctx context.Context, src catalog.Source, r *catalog.Release, sel
 	decoded := make([][]*apply.Object, len(comps))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, comp := range comps {
-		if !contains(selected, comp.Name) {
+		if !slices.Contains(selected, comp.Name) {
 			continue
 		}
 		g.Go(func() error {
-			objs, err := componentObjects(gctx, src, comp, opts)
+			objs, err := componentObjects(gctx, src, comp, ri)
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", comp.Name, comp.Version, err)
 			}
@@ -56,7 +58,7 @@ func objectsFor(ctx context.Context, src catalog.Source, r *catalog.Release, sel
 		return nil, err
 	}
 	for i, comp := range comps {
-		if !contains(selected, comp.Name) {
+		if !slices.Contains(selected, comp.Name) {
 			continue
 		}
 		for _, o := range decoded[i] {
@@ -91,16 +93,16 @@ func objectsFor(ctx context.Context, src catalog.Source, r *catalog.Release, sel
 			d.byComponent[comp.Name] = append([]*apply.Object{{Unstructured: u, Component: comp.Name}}, d.byComponent[comp.Name]...)
 		}
 	}
-	if len(opts.imageMap) > 0 {
+	if len(ri.imageMap) > 0 {
 		for _, objs := range d.byComponent {
 			for _, o := range objs {
-				if err := apply.RewriteObjectImages(o.Unstructured, opts.imageMap); err != nil {
+				if err := apply.RewriteObjectImages(o.Unstructured, ri.imageMap); err != nil {
 					return nil, err
 				}
 			}
 		}
 	}
-	if opts.CreateCluster {
+	if ri.kindNodePorts {
 		if err := pinIngressNodePorts(d.byComponent[catalog.Istio]); err != nil {
 			return nil, err
 		}
@@ -161,11 +163,11 @@ func pinIngressNodePorts(objs []*apply.Object) error {
 
 // componentObjects returns a component's objects, deduplicated (a later
 // copy of the same object wins: serving-core repeats serving-crds' CRDs).
-func componentObjects(ctx context.Context, src catalog.Source, comp *catalog.Component, opts *Options) ([]*apply.Object, error) {
+func componentObjects(ctx context.Context, src catalog.Source, comp *catalog.Component, ri renderInputs) ([]*apply.Object, error) {
 	var docs []*unstructured.Unstructured
 	if comp.Source == catalog.SourceCompiledIn {
 		var err error
-		if docs, err = renderIstio(comp, opts.IstioOverlay); err != nil {
+		if docs, err = renderIstio(comp, ri.istioOverlay); err != nil {
 			return nil, err
 		}
 	} else {
@@ -177,7 +179,7 @@ func componentObjects(ctx context.Context, src catalog.Source, comp *catalog.Com
 			if a.Optional {
 				continue
 			}
-			data, err := apply.ResolveImages(comp, datas[i], opts.TriggerMeshRegistry)
+			data, err := apply.ResolveImages(comp, datas[i], ri.triggerMeshRegistry)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", a.Name, err)
 			}
@@ -287,15 +289,6 @@ func ValidateIstioOverlay(path string, comp *catalog.Component) error {
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // sortedKeys returns keys in a stable order.

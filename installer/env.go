@@ -15,17 +15,17 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
-	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/tmbox/tmbox/bundle"
 	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/installer/apply"
-	"github.com/tmbox/tmbox/installer/provider"
 	"github.com/tmbox/tmbox/installer/wait"
 )
 
-// env is what phases share during one operation.
+// env is one run's session: its resolved inputs, the cluster's clients
+// once connected, the state and the journal. Phases share it.
 type env struct {
+	*resolved
+	// opts are the resolved options (defaults filled; never the user's).
 	opts    *Options
 	cfg     *rest.Config
 	dyn     dynamic.Interface
@@ -36,34 +36,26 @@ type env struct {
 	store   *stateStore
 	state   *State
 	op      *Operation
+	// pending holds the records of phases that ran before the operation
+	// began (preflight, cluster): the journal lives in the cluster.
+	pending []PhaseRecord
 	// jobOperation labels the Jobs this run creates (default: op's ID;
 	// a rollback creates its own).
 	jobOperation string
 
-	catalog       *catalog.Catalog
+	// release is the release being applied (an upgrade hop's target, or
+	// its start while rolling back); desired is its objects.
 	release       *catalog.Release
 	serverVersion *version.Version
 	desired       *desired
-	// bundle is the verified, extracted bundle of an air-gapped install.
-	bundle *bundle.Extracted
-	// kind is the kind cluster tmbox laid down, if it did.
-	kind *provider.Kind
+	// objectsErr is why the release's objects could not be rendered
+	// (preflight reports it instead of failing).
+	objectsErr error
 }
 
-// RESTConfig loads the cluster configuration as kubectl does: kubeconfig
-// (or KUBECONFIG, or ~/.kube/config, or in-cluster) and context.
-func RESTConfig(kubeconfig, context string) (*rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: context}).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig: %w", err)
-	}
-	// An install applies several hundred objects; the client-go defaults
-	// (5 QPS, burst 10) would throttle it for a minute.
-	cfg.QPS, cfg.Burst = 100, 200
-	cfg.UserAgent = "tmbox"
-	return cfg, nil
+// newEnv starts a session for resolved inputs; it is not connected yet.
+func newEnv(r *resolved) *env {
+	return &env{resolved: r, opts: &r.opts, release: r.release}
 }
 
 // warningLogger sends the apiserver's warnings (e.g. about CRD schema
@@ -76,48 +68,55 @@ func (w warningLogger) HandleWarningHeader(code int, agent, text string) {
 	w.log.Debug("apiserver warning", "code", code, "text", text)
 }
 
-// open connects to the cluster cfg names, or, when cfg is nil, to the one
-// the options' kubeconfig and context select.
-func open(cfg *rest.Config, opts *Options) (*env, error) {
-	if cfg == nil {
-		var err error
-		if cfg, err = RESTConfig(opts.Kubeconfig, opts.Context); err != nil {
-			return nil, err
-		}
-	}
-	return connect(cfg, opts)
-}
-
-// connect builds the clients for a cluster.
-func connect(cfg *rest.Config, opts *Options) (*env, error) {
-	if opts.Logger == nil || opts.Reporter == nil {
-		if err := opts.Validate(); err != nil {
-			return nil, err
-		}
-	}
+// connect builds the clients for the cluster cfg names.
+func (e *env) connect(cfg *rest.Config) error {
 	cfg = rest.CopyConfig(cfg)
-	cfg.WarningHandler = warningLogger{opts.Logger}
+	cfg.WarningHandler = warningLogger{e.opts.Logger}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	md, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return err
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
-	e := &env{opts: opts, cfg: cfg, dyn: dyn, client: client, mapper: mapper, store: &stateStore{Client: client}}
-	md, err := metadata.NewForConfig(cfg)
+	e.cfg, e.dyn, e.client, e.mapper = cfg, dyn, client, mapper
+	e.store = &stateStore{Client: client}
+	e.applier = &apply.Applier{Dynamic: dyn, Metadata: md, Mapper: mapper, Log: e.opts.Logger}
+	e.waiter = &wait.Waiter{Dynamic: dyn, Client: client, Log: e.opts.Logger}
+	return nil
+}
+
+// connected reports whether the session has the cluster's clients.
+func (e *env) connected() bool { return e.client != nil }
+
+// session resolves the options (for commands that only read the cluster:
+// status, uninstall) and connects to the target the options name.
+func session(ctx context.Context, opts Options, cfg *rest.Config) (*env, error) {
+	r, err := resolveTarget(opts, target{config: cfg})
 	if err != nil {
 		return nil, err
 	}
-	e.applier = &apply.Applier{Dynamic: dyn, Metadata: md, Mapper: mapper, Log: opts.Logger}
-	e.waiter = &wait.Waiter{Dynamic: dyn, Client: client, Log: opts.Logger}
-	return e, nil
+	e := newEnv(r)
+	c, err := r.provider.Find(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		if c, err = r.provider.Ensure(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return e, e.connect(c)
 }
 
 func (e *env) report(ev Event) {
@@ -130,18 +129,19 @@ func (e *env) report(ev Event) {
 // recordPhase records a phase's start or end in the journal; the end is
 // written to the cluster at once.
 func (e *env) recordPhase(ctx context.Context, name string, start time.Time, err error, finished bool) error {
-	if e.op == nil {
-		return nil
+	records := &e.pending
+	if e.op != nil {
+		records = &e.op.Phases
 	}
 	var rec *PhaseRecord
-	for i := range e.op.Phases {
-		if e.op.Phases[i].Name == name && e.op.Phases[i].Started.Equal(start) {
-			rec = &e.op.Phases[i]
+	for i := range *records {
+		if (*records)[i].Name == name && (*records)[i].Started.Equal(start) {
+			rec = &(*records)[i]
 		}
 	}
 	if rec == nil {
-		e.op.Phases = append(e.op.Phases, PhaseRecord{Name: name, Started: start, Result: ResultRunning})
-		rec = &e.op.Phases[len(e.op.Phases)-1]
+		*records = append(*records, PhaseRecord{Name: name, Started: start, Result: ResultRunning})
+		rec = &(*records)[len(*records)-1]
 	}
 	if finished {
 		now := time.Now()
@@ -154,9 +154,10 @@ func (e *env) recordPhase(ctx context.Context, name string, start time.Time, err
 			}
 		}
 	}
-	if !finished {
+	if !finished || e.op == nil {
 		// A phase's start is kept in memory and written with the next
 		// save (its inventory, or its end): a no-op phase writes once.
+		// Before the operation begins there is nowhere to write yet.
 		return nil
 	}
 	return e.saveState(ctx)
@@ -175,6 +176,8 @@ func (e *env) saveState(ctx context.Context) error {
 func (e *env) beginOperation(ctx context.Context, kind, id, from, to string) error {
 	if cur := e.state.Current(); cur != nil && cur.ID == id {
 		op := *cur
+		op.Phases = append(op.Phases, e.pending...)
+		e.pending = nil
 		e.op = &op
 		e.report(Event{Type: EventInfo, Message: fmt.Sprintf("resuming %s, interrupted after %s", id, lastPhase(cur))})
 		return e.saveState(ctx)
@@ -184,6 +187,8 @@ func (e *env) beginOperation(ctx context.Context, kind, id, from, to string) err
 	}
 	e.state.Journal = append(e.state.Journal, Operation{ID: id, Kind: kind, From: from, To: to, Started: time.Now(), Result: ResultRunning})
 	op := e.state.Journal[len(e.state.Journal)-1]
+	op.Phases = append(op.Phases, e.pending...)
+	e.pending = nil
 	e.op = &op
 	return e.saveState(ctx)
 }
@@ -213,4 +218,23 @@ func lastPhase(op *Operation) string {
 		return "no phase"
 	}
 	return "phase " + op.Phases[len(op.Phases)-1].Name
+}
+
+// clusterSummary says which cluster the run uses.
+func (e *env) clusterSummary() string {
+	if e.kind != nil {
+		return e.kind.Describe()
+	}
+	return "existing cluster at " + e.cfg.Host
+}
+
+// loadDesired fetches, verifies and renders the release's objects.
+func (e *env) loadDesired(ctx context.Context) error {
+	e.report(Event{Type: EventInfo, Message: fmt.Sprintf("release %s: fetching and verifying manifests from %s", e.release.Name, e.source.Name())})
+	d, err := objectsFor(ctx, e.source, e.release, e.opts.Components, e.render)
+	if err != nil {
+		return err
+	}
+	e.desired = d
+	return nil
 }

@@ -2,26 +2,14 @@ package installer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
-	"time"
 
-	"golang.org/x/sync/errgroup"
-
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 
-	"github.com/tmbox/tmbox/bundle"
 	"github.com/tmbox/tmbox/catalog"
-	"github.com/tmbox/tmbox/installer/apply"
 	"github.com/tmbox/tmbox/installer/provider"
-	"github.com/tmbox/tmbox/installer/wait"
 	"github.com/tmbox/tmbox/preflight"
 )
 
@@ -30,223 +18,287 @@ import (
 // redone.
 type Install struct {
 	Options
-	// Config, when set, is used instead of Kubeconfig/Context.
+	// Config, when set, is the cluster (instead of Kubeconfig/Context).
 	Config *rest.Config
 	// Host is what host preflight checks read (default: this machine).
 	Host *preflight.Host
-	// Provider lays down the cluster when CreateCluster is set (default:
-	// kind with the release's node image).
+	// Provider, when set, is the target instead of the one the options
+	// select (kind with the release's node image for CreateCluster, else
+	// the kubeconfig's cluster).
 	Provider provider.Provider
 }
 
-// Run performs the install. Nothing is written before the preflight checks
-// pass and every manifest is fetched and verified.
+// Run performs the install (with DryRun: reports the plan and changes
+// nothing). Nothing is written before the preflight checks pass and every
+// manifest is fetched and verified.
 func (in *Install) Run(ctx context.Context) (*Result, error) {
-	err := in.run(ctx)
+	if in.DryRun {
+		_, err := in.Plan(ctx)
+		return nil, err
+	}
+	e, err := in.start(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Release: in.Release}, nil
+	defer e.cleanup()
+	rel := e.release
+	begin := func(ctx context.Context) error {
+		return e.beginOperation(ctx, "install", "install-"+rel.Name, "", rel.Name)
+	}
+	rn := &runner{e: e, begin: begin}
+	err = rn.run(ctx, installPhases())
+	if !rn.begun {
+		if err != nil {
+			return nil, err
+		}
+		if err := begin(ctx); err != nil { // every writing phase was skipped
+			return nil, err
+		}
+	}
+	if err == nil {
+		e.state.Release = rel.Name
+		e.state.OptionsDigest = e.opts.Digest()
+	}
+	if err := e.endOperation(ctx, err); err != nil {
+		return nil, err
+	}
+	return e.result(), nil
 }
 
-// Plan says what Run would do, phase by phase, and writes nothing.
+// Plan says what Run would do, phase by phase, as data, and writes
+// nothing. It runs the preflight checks (they only read) and reports each
+// phase's plan as an EventPlan.
 func (in *Install) Plan(ctx context.Context) (*InstallPlan, error) {
-	return nil, errors.New("not implemented yet")
+	e, err := in.start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer e.cleanup()
+	phases, err := (&runner{e: e}).plan(ctx, installPhases())
+	if err != nil {
+		return nil, err
+	}
+	return &InstallPlan{Release: e.release.Name, Target: e.provider.Describe(), Phases: phases}, nil
+}
+
+// start resolves the options, finds the cluster when it exists already
+// and renders the release's objects: everything a run needs before its
+// first phase.
+func (in *Install) start(ctx context.Context) (*env, error) {
+	r, err := resolve(ctx, in.Options, target{config: in.Config, provider: in.Provider, host: in.Host})
+	if err != nil {
+		return nil, err
+	}
+	e := newEnv(r)
+	if err := e.open(ctx); err != nil {
+		r.cleanup()
+		return nil, err
+	}
+	return e, nil
+}
+
+// open checks the overlay against the release, connects to the cluster
+// when the provider finds one without laying anything down, and renders
+// the release's objects.
+func (e *env) open(ctx context.Context) error {
+	if err := checkOverlay(e.opts.IstioOverlay, e.release); err != nil {
+		return err
+	}
+	cfg, err := e.provider.Find(ctx)
+	if err != nil {
+		return err
+	}
+	if cfg != nil {
+		if err := e.connect(cfg); err != nil {
+			return err
+		}
+	}
+	return e.loadDesired(ctx)
+}
+
+// result is what the install converged to.
+func (e *env) result() *Result {
+	res := &Result{Release: e.release.Name, Target: e.provider.Describe()}
+	for _, c := range e.release.ComponentList() {
+		if slices.Contains(e.opts.Components, c.Name) {
+			res.Components = append(res.Components, ComponentVersion{Name: c.Name, Version: c.Version})
+		}
+	}
+	if e.kind != nil {
+		res.Kubeconfig = e.kind.KubeconfigPath()
+	}
+	return res
 }
 
 // InstallPhases lists an install's phases in run order.
-func InstallPhases() []PhaseInfo {
-	var out []PhaseInfo
-	for _, p := range installPhases(true) {
-		out = append(out, PhaseInfo{Name: p.name, Title: p.title})
-	}
-	return append([]PhaseInfo{{Name: PhasePreflight, Title: "preflight checks"}}, out...)
-}
+func InstallPhases() []PhaseInfo { return infos(installPhases()) }
 
 // UpgradePhases lists the phases each hop of an upgrade runs.
-func UpgradePhases() []PhaseInfo {
-	var out []PhaseInfo
-	for _, p := range hopPhases() {
-		out = append(out, PhaseInfo{Name: p.name, Title: p.title})
+func UpgradePhases() []PhaseInfo { return infos(hopPhases()) }
+
+func infos(phases []phase) []PhaseInfo {
+	out := make([]PhaseInfo, 0, len(phases))
+	for _, p := range phases {
+		out = append(out, p.info())
 	}
 	return out
 }
 
-func (in *Install) run(ctx context.Context) error {
-	opts := &in.Options
-	if err := opts.Validate(); err != nil {
-		return err
+// installPhases is the phase list of an install; an upgrade hop runs the
+// same pieces (hopPhases).
+func installPhases() []phase {
+	return []phase{
+		preflightPhase(),
+		clusterPhase(checkInstallState),
+		imagesPhase(),
+		componentPhase(PhaseIstio, "installing Istio", catalog.Istio),
+		componentPhase(PhaseKnativeServing, "installing Knative Serving and net-istio", catalog.KnativeServing, catalog.NetIstio),
+		componentPhase(PhaseKnativeEventing, "installing Knative Eventing", catalog.KnativeEventing),
+		componentPhase(PhaseTriggerMesh, "installing TriggerMesh", catalog.TriggerMesh, catalog.TriggerMeshCore),
+		verifyPhase(),
 	}
-	// A bundle is verified before anything else reads it.
-	var bundle *bundle.Extracted
-	if opts.Bundle != "" {
-		b, cleanup, err := opts.openBundle(ctx)
-		if err != nil {
-			return err
-		}
-		defer cleanup()
-		bundle = b
-	}
-	cat, err := catalog.Load(opts.CatalogFile)
-	if err != nil {
-		return err
-	}
-	if opts.Release == "" {
-		opts.Release = cat.Latest().Name
-	}
-	rel, err := cat.Release(opts.Release)
-	if err != nil {
-		return err
-	}
-	if opts.IstioOverlay != "" {
-		istio, _ := rel.Component(catalog.Istio)
-		if istio.Source != catalog.SourceCompiledIn {
-			return fmt.Errorf("--istio-overlay applies to the compiled-in Istio; release %s installs Istio %s from its pinned manifests", rel.Name, istio.Version)
-		}
-		if err := ValidateIstioOverlay(opts.IstioOverlay, istio); err != nil {
-			return err
-		}
-	}
-	src, err := opts.source()
-	if err != nil {
-		return err
-	}
-	pf := &preflightRun{opts: opts, release: rel, host: in.Host}
-	var done []PhaseRecord // preflight and cluster, journaled once the operation begins
+}
 
-	// A kind cluster is created only after the host checks pass; an
-	// existing one is checked with the host before anything is written.
-	var e *env
-	if !opts.CreateCluster {
-		if e, err = open(in.Config, opts); err != nil {
-			return err
-		}
-		if err := e.loadDesired(ctx, src, rel); err != nil {
-			return err
-		}
-		pf.env, pf.objects = e, e.desired.unstructured()
-	}
-	rec, err := pf.phase(ctx, pf.checks())
-	if err != nil {
+// checkInstallState loads the cluster's state and refuses an install that
+// would fight it: another release installed, or another operation
+// unfinished.
+func checkInstallState(ctx context.Context, e *env) error {
+	if err := e.loadState(ctx); err != nil {
 		return err
 	}
-	done = append(done, rec...)
-	if opts.CreateCluster {
-		prov := in.Provider
-		var kind *provider.Kind
-		if prov == nil {
-			kind = opts.KindProvider(rel)
-			if bundle != nil {
-				kind.LoadNodeImage = nodeImageLoader(bundle)
-			}
-			prov = kind
-		}
-		start := time.Now()
-		if opts.DryRun {
-			e2 := Event{Type: EventInfo, Phase: PhaseCluster, Message: "would create or reuse " + prov.Describe() + "; the rest of the plan needs the cluster"}
-			opts.Reporter.Report(e2)
-			return nil
-		}
-		opts.Reporter.Report(Event{Time: start, Type: EventPhaseStart, Phase: PhaseCluster, Message: "laying down " + prov.Describe()})
-		cfg, err := prov.Ensure(ctx)
-		if err != nil {
-			opts.Reporter.Report(Event{Time: time.Now(), Type: EventPhaseFail, Phase: PhaseCluster, Error: err.Error(), Duration: time.Since(start)})
-			return fmt.Errorf("phase %s: %w", PhaseCluster, err)
-		}
-		if e, err = connect(cfg, opts); err != nil {
-			return err
-		}
-		e.kind = kind
-		if err := e.loadDesired(ctx, src, rel); err != nil {
-			return err
-		}
-		pf.env, pf.objects = e, e.desired.unstructured()
-		// The cluster's own checks, now that there is one.
-		if _, err := pf.phase(ctx, preflight.ClusterChecks(pf.clusterTarget())); err != nil {
-			return err
-		}
-		opts.Reporter.Report(Event{Time: time.Now(), Type: EventPhaseDone, Phase: PhaseCluster, Message: prov.Describe(), Duration: time.Since(start)})
-		now := time.Now()
-		done = append(done, PhaseRecord{Name: PhaseCluster, Started: start, Finished: &now, Result: ResultSucceeded})
-	}
-	e.catalog, e.release, e.bundle = cat, rel, bundle
-	if e.state, err = e.store.Load(ctx); err != nil {
-		return err
-	}
+	rel := e.release
 	if e.state.Release != "" && e.state.Release != rel.Name {
 		return fmt.Errorf("release %s is installed; move to %s with `tmbox upgrade --to %s`", e.state.Release, rel.Name, rel.Name)
 	}
 	if cur := e.state.Current(); cur != nil && cur.Kind != "install" {
 		return fmt.Errorf("an unfinished %s (%s) is recorded in the cluster; finish it first", cur.Kind, cur.ID)
 	}
-	phases := installPhases(!opts.CreateCluster)
-	if opts.DryRun {
-		return runPhases(ctx, e, phases)
-	}
-	if err := e.beginOperation(ctx, "install", "install-"+rel.Name, "", rel.Name); err != nil {
-		return err
-	}
-	e.op.Phases = append(e.op.Phases, done...)
-	err = runPhases(ctx, e, phases)
-	if err == nil {
-		e.state.Release = rel.Name
-		e.state.OptionsDigest = opts.Digest()
-	}
-	return e.endOperation(ctx, err)
-}
-
-// loadDesired fetches, verifies and renders the release's objects.
-func (e *env) loadDesired(ctx context.Context, src catalog.Source, rel *catalog.Release) error {
-	e.report(Event{Type: EventInfo, Message: fmt.Sprintf("release %s: fetching and verifying manifests from %s", rel.Name, src.Name())})
-	d, err := objectsFor(ctx, src, rel, e.opts.Components, e.opts)
-	if err != nil {
-		return err
-	}
-	e.desired = d
 	return nil
 }
 
-// installPhases is the phase list an install runs after preflight (and,
-// for a kind cluster, after the cluster phase).
-func installPhases(withCluster bool) []phase {
-	var out []phase
-	if withCluster {
-		out = append(out, phase{name: PhaseCluster, title: "using the existing cluster", describe: clusterRun, run: clusterRun})
+// loadState reads the cluster's state once.
+func (e *env) loadState(ctx context.Context) error {
+	if e.state != nil {
+		return nil
 	}
-	return append(out,
-		phase{name: PhaseImages, title: "images", describe: imagesDescribe, run: imagesRun},
-		componentPhase(PhaseIstio, "installing Istio", catalog.Istio),
-		componentPhase(PhaseKnativeServing, "installing Knative Serving and net-istio", catalog.KnativeServing, catalog.NetIstio),
-		componentPhase(PhaseKnativeEventing, "installing Knative Eventing", catalog.KnativeEventing),
-		componentPhase(PhaseTriggerMesh, "installing TriggerMesh", catalog.TriggerMesh, catalog.TriggerMeshCore),
-		phase{name: PhaseVerify, title: "verifying images and health", describe: func(context.Context, *env) (string, error) {
-			return "check every managed workload runs the pinned images and is Available", nil
-		}, run: verifyRun},
-	)
+	st, err := e.store.Load(ctx)
+	if err != nil {
+		return err
+	}
+	e.state = st
+	return nil
 }
 
-func clusterRun(_ context.Context, e *env) (string, error) {
-	return "existing cluster at " + e.cfg.Host, nil
+// preflightPhase runs the host checks and, when the cluster is there
+// already, its checks; a failure stops the run before anything is
+// written.
+func preflightPhase() phase {
+	return phase{
+		name: PhasePreflight, title: "preflight checks",
+		start: func(e *env) string { return fmt.Sprintf("running %d checks", len(e.preflightChecks())) },
+		plan: func(ctx context.Context, e *env) (PhasePlan, error) {
+			rep, err := e.checksFor(ctx, PhasePreflight, e.preflightChecks())
+			pp := reportPlan(rep)
+			pp.Summary = fmt.Sprintf("%d checks: %d warnings, %d failures", pp.Checks, pp.Warnings, pp.Failures)
+			return pp, err
+		},
+		run: func(ctx context.Context, e *env) (string, error) {
+			rep, err := e.checksFor(ctx, PhasePreflight, e.preflightChecks())
+			if err != nil {
+				return "", err
+			}
+			pp := reportPlan(rep)
+			return fmt.Sprintf("%d checks, %d warnings", pp.Checks, pp.Warnings), nil
+		},
+	}
 }
 
-func imagesRun(ctx context.Context, e *env) (string, error) {
-	switch {
-	case e.bundle != nil && e.opts.Registry != "":
-		return e.pushImages(ctx)
-	case e.bundle != nil && e.opts.CreateCluster:
-		return e.loadKindImages(ctx)
+// reportPlan counts a preflight report.
+func reportPlan(rep preflight.Report) PhasePlan {
+	pp := PhasePlan{Checks: len(rep.Results)}
+	for _, r := range rep.Results {
+		switch {
+		case r.Status == preflight.StatusWarn:
+			pp.Warnings++
+		case r.Status == preflight.StatusFail && !r.Ignored:
+			pp.Failures++
+		}
 	}
-	return "nothing to load: the cluster pulls the pinned images from their registries", nil
+	return pp
 }
 
-func imagesDescribe(_ context.Context, e *env) (string, error) {
-	switch {
-	case e.bundle != nil && e.opts.Registry != "":
-		return fmt.Sprintf("push the bundle's %d images to %s", len(e.bundle.Manifest.Images), e.opts.Registry), nil
-	case e.bundle != nil && e.opts.CreateCluster:
-		return fmt.Sprintf("load the bundle's %d images into the kind nodes", len(e.bundle.Manifest.Images)), nil
+// clusterPhase lays down the cluster when the provider has to (kind), runs
+// the cluster's checks once there is one, and then after (the install's or
+// upgrade's look at the state).
+func clusterPhase(after func(context.Context, *env) error) phase {
+	return phase{
+		name: PhaseCluster, title: "the cluster",
+		start: func(e *env) string {
+			if e.connected() {
+				return "using the existing cluster"
+			}
+			return "laying down " + e.provider.Describe()
+		},
+		plan: func(ctx context.Context, e *env) (PhasePlan, error) {
+			if !e.connected() {
+				e.state = &State{}
+				return PhasePlan{Summary: "create or reuse " + e.provider.Describe()}, nil
+			}
+			if after != nil {
+				if err := after(ctx, e); err != nil {
+					return PhasePlan{}, err
+				}
+			}
+			return PhasePlan{Summary: "use " + e.clusterSummary()}, nil
+		},
+		run: func(ctx context.Context, e *env) (string, error) {
+			if !e.connected() {
+				cfg, err := e.provider.Ensure(ctx)
+				if err != nil {
+					return "", err
+				}
+				if err := e.connect(cfg); err != nil {
+					return "", err
+				}
+				// The cluster's own checks, now that there is one.
+				if _, err := e.checksFor(ctx, PhaseCluster, preflight.ClusterChecks(e.clusterTarget())); err != nil {
+					return "", err
+				}
+			}
+			if after != nil {
+				if err := after(ctx, e); err != nil {
+					return "", err
+				}
+			}
+			return e.clusterSummary(), nil
+		},
 	}
-	return "nothing to load: the cluster pulls the pinned images from their registries", nil
+}
+
+// imagesPhase pushes a bundle's images to the private registry, or loads
+// them into the kind nodes; otherwise the cluster pulls the pinned images.
+func imagesPhase() phase {
+	return phase{
+		name: PhaseImages, title: "images", writes: true,
+		plan: func(_ context.Context, e *env) (PhasePlan, error) {
+			switch {
+			case e.bundle != nil && e.opts.Registry != "":
+				return PhasePlan{Images: len(e.bundle.Manifest.Images), Summary: fmt.Sprintf("push the bundle's %d images to %s", len(e.bundle.Manifest.Images), e.opts.Registry)}, nil
+			case e.bundle != nil && e.kind != nil:
+				return PhasePlan{Images: len(e.bundle.Manifest.Images), Summary: fmt.Sprintf("load the bundle's %d images into the kind nodes", len(e.bundle.Manifest.Images))}, nil
+			}
+			return PhasePlan{Summary: "nothing to load: the cluster pulls the pinned images from their registries"}, nil
+		},
+		run: func(ctx context.Context, e *env) (string, error) {
+			switch {
+			case e.bundle != nil && e.opts.Registry != "":
+				return e.pushImages(ctx)
+			case e.bundle != nil && e.kind != nil:
+				return e.loadKindImages(ctx)
+			}
+			return "nothing to load: the cluster pulls the pinned images from their registries", nil
+		},
+	}
 }
 
 // componentPhase applies and waits for a group of components.
@@ -261,22 +313,22 @@ func componentPhase(name, title string, components ...string) phase {
 		return out
 	}
 	return phase{
-		name: name, title: title,
-		describe: func(ctx context.Context, e *env) (string, error) {
+		name: name, title: title, writes: true,
+		plan: func(ctx context.Context, e *env) (PhasePlan, error) {
 			comps := selected(e)
 			if len(comps) == 0 {
-				return "skip: not selected (--components)", nil
+				return PhasePlan{Skip: "not selected (--components)", Summary: "skip: not selected (--components)"}, nil
+			}
+			diffs, err := e.diffComponents(ctx, comps, e.connected(), nil, e.desired, false)
+			if err != nil {
+				return PhasePlan{}, err
 			}
 			var parts []string
-			for _, c := range comps {
-				comp, _ := e.release.Component(c)
-				n, unchanged, err := e.applier.Diff(ctx, e.desired.byComponent[c])
-				if err != nil {
-					return "", err
-				}
-				parts = append(parts, fmt.Sprintf("%s %s: apply %d objects (%d unchanged)", c, comp.Version, n, unchanged))
+			for _, d := range diffs {
+				comp, _ := e.release.Component(d.Component)
+				parts = append(parts, fmt.Sprintf("%s %s: %d to apply (%d new, %d changed), %d unchanged, %d to prune", d.Component, comp.Version, d.Add+d.Change, d.Add, d.Change, d.Unchanged, d.Prune))
 			}
-			return strings.Join(parts, "; "), nil
+			return PhasePlan{Summary: strings.Join(parts, "; "), Components: diffs}, nil
 		},
 		run: func(ctx context.Context, e *env) (string, error) {
 			comps := selected(e)
@@ -296,227 +348,15 @@ func componentPhase(name, title string, components ...string) phase {
 	}
 }
 
-// installComponent converges one component: record the inventory, apply,
-// wait until ready, prune what the release no longer has.
-func (e *env) installComponent(ctx context.Context, phase, name string) (string, error) {
-	comp, _ := e.release.Component(name)
-	objs := e.desired.byComponent[name]
-	if e.state.Inventory == nil {
-		e.state.Inventory = map[string][]apply.ObjectKey{}
+// verifyPhase checks the release's workloads run the pinned images and
+// are ready.
+func verifyPhase() phase {
+	return phase{
+		name: PhaseVerify, title: "verifying images and health",
+		plan: func(_ context.Context, e *env) (PhasePlan, error) {
+			n := len(e.workloads(false))
+			return PhasePlan{Workloads: n, Summary: fmt.Sprintf("check that the %d managed workloads run the pinned images and are Available", n)}, nil
+		},
+		run: verifyRun,
 	}
-	old := e.state.Inventory[name]
-	var keys []apply.ObjectKey
-	for _, o := range objs {
-		if !o.Create {
-			keys = append(keys, apply.KeyOf(o.Unstructured))
-		}
-	}
-	// Record old ∪ new before writing, so a crash mid-apply leaves
-	// nothing untracked (no write when the stored inventory covers it).
-	if all := union(old, keys); len(all) != len(old) {
-		e.state.Inventory[name] = sortedKeys(all)
-		if err := e.saveState(ctx); err != nil {
-			return "", err
-		}
-	}
-	t0 := time.Now()
-	res, err := e.applier.Apply(ctx, objs, e.jobOp())
-	if err != nil {
-		return "", err
-	}
-	t1 := time.Now()
-	notify := func(object, reason string) {
-		e.report(Event{Type: EventWaiting, Phase: phase, Message: object + ": " + reason})
-	}
-	if err := e.waiter.WaitReady(ctx, objs, e.jobOp(), e.opts.PhaseTimeout, notify); err != nil {
-		return "", err
-	}
-	pruned, err := e.prune(ctx, old)
-	if err != nil {
-		return "", err
-	}
-	jobs, err := e.pruneOldJobs(ctx, name)
-	if err != nil {
-		return "", err
-	}
-	pruned += jobs
-	e.opts.Logger.Debug("component converged", "component", name, "apply", t1.Sub(t0), "wait+prune", time.Since(t1))
-	e.state.Inventory[name] = sortedKeys(keys)
-	if e.state.Components == nil {
-		e.state.Components = map[string]ComponentState{}
-	}
-	e.state.Components[name] = ComponentState{Version: comp.Version, Release: e.release.Name}
-	// The phase's end record saves this with the journal.
-	return fmt.Sprintf("%s %s: %d applied, %d unchanged, %d jobs created, %d pruned", name, comp.Version, res.Applied, res.Unchanged, res.Created, pruned), nil
-}
-
-// prune deletes objects of an old inventory that no selected component of
-// the release contains any more. CRDs are kept (deleting one deletes every
-// custom resource of it); uninstall --purge removes them.
-func (e *env) prune(ctx context.Context, old []apply.ObjectKey) (int, error) {
-	n := 0
-	for _, k := range old {
-		if _, still := e.desired.keys[k]; still || k.Kind == "CustomResourceDefinition" {
-			continue
-		}
-		deleted, err := e.deleteObject(ctx, k)
-		if err != nil {
-			return n, fmt.Errorf("prune %s: %w", k, err)
-		}
-		if deleted {
-			n++
-			e.report(Event{Type: EventProgress, Message: "pruned " + k.String()})
-		}
-	}
-	return n, nil
-}
-
-// jobOp is the operation label of the Jobs this run creates.
-func (e *env) jobOp() string {
-	if e.jobOperation != "" {
-		return e.jobOperation
-	}
-	return e.op.ID
-}
-
-// pruneOldJobs deletes the post-install Jobs earlier operations created
-// for a component: they ran, and they name an older release.
-func (e *env) pruneOldJobs(ctx context.Context, component string) (int, error) {
-	gvr := schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}
-	sel := fmt.Sprintf("%s=%s,%s=%s,%s,%s!=%s", apply.LabelManagedBy, apply.ManagedByValue, apply.LabelComponent, component, apply.LabelOperation, apply.LabelOperation, e.jobOp())
-	list, err := e.dyn.Resource(gvr).List(ctx, metav1.ListOptions{LabelSelector: sel})
-	if err != nil {
-		return 0, fmt.Errorf("list old Jobs: %w", err)
-	}
-	policy := metav1.DeletePropagationBackground
-	for _, j := range list.Items {
-		err := e.dyn.Resource(gvr).Namespace(j.GetNamespace()).Delete(ctx, j.GetName(), metav1.DeleteOptions{PropagationPolicy: &policy})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return 0, fmt.Errorf("delete old Job %s/%s: %w", j.GetNamespace(), j.GetName(), err)
-		}
-	}
-	return len(list.Items), nil
-}
-
-// deleteObject deletes an object if it exists; the kind may no longer be
-// served.
-func (e *env) deleteObject(ctx context.Context, k apply.ObjectKey) (bool, error) {
-	m, err := e.mapper.RESTMapping(k.GroupKind())
-	if err != nil {
-		return false, nil // the kind is gone, and so is the object
-	}
-	policy := metav1.DeletePropagationBackground
-	err = e.applier.Client(m, k.Namespace).Delete(ctx, k.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
-	if apierrors.IsNotFound(err) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-// verifyRun checks that every managed workload of the components installed
-// at this release runs only images the release pins, and is ready.
-func verifyRun(ctx context.Context, e *env) (string, error) {
-	pinned := map[string]bool{}
-	for _, img := range e.release.Images() {
-		pinned[e.opts.mapImage(img)] = true
-	}
-	var workloads []*apply.Object
-	for name, objs := range e.desired.byComponent {
-		if cs, ok := e.state.Components[name]; !ok || cs.Release != e.release.Name {
-			continue // its phase was skipped: nothing of this release to verify
-		}
-		for _, o := range objs {
-			gvk := o.GroupVersionKind()
-			if gvk.Group == "apps" && (gvk.Kind == "Deployment" || gvk.Kind == "DaemonSet" || gvk.Kind == "StatefulSet") {
-				workloads = append(workloads, o)
-			}
-		}
-	}
-	sort.Slice(workloads, func(i, j int) bool {
-		return apply.KeyOf(workloads[i].Unstructured).String() < apply.KeyOf(workloads[j].Unstructured).String()
-	})
-	// Read them concurrently, judge them in order.
-	lives := make([]*unstructured.Unstructured, len(workloads))
-	errs := make([]error, len(workloads))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(e.applier.Concurrent())
-	for i, o := range workloads {
-		g.Go(func() error {
-			gvk := o.GroupVersionKind()
-			m, err := e.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-			if err != nil {
-				return err
-			}
-			lives[i], errs[i] = e.applier.Client(m, o.GetNamespace()).Get(gctx, o.GetName(), metav1.GetOptions{})
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return "", err
-	}
-	var problems []string
-	count := 0
-	for i, o := range workloads {
-		if errs[i] != nil {
-			problems = append(problems, fmt.Sprintf("%s: %v", apply.KeyOf(o.Unstructured), errs[i]))
-			continue
-		}
-		live := lives[i]
-		count++
-		for _, img := range podTemplateImages(live) {
-			if !pinned[img] && !e.imageAllowed(img) {
-				problems = append(problems, fmt.Sprintf("%s runs %s, which release %s does not pin", apply.KeyOf(o.Unstructured), img, e.release.Name))
-			}
-		}
-		if ok, why := wait.WorkloadReady(o.GetKind())(live); !ok {
-			problems = append(problems, fmt.Sprintf("%s: %s", apply.KeyOf(o.Unstructured), why))
-		}
-	}
-	suffix := ""
-	if e.opts.Registry != "" {
-		wrong, containers, err := e.checkPodRegistry(ctx)
-		if err != nil {
-			return "", err
-		}
-		problems = append(problems, wrong...)
-		suffix = fmt.Sprintf("; all %d pod containers run images from %s", containers, e.opts.Registry)
-	}
-	if len(problems) > 0 {
-		return "", errors.New(strings.Join(problems, "; "))
-	}
-	return fmt.Sprintf("%d workloads run the pinned images and are ready%s", count, suffix), nil
-}
-
-// imageAllowed accepts images resolved to a user's TriggerMesh registry.
-func (e *env) imageAllowed(img string) bool {
-	return e.opts.TriggerMeshRegistry != "" && strings.HasPrefix(img, strings.TrimSuffix(e.opts.TriggerMeshRegistry, "/")+"/")
-}
-
-func podTemplateImages(u *unstructured.Unstructured) []string {
-	var out []string
-	for _, field := range []string{"initContainers", "containers"} {
-		cs, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", field)
-		for _, c := range cs {
-			if m, ok := c.(map[string]any); ok {
-				if img, ok := m["image"].(string); ok {
-					out = append(out, img)
-				}
-			}
-		}
-	}
-	return out
-}
-
-func union(a, b []apply.ObjectKey) []apply.ObjectKey {
-	seen := map[apply.ObjectKey]bool{}
-	var out []apply.ObjectKey
-	for _, list := range [][]apply.ObjectKey{a, b} {
-		for _, k := range list {
-			if !seen[k] {
-				seen[k] = true
-				out = append(out, k)
-			}
-		}
-	}
-	return out
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -185,9 +186,13 @@ func TestIntegrationLifecycle(t *testing.T) {
 	cfg := c.Config
 	cs := kubernetes.NewForConfigOrDie(cfg)
 
-	first, err := install(t, cfg, "1.21", nil)
+	rec := &recordingReporter{}
+	first, err := install(t, cfg, "1.21", func(o *Options) { o.Reporter = teeReporter{o.Reporter, rec} })
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got, want := rec.sequence(), freshInstallSequence(); !slices.Equal(got, want) {
+		t.Errorf("event sequence of a fresh install:\n got %v\nwant %v", got, want)
 	}
 	deploymentsAvailable(t, cs, stackNamespaces...)
 	st, err := (&GetStatus{Config: cfg}).Run(context.Background())
@@ -518,3 +523,50 @@ spec:
 		t.Errorf("missing Deployments %v", want)
 	}
 }
+
+// freshInstallSequence is the (type, phase) sequence a fresh install on an
+// existing cluster reports, consecutive repeats folded and the timing-
+// dependent waiting/progress lines left out: the same sequence as before
+// preflight and cluster became phases of the runner.
+func freshInstallSequence() []string {
+	seq := []string{"info/", "phase-start/preflight", "check/preflight", "phase-done/preflight", "phase-start/cluster", "phase-done/cluster"}
+	for _, p := range []string{PhaseImages, PhaseIstio, PhaseKnativeServing, PhaseKnativeEventing, PhaseTriggerMesh, PhaseVerify} {
+		seq = append(seq, "phase-start/"+p, "phase-done/"+p)
+	}
+	return seq
+}
+
+// recordingReporter keeps every event.
+type recordingReporter struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+func (r *recordingReporter) Report(e Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+// sequence is the events' type/phase pairs, consecutive repeats folded,
+// waiting and progress lines left out.
+func (r *recordingReporter) sequence() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.events {
+		if e.Type == EventWaiting || e.Type == EventProgress {
+			continue
+		}
+		s := e.Type + "/" + e.Phase
+		if len(out) == 0 || out[len(out)-1] != s {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// teeReporter reports to both.
+type teeReporter struct{ a, b Reporter }
+
+func (t teeReporter) Report(e Event) { t.a.Report(e); t.b.Report(e) }

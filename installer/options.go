@@ -78,8 +78,6 @@ type Options struct {
 	// Registry ("HOST[:PORT][/PREFIX]") receives the bundle's images, and
 	// every image reference is rewritten to it, digests kept.
 	Registry string
-	// imageMap maps the release's image references to the ones installed.
-	imageMap map[string]string
 
 	// IgnorePreflightErrors names checks whose failures are only
 	// warnings ("all" for every check).
@@ -98,9 +96,81 @@ func RequiredComponents() []string {
 	return []string{catalog.Istio, catalog.KnativeServing, catalog.NetIstio}
 }
 
-// Validate checks the options without touching the cluster and fills
-// defaults.
-func (o *Options) Validate() error {
+// Validate checks the options without touching the cluster or changing
+// them. Each problem is a *SettingError naming its flag; they are joined.
+func (o Options) Validate() error {
+	var errs []error
+	bad := func(setting string, err error) { errs = append(errs, &SettingError{Setting: setting, Err: err}) }
+	if err := preflight.ValidateIgnore(o.IgnorePreflightErrors, preflight.CheckNames()); err != nil {
+		bad("ignore-preflight-errors", err)
+	}
+	// The cluster name names files under the state dir: check it whatever
+	// the command (delete and kubeconfig read it too).
+	if o.CreateCluster || o.Kind != (manifests.KindConfig{}) {
+		if _, err := manifests.RenderKindConfig(o.KindConfig()); err != nil {
+			bad("cluster-name", err)
+		}
+	}
+	if o.Components != nil && len(o.Components) == 0 {
+		bad("components", errors.New("--components is empty: name at least one component, or leave it out for all"))
+	}
+	for _, c := range o.Components {
+		if !slices.Contains(catalog.ComponentNames(), c) {
+			bad("components", fmt.Errorf("unknown component %q (known: %s)", c, strings.Join(catalog.ComponentNames(), ", ")))
+		}
+	}
+	comps := o.components()
+	if slices.Contains(comps, catalog.TriggerMeshCore) && !slices.Contains(comps, catalog.TriggerMesh) {
+		bad("components", errors.New("triggermesh-core needs triggermesh"))
+	}
+	for _, p := range o.SkipPhases {
+		if !slices.Contains(PhaseNames(), p) {
+			bad("skip-phases", fmt.Errorf("unknown phase %q in --skip-phases (phases: %s)", p, strings.Join(PhaseNames(), ", ")))
+		}
+	}
+	if o.PhaseTimeout < 0 {
+		bad("timeout", fmt.Errorf("--timeout %s is negative", o.PhaseTimeout))
+	}
+	if o.PreflightTimeout < 0 {
+		bad("preflight-timeout", fmt.Errorf("--preflight-timeout %s is negative", o.PreflightTimeout))
+	}
+	if o.TriggerMeshRegistry != "" {
+		if err := validRegistry("--triggermesh-registry", o.TriggerMeshRegistry); err != nil {
+			bad("triggermesh-registry", err)
+		}
+	}
+	errs = append(errs, o.validateAirGap()...)
+	if o.Mirror != "" {
+		if fi, err := os.Stat(o.Mirror); err != nil || !fi.IsDir() {
+			bad("mirror", fmt.Errorf("--mirror %s is not a directory", o.Mirror))
+		}
+	}
+	if o.IstioOverlay != "" {
+		if _, err := os.Stat(o.IstioOverlay); err != nil {
+			bad("istio-overlay", fmt.Errorf("--istio-overlay: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// components is every component the options select: all by default, the
+// required ones always.
+func (o Options) components() []string {
+	if len(o.Components) == 0 {
+		return catalog.ComponentNames()
+	}
+	out := slices.Clone(o.Components)
+	for _, c := range RequiredComponents() {
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// withDefaults returns a copy of the options with every default filled:
+// what one run works with. The user's Options are never changed.
+func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -110,52 +180,13 @@ func (o *Options) Validate() error {
 	if o.PhaseTimeout == 0 {
 		o.PhaseTimeout = 10 * time.Minute
 	}
-	if len(o.Components) == 0 {
-		o.Components = catalog.ComponentNames()
-	}
-	var errs []error
-	if err := preflight.ValidateIgnore(o.IgnorePreflightErrors, preflight.CheckNames()); err != nil {
-		errs = append(errs, err)
-	}
-	if o.CreateCluster {
-		if _, err := manifests.RenderKindConfig(o.KindConfig()); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	for _, c := range o.Components {
-		if !slices.Contains(catalog.ComponentNames(), c) {
-			errs = append(errs, fmt.Errorf("unknown component %q (known: %s)", c, strings.Join(catalog.ComponentNames(), ", ")))
-		}
-	}
-	for _, c := range RequiredComponents() {
-		if !slices.Contains(o.Components, c) {
-			o.Components = append(o.Components, c)
-		}
-	}
-	if slices.Contains(o.Components, catalog.TriggerMeshCore) && !slices.Contains(o.Components, catalog.TriggerMesh) {
-		errs = append(errs, errors.New("triggermesh-core needs triggermesh"))
-	}
-	for _, p := range o.SkipPhases {
-		if !slices.Contains(PhaseNames(), p) {
-			errs = append(errs, fmt.Errorf("unknown phase %q in --skip-phases (phases: %s)", p, strings.Join(PhaseNames(), ", ")))
-		}
-	}
-	errs = append(errs, o.validateAirGap()...)
-	if o.Mirror != "" {
-		if fi, err := os.Stat(o.Mirror); err != nil || !fi.IsDir() {
-			errs = append(errs, fmt.Errorf("--mirror %s is not a directory", o.Mirror))
-		}
-	}
-	if o.IstioOverlay != "" {
-		if _, err := os.Stat(o.IstioOverlay); err != nil {
-			errs = append(errs, fmt.Errorf("--istio-overlay: %w", err))
-		}
-	}
-	return errors.Join(errs...)
+	o.Components = o.components()
+	o.SkipPhases = slices.Clone(o.SkipPhases)
+	return o
 }
 
 // Digest is a stable digest of the options that shape what is installed.
-func (o *Options) Digest() string {
+func (o Options) Digest() string {
 	comps := slices.Clone(o.Components)
 	slices.Sort(comps)
 	overlay := ""
@@ -176,7 +207,7 @@ func (o *Options) Digest() string {
 }
 
 // source returns the asset source the options select.
-func (o *Options) source() (catalog.Source, error) {
+func (o Options) source() (catalog.Source, error) {
 	if o.Mirror != "" {
 		return catalog.Mirror{Dir: o.Mirror}, nil
 	}

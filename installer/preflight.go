@@ -7,10 +7,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
@@ -25,66 +23,51 @@ import (
 // Preflight runs the checks an install runs first, and changes nothing.
 type Preflight struct {
 	Options
-	// Config, when set, is used instead of Kubeconfig/Context.
+	// Config, when set, is the cluster (instead of Kubeconfig/Context).
 	Config *rest.Config
 	// Host is what host checks read (default: this machine).
 	Host *preflight.Host
 }
 
+// PreflightReport is the checks' results and what they were run for.
+type PreflightReport struct {
+	preflight.Report
+	// Release is the release the checks were run for.
+	Release string
+	// Target describes the cluster.
+	Target string
+}
+
 // Run checks the host and, unless the target is a kind cluster that does
 // not exist yet, the cluster. A failed check is in the report, not in the
 // error; the error is for options, catalog or manifests that cannot be
-// read at all.
-func (p *Preflight) Run(ctx context.Context) (preflight.Report, error) {
-	opts := &p.Options
-	if err := opts.Validate(); err != nil {
-		return preflight.Report{}, err
+// read at all. A bundle is not opened: the checks need only to know the
+// run is air-gapped.
+func (p *Preflight) Run(ctx context.Context) (*PreflightReport, error) {
+	if err := p.Options.Validate(); err != nil {
+		return nil, err
 	}
-	cat, err := catalog.Load(opts.CatalogFile)
+	opts := p.Options
+	opts.Bundle, opts.BundleKey, opts.RequireSignature, opts.Registry = "", "", false, ""
+	r, err := resolve(ctx, opts, target{config: p.Config, host: p.Host})
 	if err != nil {
-		return preflight.Report{}, err
+		return nil, err
 	}
-	if opts.Release == "" {
-		opts.Release = cat.Latest().Name
-	}
-	rel, err := cat.Release(opts.Release)
+	defer r.cleanup()
+	r.opts.Bundle, r.opts.Registry = p.Bundle, p.Registry // the host checks ask whether the run is air-gapped
+	e := newEnv(r)
+	cfg, err := r.provider.Find(ctx)
 	if err != nil {
-		return preflight.Report{}, err
+		return nil, err
 	}
-	pf := &preflightRun{opts: opts, release: rel, host: p.Host}
-	if !opts.CreateCluster {
-		e, err := open(p.Config, opts)
-		if err != nil {
-			return preflight.Report{}, err
+	if cfg != nil {
+		if err := e.connect(cfg); err != nil {
+			return nil, err
 		}
-		pf.env = e
-		pf.objects, pf.objectsErr = pf.readObjects(ctx)
+		e.objectsErr = e.loadDesired(ctx)
 	}
-	return pf.run(ctx), nil
-}
-
-// preflightRun gathers the checks of one run.
-type preflightRun struct {
-	opts    *Options
-	release *catalog.Release
-	host    *preflight.Host
-	// env is the cluster to check; nil when there is none yet.
-	env        *env
-	objects    []*unstructured.Unstructured
-	objectsErr error
-}
-
-// readObjects reads and renders the release's manifests.
-func (p *preflightRun) readObjects(ctx context.Context) ([]*unstructured.Unstructured, error) {
-	src, err := p.opts.source()
-	if err != nil {
-		return nil, err
-	}
-	d, err := objectsFor(ctx, src, p.release, p.opts.Components, p.opts)
-	if err != nil {
-		return nil, err
-	}
-	return d.unstructured(), nil
+	rep := e.runChecks(ctx, PhasePreflight, e.preflightChecks())
+	return &PreflightReport{Report: rep, Release: r.release.Name, Target: r.provider.Describe()}, nil
 }
 
 // unstructured lists every desired object.
@@ -98,60 +81,64 @@ func (d *desired) unstructured() []*unstructured.Unstructured {
 	return out
 }
 
-// checks lists the checks for the target: host checks (all of them for a
-// kind cluster on this host, the proxy and platform ones otherwise) and
-// the cluster's when there is one.
-func (p *preflightRun) checks() []preflight.Check {
-	host := p.host
+// preflightChecks lists the checks for the target: host checks (all of
+// them for a kind cluster on this host, the proxy and platform ones
+// otherwise) and the cluster's when it is connected.
+func (e *env) preflightChecks() []preflight.Check {
+	host := e.host
 	if host == nil {
 		host = preflight.LocalHost()
 	}
+	o := e.opts
 	req := preflight.HostRequirements{
-		CPUs:      p.release.Host.CPUs,
-		Memory:    p.release.Host.MemoryBytes(),
-		Disk:      p.release.Host.DiskBytes(),
-		Kind:      p.opts.CreateCluster,
-		AirGapped: p.opts.Mirror != "" || p.opts.Bundle != "",
+		CPUs:      e.release.Host.CPUs,
+		Memory:    e.release.Host.MemoryBytes(),
+		Disk:      e.release.Host.DiskBytes(),
+		Kind:      e.kind != nil,
+		AirGapped: o.Mirror != "" || o.Bundle != "",
 	}
-	if p.opts.Registry != "" {
-		host, _, _ := strings.Cut(p.opts.Registry, "/")
+	if o.Registry != "" {
+		host, _, _ := strings.Cut(o.Registry, "/")
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
 		}
 		req.NoProxyHosts = append(req.NoProxyHosts, host)
 	}
-	if p.opts.CreateCluster {
-		kc := p.opts.KindConfig()
+	if e.kind != nil {
+		kc := e.kind.Config
 		for _, port := range []int{kc.HTTPPort, kc.HTTPSPort, kc.APIServerPort} {
 			if port > 0 {
 				req.Ports = append(req.Ports, net.JoinHostPort(kc.ListenAddress, strconv.Itoa(port)))
 			}
 		}
 	}
-	if p.env != nil {
-		if u, err := url.Parse(p.env.cfg.Host); err == nil && u.Hostname() != "" {
+	if e.connected() {
+		if u, err := url.Parse(e.cfg.Host); err == nil && u.Hostname() != "" {
 			req.NoProxyHosts = append(req.NoProxyHosts, u.Hostname())
 		}
 	}
 	checks := preflight.HostChecks(host, req)
-	if p.env != nil {
-		checks = append(checks, preflight.ClusterChecks(p.clusterTarget())...)
+	if e.connected() {
+		checks = append(checks, preflight.ClusterChecks(e.clusterTarget())...)
 	}
 	return checks
 }
 
-func (p *preflightRun) clusterTarget() preflight.ClusterTarget {
-	return preflight.ClusterTarget{
-		Client:           p.env.client,
-		Release:          p.release.Name,
-		KubernetesRange:  p.release.KubernetesRange(),
-		AllowsKubernetes: p.release.AllowsKubernetes,
-		Objects:          p.objects,
-		ObjectsErr:       p.objectsErr,
+func (e *env) clusterTarget() preflight.ClusterTarget {
+	t := preflight.ClusterTarget{
+		Client:           e.client,
+		Release:          e.release.Name,
+		KubernetesRange:  e.release.KubernetesRange(),
+		AllowsKubernetes: e.release.AllowsKubernetes,
+		ObjectsErr:       e.objectsErr,
 		ManagedLabel:     apply.LabelManagedBy,
 		ManagedValue:     apply.ManagedByValue,
 		Products:         products(),
 	}
+	if e.desired != nil {
+		t.Objects = e.desired.unstructured()
+	}
+	return t
 }
 
 // products identify installs of tmbox's products by their controllers'
@@ -166,53 +153,29 @@ func products() []preflight.Product {
 	}
 }
 
-// run runs the target's checks and reports each result.
-func (p *preflightRun) run(ctx context.Context) preflight.Report {
-	return p.runChecks(ctx, p.checks())
-}
-
-func (p *preflightRun) runChecks(ctx context.Context, checks []preflight.Check) preflight.Report {
-	rep := preflight.Run(ctx, checks, preflight.Options{Timeout: p.opts.PreflightTimeout, Ignore: p.opts.IgnorePreflightErrors})
+// runChecks runs checks and reports each result as part of phase.
+func (e *env) runChecks(ctx context.Context, phase string, checks []preflight.Check) preflight.Report {
+	rep := preflight.Run(ctx, checks, preflight.Options{Timeout: e.opts.PreflightTimeout, Ignore: e.opts.IgnorePreflightErrors})
 	for _, r := range rep.Results {
-		r := r
-		p.opts.Reporter.Report(Event{Time: time.Now(), Type: EventCheck, Phase: PhasePreflight, Message: fmt.Sprintf("%s %s: %s", r.Status, r.Name, r.Message), Check: &r})
+		e.report(Event{Type: EventCheck, Phase: phase, Message: fmt.Sprintf("%s %s: %s", r.Status, r.Name, r.Message), Check: &r})
 	}
 	return rep
 }
 
-// phase runs checks as the preflight phase of an operation: reported like
-// any phase, a failure stops the operation before it writes anything. It
-// returns the phase's journal record (none when skipped).
-func (p *preflightRun) phase(ctx context.Context, checks []preflight.Check) ([]PhaseRecord, error) {
-	if slices.Contains(p.opts.SkipPhases, PhasePreflight) {
-		p.opts.Reporter.Report(Event{Time: time.Now(), Type: EventPhaseSkip, Phase: PhasePreflight, Message: "--skip-phases"})
-		return nil, nil
-	}
-	start := time.Now()
-	p.opts.Reporter.Report(Event{Time: start, Type: EventPhaseStart, Phase: PhasePreflight, Message: fmt.Sprintf("running %d checks", len(checks))})
-	rep := p.runChecks(ctx, checks)
+// checksFor runs checks within a phase: a failed check (not ignored) is
+// the phase's error.
+func (e *env) checksFor(ctx context.Context, phase string, checks []preflight.Check) (preflight.Report, error) {
+	rep := e.runChecks(ctx, phase, checks)
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return rep, err
 	}
-	if err := rep.Err(); err != nil {
-		p.opts.Reporter.Report(Event{Time: time.Now(), Type: EventPhaseFail, Phase: PhasePreflight, Error: err.Error(), Duration: time.Since(start)})
-		return nil, err
-	}
-	warned := 0
-	for _, r := range rep.Results {
-		if r.Status == preflight.StatusWarn {
-			warned++
-		}
-	}
-	now := time.Now()
-	p.opts.Reporter.Report(Event{Time: now, Type: EventPhaseDone, Phase: PhasePreflight, Message: fmt.Sprintf("%d checks, %d warnings", len(rep.Results), warned), Duration: now.Sub(start)})
-	return []PhaseRecord{{Name: PhasePreflight, Started: start, Finished: &now, Result: ResultSucceeded}}, nil
+	return rep, rep.Err()
 }
 
 // KindProvider is the kind cluster the options describe, with the
 // release's node image (none needed to delete or read a cluster: rel may
 // be nil).
-func (o *Options) KindProvider(rel *catalog.Release) *provider.Kind {
+func (o Options) KindProvider(rel *catalog.Release) *provider.Kind {
 	image := ""
 	if rel != nil {
 		image = rel.KindNodeImage
@@ -228,10 +191,10 @@ func (o *Options) KindProvider(rel *catalog.Release) *provider.Kind {
 
 // StateDirPath is where tmbox keeps files on this host: StateDir, else
 // $XDG_STATE_HOME/tmbox, else ~/.local/state/tmbox.
-func (o *Options) StateDirPath() string { return o.stateDir() }
+func (o Options) StateDirPath() string { return o.stateDir() }
 
 // stateDir is where tmbox keeps files on this host.
-func (o *Options) stateDir() string {
+func (o Options) stateDir() string {
 	if o.StateDir != "" {
 		return o.StateDir
 	}
@@ -247,7 +210,7 @@ func (o *Options) stateDir() string {
 
 // KindConfig is the kind cluster config the options describe, with
 // defaults filled.
-func (o *Options) KindConfig() manifests.KindConfig {
+func (o Options) KindConfig() manifests.KindConfig {
 	kc := o.Kind
 	if kc.Name == "" {
 		kc.Name = "tmbox"

@@ -49,11 +49,7 @@ func forEachRelease(t *testing.T, f func(t *testing.T, dir string, rel *catalog.
 // control plane must fit in what the catalog says a kind host needs.
 func TestHostRequirementsCoverRequests(t *testing.T) {
 	forEachRelease(t, func(t *testing.T, dir string, rel *catalog.Release) {
-		opts := &Options{Mirror: dir, CreateCluster: true}
-		if err := opts.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		d, err := objectsFor(context.Background(), catalog.Mirror{Dir: dir}, rel, opts.Components, opts)
+		d, err := objectsFor(context.Background(), catalog.Mirror{Dir: dir}, rel, catalog.ComponentNames(), renderInputs{kindNodePorts: true})
 		if err != nil {
 			t.Fatal(err)
 		}

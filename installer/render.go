@@ -30,19 +30,18 @@ type RenderedComponent struct {
 // Run fetches, verifies and renders the selected components of the
 // release, in install order.
 func (r *Render) Run(ctx context.Context) ([]RenderedComponent, error) {
-	opts := &r.Options
-	if err := opts.Validate(); err != nil {
-		return nil, err
-	}
-	rel, err := opts.release()
+	res, err := resolve(ctx, r.Options, target{})
 	if err != nil {
 		return nil, err
 	}
-	src, err := opts.source()
-	if err != nil {
+	defer res.cleanup()
+	// The same checks as install: what render shows is what install
+	// would apply.
+	if err := checkOverlay(res.opts.IstioOverlay, res.release); err != nil {
 		return nil, err
 	}
-	d, err := objectsFor(ctx, src, rel, opts.Components, opts)
+	rel := res.release
+	d, err := objectsFor(ctx, res.source, rel, res.opts.Components, res.render)
 	if err != nil {
 		return nil, err
 	}

@@ -25,37 +25,72 @@ func PhaseNames() []string {
 	return []string{PhasePreflight, PhaseCluster, PhaseImages, PhaseIstio, PhaseKnativeServing, PhaseKnativeEventing, PhaseTriggerMesh, PhaseVerify}
 }
 
-// phase is one named step. Run returns a one-line summary.
+// phase is one named step of an operation (kubeadm's workflow phases,
+// k0sctl's ShouldRun/DryRun): Run does it and returns a one-line summary,
+// Plan says what Run would do as data and writes nothing.
 type phase struct {
 	name  string
 	title string
-	// describe says what Run would do, for --dry-run.
-	describe func(ctx context.Context, e *env) (string, error)
-	run      func(ctx context.Context, e *env) (string, error)
+	// start, when set, is the phase-start message (default: title).
+	start func(e *env) string
+	// writes marks a phase that changes the cluster: the operation is
+	// recorded in the cluster's journal before the first such phase runs.
+	writes bool
+	// skip, when set and returning a reason, skips the phase.
+	skip func(e *env) string
+	plan func(ctx context.Context, e *env) (PhasePlan, error)
+	run  func(ctx context.Context, e *env) (string, error)
 }
 
-// runPhases runs the phases in order, checking ctx before each, recording
-// each in the state journal and reporting it.
-func runPhases(ctx context.Context, e *env, phases []phase) error {
+// info is the phase's name and title.
+func (p phase) info() PhaseInfo { return PhaseInfo{Name: p.name, Title: p.title} }
+
+// runner runs an operation's phases. It alone reports phase events and
+// writes the journal's phase records.
+type runner struct {
+	e *env
+	// begin records the operation in the journal; it runs once, before
+	// the first phase that writes.
+	begin func(ctx context.Context) error
+	begun bool
+}
+
+// skipReason says why p does not run in this run, or "".
+func (r *runner) skipReason(p phase) string {
+	if slices.Contains(r.e.opts.SkipPhases, p.name) {
+		return "--skip-phases"
+	}
+	if p.skip != nil {
+		return p.skip(r.e)
+	}
+	return ""
+}
+
+// run runs the phases in order, checking ctx before each, recording each in
+// the journal and reporting it.
+func (r *runner) run(ctx context.Context, phases []phase) error {
+	e := r.e
 	for i, p := range phases {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		progress := &Progress{Done: i + 1, Total: len(phases)}
-		if slices.Contains(e.opts.SkipPhases, p.name) {
-			e.report(Event{Type: EventPhaseSkip, Phase: p.name, Message: "--skip-phases", Progress: progress})
+		if why := r.skipReason(p); why != "" {
+			e.report(Event{Type: EventPhaseSkip, Phase: p.name, Message: why, Progress: progress})
 			continue
 		}
-		if e.opts.DryRun {
-			msg, err := p.describe(ctx, e)
-			if err != nil {
-				return fmt.Errorf("%s: %w", p.name, err)
+		if p.writes && !r.begun && r.begin != nil {
+			if err := r.begin(ctx); err != nil {
+				return err
 			}
-			e.report(Event{Type: EventInfo, Phase: p.name, Message: "would " + msg})
-			continue
+			r.begun = true
 		}
 		start := time.Now()
-		e.report(Event{Type: EventPhaseStart, Phase: p.name, Message: p.title})
+		msg := p.title
+		if p.start != nil {
+			msg = p.start(e)
+		}
+		e.report(Event{Time: start, Type: EventPhaseStart, Phase: p.name, Message: msg})
 		if err := e.recordPhase(ctx, p.name, start, nil, false); err != nil {
 			return err
 		}
@@ -71,4 +106,28 @@ func runPhases(ctx context.Context, e *env, phases []phase) error {
 		e.report(Event{Type: EventPhaseDone, Phase: p.name, Message: msg, Duration: time.Since(start), Progress: progress})
 	}
 	return nil
+}
+
+// plan asks every phase what it would do, in order, and reports each plan
+// as an EventPlan. Nothing is written.
+func (r *runner) plan(ctx context.Context, phases []phase) ([]PhasePlan, error) {
+	var out []PhasePlan
+	for _, p := range phases {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		pp := PhasePlan{Phase: p.name}
+		if why := r.skipReason(p); why != "" {
+			pp.Skip, pp.Summary = why, "skip: "+why
+		} else {
+			var err error
+			if pp, err = p.plan(ctx, r.e); err != nil {
+				return out, fmt.Errorf("%s: %w", p.name, err)
+			}
+			pp.Phase = p.name
+		}
+		out = append(out, pp)
+		r.e.report(Event{Type: EventPlan, Phase: p.name, Message: pp.Summary, Plan: &pp})
+	}
+	return out, nil
 }

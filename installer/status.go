@@ -38,7 +38,7 @@ type GetStatus struct {
 
 // Run returns the status. An install with no state is an error.
 func (g *GetStatus) Run(ctx context.Context) (*Status, error) {
-	e, err := open(g.Config, &Options{Kubeconfig: g.Kubeconfig, Context: g.Context})
+	e, err := session(ctx, Options{Kubeconfig: g.Kubeconfig, Context: g.Context}, g.Config)
 	if err != nil {
 		return nil, err
 	}

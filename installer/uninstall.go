@@ -30,14 +30,11 @@ type Uninstall struct {
 
 // Run performs the uninstall.
 func (u *Uninstall) Run(ctx context.Context) error {
-	opts := &Options{Reporter: u.Reporter, Kubeconfig: u.Kubeconfig, Context: u.Context}
-	if err := opts.Validate(); err != nil {
-		return err
+	timeout := u.Timeout
+	if timeout == 0 {
+		timeout = 5 * time.Minute
 	}
-	if u.Timeout == 0 {
-		u.Timeout = 5 * time.Minute
-	}
-	e, err := open(u.Config, opts)
+	e, err := session(ctx, Options{Reporter: u.Reporter, Kubeconfig: u.Kubeconfig, Context: u.Context}, u.Config)
 	if err != nil {
 		return err
 	}
@@ -108,7 +105,7 @@ func (u *Uninstall) Run(ctx context.Context) error {
 	if u.Purge {
 		waitFor = append(waitFor, crds...)
 	}
-	if err := e.waitGone(ctx, waitFor, u.Timeout); err != nil {
+	if err := e.waitGone(ctx, waitFor, timeout); err != nil {
 		return err
 	}
 	e.report(Event{Type: EventInfo, Message: fmt.Sprintf("uninstalled: %d objects and %d namespaces deleted", deleted, len(namespaces))})

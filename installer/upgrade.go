@@ -51,117 +51,123 @@ type ComponentDiff struct {
 	Details []string `json:"details,omitempty"`
 }
 
-// upgradeEnv prepares an environment and the plan from the cluster's state.
-//
-// It fetches, verifies and renders every hop's objects once; Run applies
-// those same objects.
-func (u *Upgrade) prepare(ctx context.Context, details bool) (*env, *UpgradePlan, []*desired, catalog.Source, error) {
-	opts := &u.Options
-	if opts.Release == "" {
-		return nil, nil, nil, nil, errors.New("the target release is required (--to)")
+// upgradeRun is an upgrade prepared from the cluster's state: its
+// session, its plan against the live cluster, and every hop's objects,
+// fetched, verified and rendered once (Run applies those same objects).
+type upgradeRun struct {
+	e    *env
+	plan *UpgradePlan
+	hops []*desired
+}
+
+// prepare resolves the options, reads the state and plans the hops.
+func (u *Upgrade) prepare(ctx context.Context, details bool) (*upgradeRun, error) {
+	if u.Release == "" {
+		return nil, &SettingError{Setting: "to", Err: errors.New("the target release is required (--to)")}
 	}
-	explicitComponents := len(opts.Components) > 0
-	if err := opts.Validate(); err != nil {
-		return nil, nil, nil, nil, err
-	}
-	cat, err := catalog.Load(opts.CatalogFile)
+	r, err := resolve(ctx, u.Options, target{config: u.Config})
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, err
 	}
-	if _, err := cat.Release(opts.Release); err != nil {
-		return nil, nil, nil, nil, err
-	}
-	src, err := opts.source()
+	e := newEnv(r)
+	ok := false
+	defer func() {
+		if !ok {
+			r.cleanup()
+		}
+	}()
+	cfg, err := r.provider.Find(ctx)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, err
 	}
-	e, err := open(u.Config, opts)
-	if err != nil {
-		return nil, nil, nil, nil, err
+	if cfg == nil {
+		if cfg, err = r.provider.Ensure(ctx); err != nil {
+			return nil, err
+		}
 	}
-	e.catalog = cat
-	if e.state, err = e.store.Load(ctx); err != nil {
-		return nil, nil, nil, nil, err
+	if err := e.connect(cfg); err != nil {
+		return nil, err
+	}
+	if err := e.loadState(ctx); err != nil {
+		return nil, err
 	}
 	if e.state.Release == "" {
-		return nil, nil, nil, nil, errors.New("no tmbox release is installed on this cluster: use tmbox install")
+		return nil, errors.New("no tmbox release is installed on this cluster: use tmbox install")
 	}
 	if cur := e.state.Current(); cur != nil && cur.Kind == "install" {
-		return nil, nil, nil, nil, fmt.Errorf("the install %s did not finish; re-run tmbox install --release %s first", cur.ID, cur.To)
+		return nil, fmt.Errorf("the install %s did not finish; re-run tmbox install --release %s first", cur.ID, cur.To)
 	}
-	if !explicitComponents {
-		opts.Components = nil
+	if len(u.Components) == 0 {
+		// What is installed is what moves.
+		e.opts.Components = nil
 		for _, name := range catalog.ComponentNames() {
 			if _, ok := e.state.Components[name]; ok {
-				opts.Components = append(opts.Components, name)
+				e.opts.Components = append(e.opts.Components, name)
 			}
 		}
 	}
 	info, err := e.client.Discovery().ServerVersion()
 	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("cluster unreachable: %w", err)
+		return nil, fmt.Errorf("cluster unreachable: %w", err)
 	}
 	kube, err := catalog.ParseKubernetesVersion(info.GitVersion)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, err
 	}
 	e.serverVersion = kube
-	plan, err := cat.Plan(e.state.Release, opts.Release, kube, catalog.PlanOptions{AllowDowngrade: u.AllowDowngrade})
+	plan, err := r.catalog.Plan(e.state.Release, r.release.Name, kube, catalog.PlanOptions{AllowDowngrade: u.AllowDowngrade})
 	if plan == nil {
-		return nil, nil, nil, nil, err
+		return nil, err
 	}
-	up := &UpgradePlan{Plan: plan}
+	run := &upgradeRun{e: e, plan: &UpgradePlan{Plan: plan}}
 	if err != nil {
-		return e, up, nil, src, err
+		ok = true
+		return run, err
 	}
 	// Fetch and verify every hop's manifests before any write, and count
 	// what each hop would do: hop 1 against the live cluster, later hops
 	// against the release before them.
-	var hops []*desired
 	var prev *desired
 	for i, h := range plan.Hops {
-		rel, _ := cat.Release(h.To)
-		if opts.IstioOverlay != "" {
-			if istio, _ := rel.Component(catalog.Istio); istio.Source == catalog.SourceCompiledIn {
-				if err := ValidateIstioOverlay(opts.IstioOverlay, istio); err != nil {
-					return nil, nil, nil, nil, err
-				}
+		rel, _ := r.catalog.Release(h.To)
+		if istio, _ := rel.Component(catalog.Istio); istio.Source == catalog.SourceCompiledIn {
+			if err := checkOverlay(e.opts.IstioOverlay, rel); err != nil {
+				return nil, err
 			}
 		}
-		e.report(Event{Type: EventInfo, Message: fmt.Sprintf("release %s: fetching and verifying manifests from %s", rel.Name, src.Name())})
-		d, err := objectsFor(ctx, src, rel, opts.Components, overlayFor(rel, opts))
+		e.report(Event{Type: EventInfo, Message: fmt.Sprintf("release %s: fetching and verifying manifests from %s", rel.Name, r.source.Name())})
+		d, err := objectsFor(ctx, r.source, rel, e.opts.Components, r.render)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, err
 		}
-		diffs, err := e.diffHop(ctx, i == 0, prev, d, details)
+		diffs, err := e.diffComponents(ctx, e.selectedComponents(), i == 0, prev, d, details)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, err
 		}
-		up.Changes = append(up.Changes, diffs)
-		hops = append(hops, d)
+		run.plan.Changes = append(run.plan.Changes, diffs)
+		run.hops = append(run.hops, d)
 		prev = d
 	}
-	return e, up, hops, src, nil
+	ok = true
+	return run, nil
 }
 
-// overlayFor drops the Istio overlay for releases whose Istio is not
-// compiled in (it cannot apply there).
-func overlayFor(rel *catalog.Release, opts *Options) *Options {
-	if istio, _ := rel.Component(catalog.Istio); istio.Source != catalog.SourceCompiledIn && opts.IstioOverlay != "" {
-		o := *opts
-		o.IstioOverlay = ""
-		return &o
-	}
-	return opts
-}
-
-// diffHop counts adds, changes and prunes per component.
-func (e *env) diffHop(ctx context.Context, live bool, prev, next *desired, details bool) ([]ComponentDiff, error) {
-	var out []ComponentDiff
+// selectedComponents lists the selected components in install order.
+func (e *env) selectedComponents() []string {
+	var out []string
 	for _, name := range catalog.ComponentNames() {
-		if !slices.Contains(e.opts.Components, name) {
-			continue
+		if slices.Contains(e.opts.Components, name) {
+			out = append(out, name)
 		}
+	}
+	return out
+}
+
+// diffComponents counts adds, changes and prunes of the named components:
+// against the live cluster, or against prev (the release before).
+func (e *env) diffComponents(ctx context.Context, names []string, live bool, prev, next *desired, details bool) ([]ComponentDiff, error) {
+	var out []ComponentDiff
+	for _, name := range names {
 		d := ComponentDiff{Component: name}
 		var current map[apply.ObjectKey]string
 		if live {
@@ -175,17 +181,22 @@ func (e *env) diffHop(ctx context.Context, live bool, prev, next *desired, detai
 			if err != nil {
 				return nil, err
 			}
-			current = map[apply.ObjectKey]string{}
-			for _, k := range e.state.Inventory[name] {
-				current[k] = hashes[k]
+			current = hashes
+			if e.state != nil {
+				for _, k := range e.state.Inventory[name] {
+					current[k] = hashes[k]
+				}
 			}
-		} else {
+		} else if prev != nil {
 			current = map[apply.ObjectKey]string{}
 			for _, o := range prev.byComponent[name] {
 				if !o.Create {
 					current[apply.KeyOf(o.Unstructured)] = o.GetAnnotations()[apply.AnnotationHash]
 				}
 			}
+		}
+		if current == nil {
+			current = map[apply.ObjectKey]string{}
 		}
 		seen := map[apply.ObjectKey]bool{}
 		for _, o := range next.byComponent[name] {
@@ -230,16 +241,25 @@ func (e *env) diffHop(ctx context.Context, live bool, prev, next *desired, detai
 
 // Plan returns the plan against the live cluster without writing anything.
 func (u *Upgrade) Plan(ctx context.Context, details bool) (*UpgradePlan, error) {
-	_, plan, _, _, err := u.prepare(ctx, details)
-	return plan, err
+	run, err := u.prepare(ctx, details)
+	if run == nil {
+		return nil, err
+	}
+	defer run.e.cleanup()
+	return run.plan, err
 }
 
 // Run performs the upgrade.
 func (u *Upgrade) Run(ctx context.Context) error {
-	e, plan, hops, src, err := u.prepare(ctx, false)
+	run, err := u.prepare(ctx, false)
 	if err != nil {
+		if run != nil {
+			run.e.cleanup()
+		}
 		return err
 	}
+	e, plan := run.e, run.plan
+	defer e.cleanup()
 	if len(plan.Hops) == 0 {
 		e.report(Event{Type: EventInfo, Message: fmt.Sprintf("release %s is already installed: nothing to do", plan.To)})
 		return nil
@@ -252,9 +272,9 @@ func (u *Upgrade) Run(ctx context.Context) error {
 	for i, h := range plan.Hops {
 		var fromObjs *desired // the previous hop's target; fetched on rollback for the first
 		if i > 0 {
-			fromObjs = hops[i-1]
+			fromObjs = run.hops[i-1]
 		}
-		if err := e.runHop(ctx, src, fromObjs, hops[i], h, u.NoRollback); err != nil {
+		if err := e.runHop(ctx, fromObjs, run.hops[i], h, u.NoRollback); err != nil {
 			return fmt.Errorf("hop %d/%d %s: %w", i+1, len(plan.Hops), h.Name(), err)
 		}
 	}
@@ -263,7 +283,7 @@ func (u *Upgrade) Run(ctx context.Context) error {
 
 // runHop moves every component from one release to the next, verifies,
 // and rolls back when anything fails.
-func (e *env) runHop(ctx context.Context, src catalog.Source, fromObjs, toObjs *desired, h catalog.Hop, noRollback bool) error {
+func (e *env) runHop(ctx context.Context, fromObjs, toObjs *desired, h catalog.Hop, noRollback bool) error {
 	from, _ := e.catalog.Release(h.From)
 	to := toObjs.release
 	if !to.AllowsKubernetes(e.serverVersion) {
@@ -279,7 +299,7 @@ func (e *env) runHop(ctx context.Context, src catalog.Source, fromObjs, toObjs *
 	}
 	e.report(Event{Type: EventInfo, Message: fmt.Sprintf("%s %s", kind, h.Name())})
 	e.release, e.desired = to, toObjs
-	err := runPhases(ctx, e, hopPhases())
+	err := (&runner{e: e}).run(ctx, hopPhases())
 	if err == nil {
 		e.state.Release = to.Name
 		e.state.OptionsDigest = e.opts.Digest()
@@ -299,17 +319,18 @@ func (e *env) runHop(ctx context.Context, src catalog.Source, fromObjs, toObjs *
 	rctx := context.WithoutCancel(ctx)
 	e.jobOperation = id + "-rollback"
 	defer func() { e.jobOperation = "" }()
-	rerr := e.useRelease(rctx, src, from, fromObjs)
+	rerr := e.useRelease(rctx, from, fromObjs)
 	if rerr == nil {
-		rerr = runPhases(rctx, e, hopPhases())
+		rerr = (&runner{e: e}).run(rctx, hopPhases())
 	}
 	now := time.Now()
 	e.op.Finished = &now
 	if rerr != nil {
+		failed := &RollbackFailedError{Err: err, RollbackErr: rerr, To: from.Name}
 		e.op.Result = ResultFailed
-		e.op.Error = fmt.Sprintf("%v; rollback to %s failed too: %v", err, from.Name, rerr)
+		e.op.Error = failed.Error()
 		_ = e.saveState(rctx)
-		return errors.New(e.op.Error)
+		return failed
 	}
 	e.op.Result = ResultRolledBack
 	e.op.Error = err.Error()
@@ -319,6 +340,24 @@ func (e *env) runHop(ctx context.Context, src catalog.Source, fromObjs, toObjs *
 	}
 	return &RolledBackError{Err: err, To: from.Name}
 }
+
+// RollbackFailedError says an upgrade hop failed and rolling it back
+// failed too; both causes are kept.
+type RollbackFailedError struct {
+	// Err is why the hop failed.
+	Err error
+	// RollbackErr is why the rollback failed.
+	RollbackErr error
+	// To is the release the rollback aimed at.
+	To string
+}
+
+func (e *RollbackFailedError) Error() string {
+	return fmt.Sprintf("%v; rollback to %s failed too: %v", e.Err, e.To, e.RollbackErr)
+}
+
+// Unwrap returns both causes.
+func (e *RollbackFailedError) Unwrap() []error { return []error{e.Err, e.RollbackErr} }
 
 // RolledBackError says an upgrade hop failed and the cluster was rolled
 // back to a healthy release.
@@ -338,10 +377,10 @@ func (e *RolledBackError) Unwrap() error { return e.Err }
 
 // useRelease points the environment at a release and its verified
 // objects, fetching them unless d already holds them.
-func (e *env) useRelease(ctx context.Context, src catalog.Source, rel *catalog.Release, d *desired) error {
+func (e *env) useRelease(ctx context.Context, rel *catalog.Release, d *desired) error {
 	if d == nil {
 		var err error
-		if d, err = objectsFor(ctx, src, rel, e.opts.Components, overlayFor(rel, e.opts)); err != nil {
+		if d, err = objectsFor(ctx, e.source, rel, e.opts.Components, e.render); err != nil {
 			return err
 		}
 	}
@@ -353,8 +392,8 @@ func (e *env) useRelease(ctx context.Context, src catalog.Source, rel *catalog.R
 // is known to be there.
 func hopPhases() []phase {
 	var out []phase
-	for _, p := range installPhases(false) {
-		if p.name != PhaseCluster && p.name != PhaseImages {
+	for _, p := range installPhases() {
+		if p.name != PhasePreflight && p.name != PhaseCluster && p.name != PhaseImages {
 			out = append(out, p)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-version"
+	"github.com/tmbox/tmbox/internal/engine"
 	"golang.org/x/sys/unix"
 )
 
@@ -350,67 +351,34 @@ func engineDataRoot(ctx context.Context, h *Host) (root, how string) {
 		return "/var/lib/docker", "no container engine found; Docker's default"
 	}
 	var args []string
-	switch e.family {
+	switch e.Family {
 	case "docker":
 		args = []string{"info", "--format", "{{.DockerRootDir}}"}
 	case "podman":
 		args = []string{"info", "--format", "{{.Store.GraphRoot}}"}
 	default:
-		return "/var/lib/containerd", e.name + "'s default"
+		return "/var/lib/containerd", e.Name + "'s default"
 	}
 	def := "/var/lib/docker"
-	if e.family == "podman" {
+	if e.Family == "podman" {
 		def = "/var/lib/containers/storage"
 	}
-	out, err := h.Command(ctx, e.name, args...)
+	out, err := h.Command(ctx, e.Name, args...)
 	if err != nil {
-		return def, e.name + " did not answer; its default"
+		return def, e.Name + " did not answer; its default"
 	}
 	if r := strings.TrimSpace(string(out)); strings.HasPrefix(r, "/") {
-		return r, "reported by " + e.name
+		return r, "reported by " + e.Name
 	}
-	return def, e.name + " reported no data root; its default"
+	return def, e.Name + " reported no data root; its default"
 }
 
 // ---- container-engine ----
 
-// engine is a container engine kind can use.
-type engine struct {
-	name   string // binary name: docker, podman, nerdctl, finch, nerdctl.lima
-	family string // docker, podman or nerdctl
-	path   string // where LookPath found it
-}
-
-// detectEngine finds the engine kind would use: KIND_EXPERIMENTAL_PROVIDER
-// when it names a known provider (as kind's CLI does), otherwise the first
-// of docker, nerdctl, podman on PATH (kind's own detection order). note
-// explains an ignored KIND_EXPERIMENTAL_PROVIDER value.
-func detectEngine(h *Host) (e engine, note string, err error) {
-	p := h.Getenv("KIND_EXPERIMENTAL_PROVIDER")
-	family := ""
-	switch p {
-	case "":
-	case "docker", "podman":
-		family = p
-	case "nerdctl", "finch", "nerdctl.lima":
-		family = "nerdctl"
-	default:
-		note = fmt.Sprintf(" (KIND_EXPERIMENTAL_PROVIDER=%q ignored, as kind does)", p)
-	}
-	if family != "" {
-		path, lerr := h.LookPath(p)
-		if lerr != nil {
-			return engine{}, note, fmt.Errorf("KIND_EXPERIMENTAL_PROVIDER=%s but %s is not on PATH: %w", p, p, lerr)
-		}
-		return engine{name: p, family: family, path: path}, note, nil
-	}
-	for _, name := range []string{"docker", "nerdctl", "podman"} {
-		path, lerr := h.LookPath(name)
-		if lerr == nil {
-			return engine{name: name, family: name, path: path}, note, nil
-		}
-	}
-	return engine{}, note, errors.New("none of docker, nerdctl, podman is on PATH")
+// detectEngine finds the engine kind would use (internal/engine: kind's
+// rules, shared with the kind provider).
+func detectEngine(h *Host) (engine.Binary, string, error) {
+	return engine.Detect(h.Getenv, h.LookPath)
 }
 
 // engineMinimum is the oldest engine version kind supports, or "".
@@ -444,8 +412,8 @@ func engineVersionArgs(family string) []string {
 }
 
 // engineStartHint says how to get e's daemon answering.
-func engineStartHint(e engine, goos string) string {
-	switch e.name {
+func engineStartHint(e engine.Binary, goos string) string {
+	switch e.Name {
 	case "docker":
 		if goos != "linux" {
 			return "start Docker Desktop (or `colima start`), then check with `docker version`"
@@ -473,31 +441,31 @@ func checkContainerEngine(ctx context.Context, h *Host) Result {
 		return Fail("install Docker Engine (https://docs.docker.com/engine/install/) or Podman (https://podman.io/docs/installation)",
 			"no container engine for kind: %v%s", err, note)
 	}
-	args := engineVersionArgs(e.family)
-	out, err := h.Command(ctx, e.name, args...)
+	args := engineVersionArgs(e.Family)
+	out, err := h.Command(ctx, e.Name, args...)
 	if err != nil {
 		if ctx.Err() != nil {
 			return Fail(engineStartHint(e, h.GOOS)+"; or re-run with a longer --preflight-timeout",
-				"%s is installed (%s) but its daemon did not answer within the preflight timeout: %v", e.name, e.path, ctx.Err())
+				"%s is installed (%s) but its daemon did not answer within the preflight timeout: %v", e.Name, e.Path, ctx.Err())
 		}
 		return Fail(engineStartHint(e, h.GOOS),
-			"%s is installed (%s) but its daemon does not answer: %s", e.name, e.path,
-			strings.TrimPrefix(firstLine(err.Error()), "run "+e.name+" "+strings.Join(args, " ")+": "))
+			"%s is installed (%s) but its daemon does not answer: %s", e.Name, e.Path,
+			strings.TrimPrefix(firstLine(err.Error()), "run "+e.Name+" "+strings.Join(args, " ")+": "))
 	}
 	raw := strings.TrimSpace(firstLine(string(out)))
 	v, err := version.NewVersion(raw)
 	if err != nil {
-		return Warn(fmt.Sprintf("check `%s %s`", e.name, strings.Join(args, " ")),
-			"%s answers but reports version %q, which tmbox cannot parse%s", e.name, raw, note)
+		return Warn(fmt.Sprintf("check `%s %s`", e.Name, strings.Join(args, " ")),
+			"%s answers but reports version %q, which tmbox cannot parse%s", e.Name, raw, note)
 	}
-	if m := engineMinimum(e.family); m != "" && v.Core().LessThan(version.Must(version.NewVersion(m))) {
-		return Fail(fmt.Sprintf("upgrade %s to %s or newer (kind's minimum): %s", e.name, m, engineInstallURL(e.family)),
-			"%s %s is older than %s, the oldest kind supports%s", e.name, v.Original(), m, note)
+	if m := engineMinimum(e.Family); m != "" && v.Core().LessThan(version.Must(version.NewVersion(m))) {
+		return Fail(fmt.Sprintf("upgrade %s to %s or newer (kind's minimum): %s", e.Name, m, engineInstallURL(e.Family)),
+			"%s %s is older than %s, the oldest kind supports%s", e.Name, v.Original(), m, note)
 	}
-	if e.family == "nerdctl" {
-		return Pass("%s (containerd %s reachable)%s", e.name, v.Original(), note)
+	if e.Family == "nerdctl" {
+		return Pass("%s (containerd %s reachable)%s", e.Name, v.Original(), note)
 	}
-	return Pass("%s %s (daemon reachable)%s", e.name, v.Original(), note)
+	return Pass("%s %s (daemon reachable)%s", e.Name, v.Original(), note)
 }
 
 // engineInstallURL is where to get a current engine.

@@ -38,18 +38,79 @@ const DefaultClusterName = "tmbox"
 // answers as a config file.
 const DefaultConfigPath = "tmbox-install.yaml"
 
-// Event types, as the installer reports them.
+// Event types the wizard shows. They are the wizard's own: cmd maps the
+// installer's events onto them.
 const (
+	// EventPhaseStart starts a phase: its row shows it running.
 	EventPhaseStart = "phase-start"
-	EventPhaseDone  = "phase-done"
-	EventPhaseFail  = "phase-fail"
-	EventPhaseSkip  = "phase-skip"
-	EventWaiting    = "waiting"
-	EventProgress   = "progress"
-	EventInfo       = "info"
-	EventCheck      = "check"
-	EventLog        = "log"
+	// EventPhaseDone ends a phase that succeeded; Duration is how long it
+	// took.
+	EventPhaseDone = "phase-done"
+	// EventPhaseFail ends a phase that failed; Error says why.
+	EventPhaseFail = "phase-fail"
+	// EventPhaseSkip marks a phase that does not run; Message says why.
+	EventPhaseSkip = "phase-skip"
+	// EventWaiting says what the running phase waits for.
+	EventWaiting = "waiting"
+	// EventProgress says how far the running phase is.
+	EventProgress = "progress"
+	// EventInfo is a line for the log.
+	EventInfo = "info"
+	// EventCheck is a preflight check's result, for the log.
+	EventCheck = "check"
+	// EventLog is a line of a library's log. The installer reports no such
+	// event: a Backend may make it from its own logs.
+	EventLog = "log"
 )
+
+// EventTypes lists every event type the wizard knows, for a Backend's
+// adapter to test that its mapping covers them.
+func EventTypes() []string {
+	return []string{EventPhaseStart, EventPhaseDone, EventPhaseFail, EventPhaseSkip, EventWaiting, EventProgress, EventInfo, EventCheck, EventLog}
+}
+
+// Fields of the answers, for FieldError.Field. A wizard step shows the
+// errors of its own fields and cannot be left forwards while there are any.
+const (
+	// FieldContext is Answers.Context (the target step).
+	FieldContext = "context"
+	// FieldClusterName is Answers.ClusterName (the target step).
+	FieldClusterName = "cluster-name"
+	// FieldRelease is Answers.Release (the release step).
+	FieldRelease = "release"
+	// FieldComponents is Answers.Components (the components step).
+	FieldComponents = "components"
+	// FieldBundle is Answers.Bundle (the air-gap step).
+	FieldBundle = "bundle"
+	// FieldBundleKey is Answers.BundleKey (the air-gap step).
+	FieldBundleKey = "bundle-key"
+	// FieldRegistry is Answers.Registry (the air-gap step).
+	FieldRegistry = "registry"
+	// FieldIstioOverlay is Answers.IstioOverlay (the Istio overlay step).
+	FieldIstioOverlay = "istio-overlay"
+	// FieldGeneral is a problem no answer owns, such as a bad flag. The
+	// last form step (the Istio overlay) shows it, as it shows errors of a
+	// field the wizard does not know, so that the user can still go back
+	// to any step.
+	FieldGeneral = "general"
+)
+
+// FieldError is a problem with the answers, as Backend.Validate finds it.
+type FieldError struct {
+	// Field is one of the Field* constants: the step that shows the
+	// message.
+	Field string
+	// Message says what is wrong, and ideally how to fix it.
+	Message string
+}
+
+// Phase is one phase of a run, as the progress screen lists it.
+type Phase struct {
+	// Name is the phase's name, as events' Phase name it, e.g. "istio".
+	Name string
+	// Title says in a few words what the phase does.
+	Title string
+}
 
 // Check statuses.
 const (
@@ -175,15 +236,25 @@ type Summary struct {
 
 // Backend does the work; the wizard only asks and shows.
 //
-// Contexts and Releases are called once, when the wizard starts, and should
-// be quick. Preflight, Plan and Run are called from their own goroutines and
-// must honour ctx.
+// Contexts, Releases and Phases are called once, when the wizard starts, and
+// should be quick. Validate is called on the UI's goroutine whenever a form
+// step is left forwards, so it must be quick too: no cluster access.
+// Preflight, Plan and Run are called from their own goroutines and must
+// honour ctx.
 type Backend interface {
 	// Contexts lists the kubeconfig's contexts and the current one.
 	Contexts() (names []string, current string, err error)
 	// Releases lists the catalog, oldest first; the wizard preselects the
 	// last.
 	Releases() ([]Release, error)
+	// Phases lists the phases Run runs, in order (for an upgrade, the
+	// phases of each hop). The progress screen lists them; the welcome
+	// screen names them.
+	Phases() []Phase
+	// Validate checks the answers without touching the cluster; it
+	// returns nothing when they are fine. The answers may be partial:
+	// a step only shows the errors of its own fields.
+	Validate(a Answers) []FieldError
 	// Preflight runs the checks for the answers.
 	Preflight(ctx context.Context, a Answers) ([]Check, error)
 	// Plan says what Run would do, phase by phase.

@@ -3,6 +3,10 @@ package tui
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -126,6 +130,8 @@ type fakeBackend struct {
 	pfErr    error
 	pfCalls  int
 	plan     []PlanLine
+	phases   []Phase
+	invalid  []FieldError // Validate returns these too
 
 	failRun bool
 	block   bool          // Run blocks after its events until ctx is done
@@ -143,6 +149,7 @@ func newFake() *fakeBackend {
 		releases: testReleases(),
 		checks:   passingChecks(),
 		plan:     testPlan(),
+		phases:   testPhases(),
 		runCtx:   make(chan error, 1),
 		saved:    map[string]Answers{},
 	}
@@ -150,6 +157,76 @@ func newFake() *fakeBackend {
 
 func (f *fakeBackend) Contexts() ([]string, string, error) { return f.contexts, f.current, f.ctxErr }
 func (f *fakeBackend) Releases() ([]Release, error)        { return f.releases, f.relErr }
+
+// testPhases are the fake's phases: an install's.
+func testPhases() []Phase {
+	return []Phase{
+		{"preflight", "preflight checks"}, {"cluster", "creating the kind cluster"}, {"images", "loading images"},
+		{"istio", "installing Istio"}, {"knative-serving", "installing Knative Serving"},
+		{"knative-eventing", "installing Knative Eventing"}, {"triggermesh", "installing TriggerMesh"},
+		{"verify", "verifying images and health"},
+	}
+}
+
+func (f *fakeBackend) Phases() []Phase { return f.phases }
+
+// Validate implements Backend with simple rules that give the messages the
+// tests look for.
+func (f *fakeBackend) Validate(a Answers) []FieldError {
+	var out []FieldError
+	bad := func(field, format string, args ...any) {
+		out = append(out, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+	if a.Target == TargetKind {
+		switch name := a.ClusterName; {
+		case len(name) > 49:
+			bad(FieldClusterName, "cluster name %q is %d characters long: at most 49", name, len(name))
+		case strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" || strings.HasPrefix(name, "-") || strings.HasSuffix(name, "-"):
+			bad(FieldClusterName, "cluster name %q: use lower-case letters, digits and '-', starting and ending with a letter or digit", name)
+		}
+	}
+	if slices.Contains(a.Components, "triggermesh-core") && !slices.Contains(a.Components, "triggermesh") {
+		bad(FieldComponents, "triggermesh-core needs triggermesh: select triggermesh or deselect triggermesh-core")
+	}
+	file := func(field, what, path string) {
+		if _, err := os.Stat(path); err != nil {
+			bad(field, "%s %s does not exist", what, path)
+		}
+	}
+	if a.Bundle != "" {
+		file(FieldBundle, "bundle", a.Bundle)
+	}
+	if a.BundleKey != "" {
+		if a.Bundle == "" {
+			bad(FieldBundleKey, "a bundle key needs a bundle")
+		} else {
+			file(FieldBundleKey, "bundle key", a.BundleKey)
+		}
+	}
+	if r := a.Registry; r != "" {
+		host, _, _ := strings.Cut(r, "/")
+		_, port, hasPort := strings.Cut(host, ":")
+		n, err := strconv.Atoi(port)
+		switch {
+		case strings.Contains(r, "://"):
+			bad(FieldRegistry, "registry %q: write it without a scheme, as HOST[:PORT][/PREFIX]", r)
+		case hasPort && (err != nil || n < 1 || n > 65535):
+			bad(FieldRegistry, "registry %q: port %q is not a number from 1 to 65535", r, port)
+		}
+		if a.Bundle == "" {
+			bad(FieldRegistry, "a registry needs a bundle: the images to push come from it")
+		}
+	}
+	if a.Bundle != "" && a.Target == TargetExisting && a.Registry == "" {
+		bad(FieldRegistry, "a bundle into an existing cluster needs a registry (HOST[:PORT][/PREFIX]) the nodes can pull from")
+	}
+	if a.IstioOverlay != "" {
+		file(FieldIstioOverlay, "Istio overlay", a.IstioOverlay)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append(out, f.invalid...)
+}
 
 func (f *fakeBackend) Preflight(ctx context.Context, a Answers) ([]Check, error) {
 	f.mu.Lock()

@@ -51,11 +51,6 @@ const (
 	airGapFields
 )
 
-// defaultPhases are shown on the progress screen when the plan names none.
-func defaultPhases() []string {
-	return []string{"preflight", "cluster", "images", "istio", "knative-serving", "knative-eventing", "triggermesh", "verify"}
-}
-
 // Messages.
 type (
 	contextsMsg struct {
@@ -109,6 +104,9 @@ type Model struct {
 	scroll        int
 
 	a Answers
+
+	// phases are Backend.Phases: the progress screen's rows.
+	phases []Phase
 
 	// target
 	ctxLoaded    bool
@@ -187,6 +185,9 @@ func newModel(opts Options, r *lipgloss.Renderer) *Model {
 	}
 	if m.now == nil {
 		m.now = time.Now
+	}
+	if opts.Backend != nil {
+		m.phases = opts.Backend.Phases()
 	}
 	name := opts.Initial.ClusterName
 	if name == "" {
@@ -451,6 +452,18 @@ func (m *Model) fail(errs ...error) {
 	}
 }
 
+// accept asks the Backend about the answers a as the current step made
+// them: when the step's fields are fine it keeps them and returns true;
+// otherwise it shows the step's errors and returns false.
+func (m *Model) accept(a Answers) bool {
+	if errs := m.invalid(m.screen, a); len(errs) > 0 {
+		m.errs = errs
+		return false
+	}
+	m.a = a
+	return true
+}
+
 // next validates the screen's answers and moves on.
 func (m *Model) next() tea.Cmd {
 	m.errs = nil
@@ -458,15 +471,19 @@ func (m *Model) next() tea.Cmd {
 	case screenWelcome:
 		m.goTo(screenTarget)
 	case screenTarget:
+		a := m.a
 		if m.targetCursor == 0 {
 			name := strings.TrimSpace(m.clusterName.Value())
-			if err := validateClusterName(name); err != nil {
-				m.fail(err)
+			if name == "" {
+				m.fail(errors.New("enter a cluster name"))
 				return nil
 			}
-			m.a.Target, m.a.ClusterName, m.a.Context = TargetKind, name, ""
+			a.Target, a.ClusterName, a.Context = TargetKind, name, ""
 		} else {
-			m.a.Target, m.a.Context, m.a.ClusterName = TargetExisting, m.contexts[m.targetCursor-1], ""
+			a.Target, a.Context, a.ClusterName = TargetExisting, m.contexts[m.targetCursor-1], ""
+		}
+		if !m.accept(a) {
+			return nil
 		}
 		m.goTo(screenRelease)
 	case screenRelease:
@@ -482,7 +499,11 @@ func (m *Model) next() tea.Cmd {
 			return nil
 		}
 		r, _ := m.release()
-		m.a.Release = r.Name
+		a := m.a
+		a.Release = r.Name
+		if !m.accept(a) {
+			return nil
+		}
 		if m.selected == nil {
 			sel := map[string]bool{}
 			for _, c := range r.Components {
@@ -493,33 +514,27 @@ func (m *Model) next() tea.Cmd {
 		m.compCursor = 0
 		m.goTo(screenComponents)
 	case screenComponents:
-		comps := m.components()
-		if err := validateComponents(comps); err != nil {
-			m.fail(err)
+		a := m.a
+		a.Components = m.components()
+		if !m.accept(a) {
 			return nil
 		}
-		m.a.Components = comps
 		m.goTo(screenAirGap)
 	case screenAirGap:
 		a := m.a
 		a.Bundle = expandPath(m.airGap[fieldBundle].Value())
 		a.BundleKey = expandPath(m.airGap[fieldBundleKey].Value())
 		a.Registry = strings.TrimSpace(m.airGap[fieldRegistry].Value())
-		if errs := validateAirGap(a); len(errs) > 0 {
-			m.fail(errs...)
+		if !m.accept(a) {
 			return nil
 		}
-		m.a = a
 		m.goTo(screenOverlay)
 	case screenOverlay:
-		p := expandPath(m.overlay.Value())
-		if p != "" {
-			if err := checkFile("Istio overlay", p); err != nil {
-				m.fail(err)
-				return nil
-			}
+		a := m.a
+		a.IstioOverlay = expandPath(m.overlay.Value())
+		if !m.accept(a) {
+			return nil
 		}
-		m.a.IstioOverlay = p
 		m.goTo(screenPreflight)
 		return m.startPreflight()
 	case screenPreflight:

@@ -3,7 +3,6 @@ package tui
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,8 +20,11 @@ const (
 	phaseSkipped = "skipped"
 )
 
+// phaseState is a row of the progress screen: one of Backend.Phases, or a
+// phase an event named that the list lacks (appended, so nothing is lost).
 type phaseState struct {
 	name   string
+	title  string
 	status string
 	start  time.Time
 	took   time.Duration
@@ -62,17 +64,8 @@ func (m *Model) startRun() tea.Cmd {
 		msgs:   make(chan tea.Msg, 256),
 		done:   make(chan struct{}),
 	}
-	var names []string
-	for _, l := range m.planLines {
-		if l.Phase != "" && !slices.Contains(names, l.Phase) {
-			names = append(names, l.Phase)
-		}
-	}
-	if len(names) == 0 {
-		names = defaultPhases()
-	}
-	for _, n := range names {
-		rs.phases = append(rs.phases, &phaseState{name: n, status: phasePending})
+	for _, p := range m.phases {
+		rs.phases = append(rs.phases, &phaseState{name: p.Name, title: p.Title, status: phasePending})
 	}
 	stop, b, a := m.stop, m.opts.Backend, m.a
 	send := func(msg tea.Msg) {
@@ -148,6 +141,16 @@ func (rs *runState) phase(name string) *phaseState {
 	return p
 }
 
+// running is the phase running last, if any.
+func (rs *runState) running() *phaseState {
+	for i := len(rs.phases) - 1; i >= 0; i-- {
+		if rs.phases[i].status == phaseRunning {
+			return rs.phases[i]
+		}
+	}
+	return nil
+}
+
 // apply records an event.
 func (rs *runState) apply(m *Model, e Event) {
 	p := rs.phase(e.Phase)
@@ -155,6 +158,9 @@ func (rs *runState) apply(m *Model, e Event) {
 	case EventPhaseStart:
 		if p != nil {
 			p.status, p.start, p.note = phaseRunning, e.Time, ""
+			if p.title == "" {
+				p.title = e.Message
+			}
 			if p.start.IsZero() {
 				p.start = m.now()
 			}
@@ -340,6 +346,10 @@ func (m *Model) viewProgress() string {
 		}
 	case rs.progress != "":
 		body = append(body, wrap(rs.progress, m.w(), 2)[0])
+	default:
+		if p := rs.running(); p != nil && p.title != "" {
+			body = append(body, m.st.faint.Render(wrap(p.name+": "+p.title+m.g.ellipsis, m.w(), 2)[0]))
+		}
 	}
 	if rs.showLog {
 		body = append(body, "", "  "+m.st.bold.Render("log")+m.st.faint.Render(fmt.Sprintf(" (%d events; up/down scroll)", len(rs.log))))

@@ -159,7 +159,11 @@ func (m *Model) viewWelcome() []string {
 			out = append(out, wrap(g.dot+" "+s, w, 4)...)
 		}
 	}
-	phases := strings.Join(defaultPhases(), " "+g.arrow+" ")
+	var names []string
+	for _, p := range m.phases {
+		names = append(names, p.Name)
+	}
+	phases := strings.Join(names, " "+g.arrow+" ")
 	out = append(out, "")
 	out = append(out, m.para("It runs these phases, in order:")...)
 	out = append(out, wrap(phases, w, 4)...)

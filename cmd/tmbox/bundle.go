@@ -44,6 +44,11 @@ func newBundleCreateCmd(g *globalOptions) *cobra.Command {
 			if out == "" {
 				return &usageError{errors.New("-o FILE is required")}
 			}
+			for _, p := range platforms {
+				if err := bundle.ValidPlatform(p); err != nil {
+					return &usageError{fmt.Errorf("--platform: %w", err)}
+				}
+			}
 			cat, err := g.catalog()
 			if err != nil {
 				return err
@@ -68,12 +73,8 @@ func newBundleCreateCmd(g *globalOptions) *cobra.Command {
 				opts.Source = catalog.Upstream{CacheDir: cacheDir}
 			}
 			if signKey != "" {
-				data, err := os.ReadFile(signKey)
-				if err != nil {
+				if opts.SignKey, err = bundle.ReadPrivateKeyFile(signKey); err != nil {
 					return &usageError{fmt.Errorf("--sign-key: %w", err)}
-				}
-				if opts.SignKey, err = bundle.ParsePrivateKey(data); err != nil {
-					return &usageError{fmt.Errorf("--sign-key %s: %w", signKey, err)}
 				}
 			}
 			errOut := cmd.ErrOrStderr()
@@ -107,7 +108,7 @@ func newBundleCreateCmd(g *globalOptions) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&release, "release", "", "release to bundle (default: the latest)")
-	f.StringSliceVar(&platforms, "platform", nil, "image platforms (default linux/amd64)")
+	f.StringSliceVar(&platforms, "platform", nil, "image platforms as os/arch[/variant] (default linux/amd64)")
 	f.StringVar(&mirror, "mirror", "", "read manifests from this directory instead of downloading them")
 	f.StringVar(&cacheDir, "cache-dir", "", "download cache for manifests (default ~/.cache/tmbox/assets)")
 	f.StringVar(&signKey, "sign-key", "", "sign with this ed25519 private key (PEM, from tmbox bundle keygen)")
@@ -206,13 +207,21 @@ func newBundleVerifyCmd() *cobra.Command {
 
 func newBundleKeygenCmd() *cobra.Command {
 	var out string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "keygen -o PREFIX",
 		Short: "Write an ed25519 signing key (PREFIX.key, mode 0600) and its public key (PREFIX.pub)",
-		Args:  noArgs,
+		Long: `Write an ed25519 signing key (PREFIX.key, mode 0600) and its public key
+(PREFIX.pub). Both are written or neither is; existing files are not
+replaced unless --force is given.`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
 				return &usageError{errors.New("-o PREFIX is required")}
+			}
+			files := []newFile{{path: out + ".key", mode: 0o600}, {path: out + ".pub", mode: 0o644}}
+			if err := checkTargets(files, force); err != nil {
+				return &usageError{err}
 			}
 			k, err := bundle.GenerateSigningKey()
 			if err != nil {
@@ -226,10 +235,8 @@ func newBundleKeygenCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := writeNew(out+".key", priv, 0o600); err != nil {
-				return err
-			}
-			if err := writeNew(out+".pub", pub, 0o644); err != nil {
+			files[0].data, files[1].data = priv, pub
+			if err := writeAll(files, force); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "private key %s.key (keep it secret), public key %s.pub\n", out, out)
@@ -237,7 +244,116 @@ func newBundleKeygenCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&out, "output-file", "o", "", "file name prefix")
+	cmd.Flags().BoolVar(&force, "force", false, "replace existing PREFIX.key and PREFIX.pub")
 	return cmd
+}
+
+// newFile is a file writeAll writes.
+type newFile struct {
+	path string
+	mode os.FileMode
+	data []byte
+}
+
+// checkTargets refuses files whose path exists (any path that is not a
+// regular file, even with force), naming the first.
+func checkTargets(files []newFile, force bool) error {
+	for _, f := range files {
+		fi, err := os.Lstat(f.path)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return err
+		case !fi.Mode().IsRegular():
+			return fmt.Errorf("%s exists and is not a regular file", f.path)
+		case !force:
+			return fmt.Errorf("%s exists: use --force to replace it", f.path)
+		}
+	}
+	return nil
+}
+
+// writeAll writes every file or none: it checks the targets, writes each
+// to a temporary file beside its target, and only when all are written
+// moves them into place. Without force an existing target is never
+// replaced (each is linked into place, which fails when the target exists);
+// if one cannot be placed, the ones placed before it are removed again.
+func writeAll(files []newFile, force bool) (rerr error) {
+	if err := checkTargets(files, force); err != nil {
+		return err
+	}
+	var temps []string
+	defer func() {
+		for _, t := range temps {
+			os.Remove(t)
+		}
+	}()
+	for _, f := range files {
+		tmp, err := writeTemp(f)
+		if err != nil {
+			return err
+		}
+		temps = append(temps, tmp)
+	}
+	var placed []string
+	for i, f := range files {
+		err := placeFile(temps[i], f.path, force)
+		if err != nil {
+			for _, p := range placed {
+				os.Remove(p)
+			}
+			if len(placed) > 0 {
+				err = fmt.Errorf("%w (removed %s again)", err, strings.Join(placed, ", "))
+			}
+			return err
+		}
+		placed = append(placed, f.path)
+	}
+	return nil
+}
+
+// writeTemp writes f's data with f's mode to a new temporary file in the
+// target's directory and returns its name.
+func writeTemp(f newFile) (string, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(f.path), "."+filepath.Base(f.path)+".tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("write %s: %w", f.path, err)
+	}
+	_, werr := tmp.Write(f.data)
+	merr := tmp.Chmod(f.mode)
+	serr := tmp.Sync()
+	cerr := tmp.Close()
+	if err := errors.Join(werr, merr, serr, cerr); err != nil {
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("write %s: %w", f.path, err)
+	}
+	return tmp.Name(), nil
+}
+
+// placeFile moves the temporary file tmp to path: a rename with force,
+// otherwise a hard link, which fails if path exists (or, where hard links
+// are not supported, a rename after checking path does not exist).
+func placeFile(tmp, path string, force bool) error {
+	if force {
+		if err := os.Rename(tmp, path); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		return nil
+	}
+	err := os.Link(tmp, path)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, os.ErrExist):
+		return fmt.Errorf("%s exists: use --force to replace it", path)
+	}
+	if _, serr := os.Lstat(path); !errors.Is(serr, os.ErrNotExist) {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 // writeNew writes a file that must not exist yet.
@@ -254,13 +370,9 @@ func writeNew(path string, data []byte, mode os.FileMode) error {
 }
 
 func readPublicKey(path string) (ed25519.PublicKey, error) {
-	data, err := os.ReadFile(path)
+	pub, err := bundle.ReadPublicKeyFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("--key: %w", err)
-	}
-	pub, err := bundle.ParsePublicKey(data)
-	if err != nil {
-		return nil, fmt.Errorf("--key %s: %w", path, err)
 	}
 	return pub, nil
 }

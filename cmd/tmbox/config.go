@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -10,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tmbox/tmbox/catalog"
 )
 
 // Config file identity.
@@ -18,6 +22,13 @@ const (
 	configKind       = "InstallConfig"
 	envPrefix        = "TMBOX_"
 )
+
+// maxConfigSize is the largest config file tmbox reads, in bytes.
+const maxConfigSize = 1 << 20
+
+// maxQuotedValue is the longest value an error quotes whole; longer ones
+// are quoted as a prefix (catalog.QuoteShort).
+const maxQuotedValue = 64
 
 // notSettings are flags that are not settings: they never come from a
 // config file or the environment.
@@ -45,11 +56,13 @@ type configSetting struct {
 	line  int
 }
 
-// readConfig decodes an InstallConfig strictly: apiVersion and kind must
-// match, every other key must be a setting (known), and values are scalars
-// or lists of scalars. Errors name the file and line.
+// readConfig decodes an InstallConfig strictly: one YAML document, at
+// most maxConfigSize bytes, apiVersion and kind must match, every other
+// key must be a setting (known), no key may be set twice, and values are
+// scalars or lists of scalars. Errors name the file and line, and quote at
+// most a short prefix of a value.
 func readConfig(path string, known map[string]bool) (map[string]configSetting, error) {
-	data, err := os.ReadFile(path)
+	data, err := catalog.ReadLimited(path, maxConfigSize)
 	if err != nil {
 		return nil, fmt.Errorf("--config: %w", err)
 	}
@@ -58,45 +71,58 @@ func readConfig(path string, known map[string]bool) (map[string]configSetting, e
 
 // readConfigBytes is readConfig of data read from path.
 func readConfigBytes(data []byte, path string, known map[string]bool) (map[string]configSetting, error) {
+	if len(data) > maxConfigSize {
+		return nil, fmt.Errorf("%s: %d bytes, more than the limit of %s for a config", path, len(data), catalog.SizeString(maxConfigSize))
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if len(doc.Content) == 0 {
 		return nil, fmt.Errorf("%s: empty config (want apiVersion: %s, kind: %s)", path, configAPIVersion, configKind)
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, fmt.Errorf("%s: a config is one YAML document: after the first: %w", path, err)
+		}
+		return nil, fmt.Errorf("%s:%d: a config is one YAML document; a second one starts here", path, next.Line)
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("%s:%d: a config is a mapping of settings", path, root.Line)
 	}
 	out := map[string]configSetting{}
+	seen := map[string]int{} // key → line it was first set
 	var apiVersion, kind string
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
-		switch k.Value {
-		case "apiVersion":
-			apiVersion = v.Value
-			if v.Value != configAPIVersion {
-				return nil, fmt.Errorf("%s:%d: apiVersion %q, want %s", path, v.Line, v.Value, configAPIVersion)
-			}
-			continue
-		case "kind":
-			kind = v.Value
-			if v.Value != configKind {
-				return nil, fmt.Errorf("%s:%d: kind %q, want %s", path, v.Line, v.Value, configKind)
-			}
-			continue
-		}
-		if !known[k.Value] {
+		if k.Value != "apiVersion" && k.Value != "kind" && !known[k.Value] {
 			keys := make([]string, 0, len(known))
 			for key := range known {
 				keys = append(keys, key)
 			}
 			sort.Strings(keys)
-			return nil, fmt.Errorf("%s:%d: unknown key %q (known: %s)", path, k.Line, k.Value, strings.Join(keys, ", "))
+			return nil, fmt.Errorf("%s:%d: unknown key %s (known: %s)", path, k.Line, catalog.QuoteShort(k.Value), strings.Join(keys, ", "))
 		}
-		if _, dup := out[k.Value]; dup {
-			return nil, fmt.Errorf("%s:%d: %s is set twice", path, k.Line, k.Value)
+		if first, dup := seen[k.Value]; dup {
+			return nil, fmt.Errorf("%s:%d: %s is set twice (first at line %d)", path, k.Line, k.Value, first)
+		}
+		seen[k.Value] = k.Line
+		switch k.Value {
+		case "apiVersion":
+			apiVersion = v.Value
+			if v.Kind != yaml.ScalarNode || v.Value != configAPIVersion {
+				return nil, fmt.Errorf("%s:%d: apiVersion %s, want %s", path, v.Line, catalog.QuoteShort(v.Value), configAPIVersion)
+			}
+			continue
+		case "kind":
+			kind = v.Value
+			if v.Kind != yaml.ScalarNode || v.Value != configKind {
+				return nil, fmt.Errorf("%s:%d: kind %s, want %s", path, v.Line, catalog.QuoteShort(v.Value), configKind)
+			}
+			continue
 		}
 		switch v.Kind {
 		case yaml.ScalarNode:
@@ -191,13 +217,13 @@ func applySettings(cmd *cobra.Command, g *globalOptions) error {
 		}
 		if v, ok := os.LookupEnv(envName(f.Name)); ok {
 			if err := cmd.Flags().Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
+				errs = append(errs, settingError(envName(f.Name)+"="+catalog.QuoteShort(v), f, v, err))
 			}
 			continue
 		}
 		if s, ok := file[configKey(f.Name)]; ok {
 			if err := cmd.Flags().Set(f.Name, s.value); err != nil {
-				errs = append(errs, fmt.Errorf("%s:%d: %s: %w", g.configFile, s.line, configKey(f.Name), err))
+				errs = append(errs, settingError(fmt.Sprintf("%s:%d: %s", g.configFile, s.line, configKey(f.Name)), f, s.value, err))
 			}
 		}
 	}
@@ -205,6 +231,17 @@ func applySettings(cmd *cobra.Command, g *globalOptions) error {
 		return &usageError{err}
 	}
 	return nil
+}
+
+// settingError reports a value that flag f refused, after where (the
+// variable or file:line and key). The flag's own error quotes the value
+// whole, so for a long value it is replaced by the flag's type and a short
+// prefix of the value.
+func settingError(where string, f *pflag.Flag, value string, err error) error {
+	if len(value) <= maxQuotedValue {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	return fmt.Errorf("%s: invalid %s value %s for --%s", where, f.Value.Type(), catalog.QuoteShort(value), f.Name)
 }
 
 func newConfigCmd(g *globalOptions) *cobra.Command {

@@ -154,3 +154,110 @@ func TestIntegrationUnattended(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigRefusesDuplicatesAndDocuments: a key set twice (apiVersion
+// and kind included) and a second YAML document are refused with file:line
+// (hardening item 6).
+func TestConfigRefusesDuplicatesAndDocuments(t *testing.T) {
+	const head = "apiVersion: tmbox.dev/v1alpha1\nkind: InstallConfig\n"
+	tests := []struct{ name, text, want string }{
+		{"apiVersion twice", head + "apiVersion: tmbox.dev/v1alpha1\n", "cfg.yaml:3: apiVersion is set twice (first at line 1)"},
+		{"kind twice", head + "release: \"1.21\"\nkind: InstallConfig\n", "cfg.yaml:4: kind is set twice (first at line 2)"},
+		{"second document", head + "release: \"1.21\"\n---\nrelease: \"1.22\"\n", "cfg.yaml:4: a config is one YAML document"},
+		{"second empty document", head + "---\n", "cfg.yaml:3: a config is one YAML document"},
+		{"second document that does not parse", head + "---\nrelease: [\n", "cfg.yaml: a config is one YAML document"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			noEngineHost(t)
+			_, _, err := run(t, "preflight", "--config", writeConfig(t, tt.text))
+			if code := exitCode(context.Background(), err); code != exitUsage {
+				t.Errorf("exit code %d, want %d (err %v)", code, exitUsage, err)
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want %q", err, tt.want)
+			}
+		})
+	}
+	// A leading "---" and a document end marker are still one document.
+	for _, text := range []string{"---\n" + head, head + "...\n"} {
+		if _, err := readConfig(writeConfig(t, text), knownConfigKeys(&globalOptions{})); err != nil {
+			t.Errorf("%q: %v", text, err)
+		}
+	}
+}
+
+// TestConfigQuotesShort: a long value (or key) is quoted as a short
+// prefix in errors, not echoed whole (hardening item 14).
+func TestConfigQuotesShort(t *testing.T) {
+	const head = "apiVersion: tmbox.dev/v1alpha1\nkind: InstallConfig\n"
+	long := strings.Repeat("x", 500<<10)
+	prefix := `"` + strings.Repeat("x", 64) + `"…`
+	tests := []struct{ name, text, env, want string }{
+		{"release", head + "release: \"" + long + "\"\n", "", "unknown release " + prefix},
+		{"bad value", head + "workers: " + long + "\n", "", "cfg.yaml:3: workers: invalid int value " + prefix},
+		{"unknown key", head + "? " + long + "\n: 1\n", "", "cfg.yaml:3: unknown key " + prefix}, // an explicit key: implicit ones are short
+		{"apiVersion", "apiVersion: " + long + "\nkind: InstallConfig\n", "", "cfg.yaml:1: apiVersion " + prefix},
+		{"kind", "apiVersion: tmbox.dev/v1alpha1\nkind: " + long + "\n", "", "cfg.yaml:2: kind " + prefix},
+		{"environment", head, long, "TMBOX_WORKERS=" + prefix},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			noEngineHost(t)
+			if tt.env != "" {
+				t.Setenv("TMBOX_WORKERS", tt.env)
+			}
+			_, _, err := run(t, "preflight", "--config", writeConfig(t, tt.text))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %.400v, want %q", err, tt.want)
+			}
+			if n := len(err.Error()); n > 2000 {
+				t.Errorf("error of %d bytes echoes the value: %.300s", n, err)
+			}
+		})
+	}
+}
+
+// TestConfigSizeLimit: a config larger than 1 MiB is refused, naming the
+// file and the limit (hardening item 16).
+func TestConfigSizeLimit(t *testing.T) {
+	noEngineHost(t)
+	big := writeConfig(t, "apiVersion: tmbox.dev/v1alpha1\nkind: InstallConfig\n# "+strings.Repeat("x", 1<<20)+"\n")
+	_, _, err := run(t, "preflight", "--config", big)
+	if code := exitCode(context.Background(), err); code != exitUsage || !strings.Contains(err.Error(), big) || !strings.Contains(err.Error(), "limit of 1 MiB") {
+		t.Errorf("exit code %d, error %v", code, err)
+	}
+}
+
+// FuzzReadConfig: the config decoder never panics, and what it accepts
+// holds only known keys.
+func FuzzReadConfig(f *testing.F) {
+	known := knownConfigKeys(&globalOptions{})
+	const head = "apiVersion: tmbox.dev/v1alpha1\nkind: InstallConfig\n"
+	f.Add([]byte(head + "release: \"1.21\"\ncomponents: [istio, knative-serving]\nworkers: 2\n"))
+	f.Add([]byte(exampleConfig(&globalOptions{})))
+	f.Add([]byte(head + "release: \"1.21\"\nrelease: \"1.22\"\n"))
+	f.Add([]byte(head + "---\n" + head))
+	f.Add([]byte(head + "release: {a: b}\n"))
+	f.Add([]byte(head + "release: &a x\nmirror: *a\n<<: {b: c}\n"))
+	f.Add([]byte("- a\n- b\n"))
+	f.Add([]byte(""))
+	f.Add([]byte("apiVersion: [x]\nkind: {y: z}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out, err := readConfigBytes(data, "fuzz.yaml", known)
+		if err != nil {
+			if out != nil {
+				t.Fatal("settings returned with an error")
+			}
+			if !strings.HasPrefix(err.Error(), "fuzz.yaml") {
+				t.Fatalf("error %q does not name the file", err)
+			}
+			return
+		}
+		for k := range out {
+			if !known[k] {
+				t.Fatalf("unknown key %q accepted", k)
+			}
+		}
+	})
+}

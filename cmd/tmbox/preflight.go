@@ -110,7 +110,7 @@ func kubeconfigExists(g *globalOptions) bool {
 
 // applyFixes shows the fixes of failed or warned checks, applies them
 // after confirmation, and re-runs the checks.
-func applyFixes(cmd *cobra.Command, p *installer.Preflight, rep preflight.Report, yes bool) (preflight.Report, error) {
+func applyFixes(cmd *cobra.Command, p *installer.Preflight, rep *installer.PreflightReport, yes bool) (*installer.PreflightReport, error) {
 	var fixes []preflight.Result
 	for _, r := range rep.Results {
 		if r.Fix != nil && r.Status != preflight.StatusPass {
@@ -153,13 +153,13 @@ type preflightOutput struct {
 	Results []preflight.Result `json:"results"`
 }
 
-func printReport(cmd *cobra.Command, output string, p *installer.Preflight, rep preflight.Report) error {
+func printReport(cmd *cobra.Command, output string, p *installer.Preflight, rep *installer.PreflightReport) error {
 	target := "existing cluster"
 	if p.CreateCluster {
 		target = "kind cluster " + p.KindConfig().Name + " on this host"
 	}
 	if output == "json" {
-		return writeStructured(cmd.OutOrStdout(), "json", preflightOutput{Release: p.Release, Target: target, Passed: rep.Err() == nil, Results: rep.Results})
+		return writeStructured(cmd.OutOrStdout(), "json", preflightOutput{Release: rep.Release, Target: target, Passed: rep.Err() == nil, Results: rep.Results})
 	}
 	var rows [][]string
 	for _, r := range rep.Results {
@@ -170,7 +170,7 @@ func printReport(cmd *cobra.Command, output string, p *installer.Preflight, rep 
 		rows = append(rows, []string{r.Name, string(r.Category), status, r.Message})
 	}
 	w := cmd.OutOrStdout()
-	fmt.Fprintf(w, "Release %s, target: %s\n\n", p.Release, target)
+	fmt.Fprintf(w, "Release %s, target: %s\n\n", rep.Release, target)
 	if err := table(w, []string{"CHECK", "CATEGORY", "STATUS", "MESSAGE"}, rows); err != nil {
 		return err
 	}

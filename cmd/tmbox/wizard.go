@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -126,7 +125,74 @@ func (b *wizardBackend) Preflight(ctx context.Context, a tui.Answers) ([]tui.Che
 	return out, nil
 }
 
-// Plan implements tui.Backend.
+// Phases implements tui.Backend: the installer's phases for the mode.
+func (b *wizardBackend) Phases() []tui.Phase {
+	infos := installer.InstallPhases()
+	if b.mode == tui.ModeUpgrade {
+		infos = installer.UpgradePhases()
+	}
+	out := make([]tui.Phase, 0, len(infos))
+	for _, p := range infos {
+		out = append(out, tui.Phase{Name: p.Name, Title: p.Title})
+	}
+	return out
+}
+
+// Validate implements tui.Backend: the installer's own checks of the
+// options the answers make, each under the field of its setting.
+func (b *wizardBackend) Validate(a tui.Answers) []tui.FieldError {
+	o := b.options(a)
+	return fieldErrors(o.Validate())
+}
+
+// settingFields maps the installer's settings (flag names) onto the
+// wizard's fields; a setting not listed is tui.FieldGeneral.
+var settingFields = map[string]string{
+	"context":       tui.FieldContext,
+	"cluster-name":  tui.FieldClusterName,
+	"release":       tui.FieldRelease,
+	"components":    tui.FieldComponents,
+	"bundle":        tui.FieldBundle,
+	"bundle-key":    tui.FieldBundleKey,
+	"registry":      tui.FieldRegistry,
+	"istio-overlay": tui.FieldIstioOverlay,
+}
+
+// fieldErrors maps Options.Validate's joined errors onto the wizard's
+// fields: a *installer.SettingError under its setting's field, anything
+// else under tui.FieldGeneral, so that nothing is lost.
+func fieldErrors(err error) []tui.FieldError {
+	var out []tui.FieldError
+	var walk func(error)
+	walk = func(err error) {
+		if err == nil {
+			return
+		}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		ses := installer.SettingErrors(err)
+		if len(ses) == 0 {
+			out = append(out, tui.FieldError{Field: tui.FieldGeneral, Message: err.Error()})
+			return
+		}
+		for _, se := range ses {
+			field, ok := settingFields[se.Setting]
+			if !ok {
+				field = tui.FieldGeneral
+			}
+			out = append(out, tui.FieldError{Field: field, Message: se.Error()})
+		}
+	}
+	walk(err)
+	return out
+}
+
+// Plan implements tui.Backend. An upgrade's plan is its hops; an install's
+// is installer.Install.Plan, one line per phase.
 func (b *wizardBackend) Plan(ctx context.Context, a tui.Answers) ([]tui.PlanLine, error) {
 	o := b.options(a)
 	if b.mode == tui.ModeUpgrade {
@@ -137,8 +203,8 @@ func (b *wizardBackend) Plan(ctx context.Context, a tui.Answers) ([]tui.PlanLine
 		}
 		var out []tui.PlanLine
 		for i, h := range plan.Hops {
-			// No phase name: the progress screen then lists the run's
-			// own phases, which repeat per hop.
+			// No phase name: the progress screen lists the phases each
+			// hop runs.
 			line := tui.PlanLine{}
 			var parts []string
 			if i < len(plan.Changes) {
@@ -154,43 +220,52 @@ func (b *wizardBackend) Plan(ctx context.Context, a tui.Answers) ([]tui.PlanLine
 		}
 		return out, nil
 	}
-	if o.CreateCluster {
-		var out []tui.PlanLine
-		kc := o.KindConfig()
-		out = append(out, tui.PlanLine{Phase: installer.PhaseCluster, Description: fmt.Sprintf("create (or reuse) kind cluster %s, host ports %d/%d on %s", kc.Name, kc.HTTPPort, kc.HTTPSPort, kc.ListenAddress)})
-		for _, p := range installer.PhaseNames()[2:] {
-			out = append(out, tui.PlanLine{Phase: p, Description: "after the cluster exists"})
-		}
-		return out, nil
-	}
-	var mu sync.Mutex
-	var out []tui.PlanLine
-	o.DryRun = true
-	o.SkipPhases = append(slices.Clone(o.SkipPhases), installer.PhasePreflight) // the wizard ran it
-	o.Reporter = reporterFunc(func(e installer.Event) {
-		if e.Type == installer.EventInfo && strings.HasPrefix(e.Message, "would ") {
-			mu.Lock()
-			out = append(out, tui.PlanLine{Phase: e.Phase, Description: strings.TrimPrefix(e.Message, "would ")})
-			mu.Unlock()
-		}
-	})
-	in := &installer.Install{Options: o}
-	if _, err := in.Run(ctx); err != nil {
+	// The wizard ran the preflight checks on their own screen; Run runs
+	// them again before any change.
+	o.SkipPhases = append(slices.Clone(o.SkipPhases), installer.PhasePreflight)
+	plan, err := (&installer.Install{Options: o}).Plan(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	return planLines(plan, b.base.SkipPhases), nil
+}
+
+// planLines makes the plan screen's lines from an install's plan, one per
+// phase. userSkipped are the phases the user's settings skip; the
+// preflight phase, skipped by the wizard's own Plan call only, says that
+// the run checks again.
+func planLines(plan *installer.InstallPlan, userSkipped []string) []tui.PlanLine {
+	var out []tui.PlanLine
+	for _, p := range plan.Phases {
+		desc := p.Summary
+		switch {
+		case p.Phase == installer.PhasePreflight && p.Skip != "" && !slices.Contains(userSkipped, p.Phase):
+			desc = "check the host and cluster again, as on the preflight screen, before any change"
+		case p.Skip != "":
+			desc = "skipped: " + p.Skip
+		}
+		out = append(out, tui.PlanLine{Phase: p.Phase, Description: desc})
+	}
+	return out
 }
 
 // Run implements tui.Backend.
 func (b *wizardBackend) Run(ctx context.Context, a tui.Answers, report func(tui.Event)) (tui.Summary, error) {
 	start := time.Now()
 	o := b.options(a)
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	o.Reporter = reporterFunc(func(e installer.Event) {
-		ev := tui.Event{Time: e.Time, Type: e.Type, Phase: e.Phase, Message: e.Message, Error: e.Error, Duration: e.Duration}
-		if ev.Time.IsZero() {
-			ev.Time = time.Now()
+		ev, show, err := tuiEvent(e)
+		if err != nil {
+			logger.Warn("dropped an installer event", "error", err, "phase", e.Phase, "message", e.Message)
+			return
 		}
-		report(ev)
+		if show {
+			report(ev)
+		}
 	})
 	var err error
 	var release string

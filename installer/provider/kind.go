@@ -8,17 +8,24 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"sigs.k8s.io/kind/pkg/cluster/nodes"
-	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 	"slices"
 	"strings"
 	"time"
+
+	"sigs.k8s.io/kind/pkg/cluster/nodes"
+	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/kind/pkg/cluster"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/tmbox/tmbox/internal/engine"
 	"github.com/tmbox/tmbox/manifests"
 )
 
@@ -70,6 +77,10 @@ type Kind struct {
 	// Engine drives kind (nil: kind's own provider for the detected
 	// runtime: docker, nerdctl or podman).
 	Engine Engine
+	// Getenv and LookPath replace os.Getenv and exec.LookPath when
+	// picking the container engine (tests).
+	Getenv   func(string) string
+	LookPath func(string) (string, error)
 	// LoadNodeImage, when set, runs before a cluster is created: it loads
 	// the node image into the container engine from a verified bundle (air
 	// gap) and returns the reference kind runs instead of NodeImage.
@@ -96,6 +107,10 @@ func (k *Kind) clusterDir() string { return filepath.Join(k.StateDir, k.Config.N
 // KubeconfigPath is the kubeconfig file Ensure writes:
 // StateDir/<name>/kubeconfig.
 func (k *Kind) KubeconfigPath() string { return filepath.Join(k.clusterDir(), "kubeconfig") }
+
+// Find returns nil: the cluster is laid down (or found) by Ensure, in the
+// cluster phase, after the host checks passed.
+func (k *Kind) Find(context.Context) (*rest.Config, error) { return nil, nil }
 
 // Ensure creates the kind cluster, or reuses it when a cluster of that name
 // exists (its config is then left as it is), writes its kubeconfig to
@@ -346,17 +361,82 @@ func (k *Kind) logger() *slog.Logger {
 	return k.Logger
 }
 
-// engine returns k.Engine or kind's provider for the detected runtime.
+// engine returns k.Engine or kind's provider for the engine kind's rules
+// pick (internal/engine, shared with preflight).
 func (k *Kind) engine() (Engine, error) {
 	if k.Engine != nil {
 		return k.Engine, nil
 	}
-	logger := cluster.ProviderWithLogger(newKindLogger(k.Logger))
-	runtime, err := cluster.DetectNodeProvider()
+	bin, err := k.engineBinary()
 	if err != nil {
-		return nil, fmt.Errorf("kind: no container runtime found (docker, nerdctl or podman): %w", err)
+		return nil, err
+	}
+	logger := cluster.ProviderWithLogger(newKindLogger(k.Logger))
+	runtime := cluster.ProviderWithDocker()
+	switch bin.Family {
+	case "podman":
+		runtime = cluster.ProviderWithPodman()
+	case "nerdctl":
+		runtime = cluster.ProviderWithNerdctl(bin.Name)
 	}
 	return cluster.NewProvider(logger, runtime), nil
+}
+
+// engineBinary is the container engine's command line kind uses.
+func (k *Kind) engineBinary() (engine.Binary, error) {
+	getenv, lookPath := os.Getenv, exec.LookPath
+	if k.Getenv != nil {
+		getenv = k.Getenv
+	}
+	if k.LookPath != nil {
+		lookPath = k.LookPath
+	}
+	bin, _, err := engine.Detect(getenv, lookPath)
+	if err != nil {
+		return engine.Binary{}, fmt.Errorf("kind: no container engine: %w", err)
+	}
+	return bin, nil
+}
+
+// LoadNodeImageFrom loads a node image stored in an OCI layout (a verified
+// bundle's) into the container engine kind uses (docker load, as an
+// operator would by hand) and returns the tag kind runs: the engine cannot
+// pull by digest here, and the bundle's verification already pinned the
+// bytes.
+func (k *Kind) LoadNodeImageFrom(ctx context.Context, layoutDir, ref, digest string) (string, error) {
+	if digest == "" {
+		return "", fmt.Errorf("the bundle holds no kind node image %s", ref)
+	}
+	tag, err := name.NewTag(strings.SplitN(ref, "@", 2)[0])
+	if err != nil {
+		return "", fmt.Errorf("node image %s: %w", ref, err)
+	}
+	lp, err := layout.FromPath(layoutDir)
+	if err != nil {
+		return "", err
+	}
+	h, err := v1.NewHash(digest)
+	if err != nil {
+		return "", err
+	}
+	img, err := lp.Image(h)
+	if err != nil {
+		return "", fmt.Errorf("node image %s: %w", ref, err)
+	}
+	bin, err := k.engineBinary()
+	if err != nil {
+		return "", err
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(tarball.Write(tag, img, pw)) }()
+	cmd := exec.CommandContext(ctx, bin.Path, "load")
+	cmd.Stdin = pr
+	out, err := cmd.CombinedOutput()
+	_ = pr.CloseWithError(err)
+	if err != nil {
+		return "", fmt.Errorf("%s load: %w: %s", bin.Name, err, strings.TrimSpace(string(out)))
+	}
+	return tag.String(), nil
 }
 
 // LoadImages imports an image archive (OCI or docker-save tar, as archive

@@ -20,6 +20,10 @@ type Provider interface {
 	Name() string
 	// Describe is one line for plans and logs.
 	Describe() string
+	// Find returns the cluster's client configuration when using it needs
+	// nothing laid down (an existing cluster), or nil when Ensure must
+	// create it first (kind). It writes nothing.
+	Find(ctx context.Context) (*rest.Config, error)
 	// Ensure makes the cluster exist (kind: create or reuse) and returns
 	// its client configuration.
 	Ensure(ctx context.Context) (*rest.Config, error)
@@ -31,7 +35,7 @@ const (
 	NameExisting = "existing"
 )
 
-// Client settings shared with installer.RESTConfig: an install applies
+// Client settings of every cluster tmbox talks to: an install applies
 // several hundred objects and client-go's defaults (5 QPS, burst 10)
 // would throttle it for a minute.
 const (
@@ -40,8 +44,9 @@ const (
 	clientUserAgent = "tmbox"
 )
 
-// tune sets tmbox's client settings on cfg.
+// tune sets tmbox's client settings on a copy of cfg.
 func tune(cfg *rest.Config) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = clientQPS, clientBurst
 	cfg.UserAgent = clientUserAgent
 	return cfg
@@ -55,6 +60,9 @@ type Existing struct {
 	Kubeconfig string
 	// Context overrides the kubeconfig's current context.
 	Context string
+	// Config, when set, is the cluster's configuration (tests and
+	// embedders); Kubeconfig and Context are then ignored.
+	Config *rest.Config
 }
 
 var _ Provider = (*Existing)(nil)
@@ -64,6 +72,9 @@ func (e *Existing) Name() string { return NameExisting }
 
 // Describe names the kubeconfig and context Ensure will use.
 func (e *Existing) Describe() string {
+	if e.Config != nil {
+		return "existing cluster at " + e.Config.Host
+	}
 	where := "the default kubeconfig"
 	if e.Kubeconfig != "" {
 		where = "kubeconfig " + e.Kubeconfig
@@ -75,10 +86,16 @@ func (e *Existing) Describe() string {
 	return fmt.Sprintf("existing cluster from %s, %s", where, which)
 }
 
+// Find is Ensure: an existing cluster needs nothing laid down.
+func (e *Existing) Find(ctx context.Context) (*rest.Config, error) { return e.Ensure(ctx) }
+
 // Ensure loads the client configuration; it does not contact the cluster.
 func (e *Existing) Ensure(ctx context.Context) (*rest.Config, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if e.Config != nil {
+		return tune(e.Config), nil
 	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if e.Kubeconfig != "" {

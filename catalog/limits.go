@@ -1,0 +1,60 @@
+package catalog
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"unicode/utf8"
+)
+
+// MaxCatalogSize is the largest catalog Load and Parse accept, in bytes.
+// The embedded catalog is well under 1 MiB.
+const MaxCatalogSize int64 = 8 << 20
+
+// maxQuoted is how many bytes of a user's value QuoteShort keeps.
+const maxQuoted = 64
+
+// ReadLimited reads the file at path, refusing (without reading all of it)
+// a file larger than limit bytes: it reads through an io.LimitReader of
+// limit+1 bytes. Errors name the file, and the limit when it is exceeded.
+func ReadLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err // an *fs.PathError naming path
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is larger than the limit of %s", path, SizeString(limit))
+	}
+	return data, nil
+}
+
+// SizeString renders a byte count for messages: "8 MiB", "64 KiB" when it
+// is a whole number of those, "1500 bytes" otherwise.
+func SizeString(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// QuoteShort quotes a user's value for an error message like %q, keeping
+// only its first 64 bytes (cut at a rune boundary) followed by "…" and its
+// length when it is longer, so a huge value is not echoed whole.
+func QuoteShort(s string) string {
+	if len(s) <= maxQuoted {
+		return fmt.Sprintf("%q", s)
+	}
+	cut := maxQuoted
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%q… (%d bytes)", s[:cut], len(s))
+}

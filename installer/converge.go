@@ -1,0 +1,254 @@
+package installer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/tmbox/tmbox/installer/apply"
+	"github.com/tmbox/tmbox/installer/wait"
+)
+
+// installComponent converges one component: record the inventory, apply,
+// wait until ready, prune what the release no longer has.
+func (e *env) installComponent(ctx context.Context, phase, name string) (string, error) {
+	comp, _ := e.release.Component(name)
+	objs := e.desired.byComponent[name]
+	if e.state.Inventory == nil {
+		e.state.Inventory = map[string][]apply.ObjectKey{}
+	}
+	old := e.state.Inventory[name]
+	var keys []apply.ObjectKey
+	for _, o := range objs {
+		if !o.Create {
+			keys = append(keys, apply.KeyOf(o.Unstructured))
+		}
+	}
+	// Record old ∪ new before writing, so a crash mid-apply leaves
+	// nothing untracked (no write when the stored inventory covers it).
+	if all := union(old, keys); len(all) != len(old) {
+		e.state.Inventory[name] = sortedKeys(all)
+		if err := e.saveState(ctx); err != nil {
+			return "", err
+		}
+	}
+	t0 := time.Now()
+	res, err := e.applier.Apply(ctx, objs, e.jobOp())
+	if err != nil {
+		return "", err
+	}
+	t1 := time.Now()
+	notify := func(object, reason string) {
+		e.report(Event{Type: EventWaiting, Phase: phase, Message: object + ": " + reason})
+	}
+	if err := e.waiter.WaitReady(ctx, objs, e.jobOp(), e.opts.PhaseTimeout, notify); err != nil {
+		return "", err
+	}
+	pruned, err := e.prune(ctx, old)
+	if err != nil {
+		return "", err
+	}
+	jobs, err := e.pruneOldJobs(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	pruned += jobs
+	e.opts.Logger.Debug("component converged", "component", name, "apply", t1.Sub(t0), "wait+prune", time.Since(t1))
+	e.state.Inventory[name] = sortedKeys(keys)
+	if e.state.Components == nil {
+		e.state.Components = map[string]ComponentState{}
+	}
+	e.state.Components[name] = ComponentState{Version: comp.Version, Release: e.release.Name}
+	// The phase's end record saves this with the journal.
+	return fmt.Sprintf("%s %s: %d applied, %d unchanged, %d jobs created, %d pruned", name, comp.Version, res.Applied, res.Unchanged, res.Created, pruned), nil
+}
+
+// prune deletes objects of an old inventory that no selected component of
+// the release contains any more. CRDs are kept (deleting one deletes every
+// custom resource of it); uninstall --purge removes them.
+func (e *env) prune(ctx context.Context, old []apply.ObjectKey) (int, error) {
+	n := 0
+	for _, k := range old {
+		if _, still := e.desired.keys[k]; still || k.Kind == "CustomResourceDefinition" {
+			continue
+		}
+		deleted, err := e.deleteObject(ctx, k)
+		if err != nil {
+			return n, fmt.Errorf("prune %s: %w", k, err)
+		}
+		if deleted {
+			n++
+			e.report(Event{Type: EventProgress, Message: "pruned " + k.String()})
+		}
+	}
+	return n, nil
+}
+
+// jobOp is the operation label of the Jobs this run creates.
+func (e *env) jobOp() string {
+	if e.jobOperation != "" {
+		return e.jobOperation
+	}
+	return e.op.ID
+}
+
+// pruneOldJobs deletes the post-install Jobs earlier operations created
+// for a component: they ran, and they name an older release.
+func (e *env) pruneOldJobs(ctx context.Context, component string) (int, error) {
+	gvr := schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}
+	sel := fmt.Sprintf("%s=%s,%s=%s,%s,%s!=%s", apply.LabelManagedBy, apply.ManagedByValue, apply.LabelComponent, component, apply.LabelOperation, apply.LabelOperation, e.jobOp())
+	list, err := e.dyn.Resource(gvr).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return 0, fmt.Errorf("list old Jobs: %w", err)
+	}
+	policy := metav1.DeletePropagationBackground
+	for _, j := range list.Items {
+		err := e.dyn.Resource(gvr).Namespace(j.GetNamespace()).Delete(ctx, j.GetName(), metav1.DeleteOptions{PropagationPolicy: &policy})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return 0, fmt.Errorf("delete old Job %s/%s: %w", j.GetNamespace(), j.GetName(), err)
+		}
+	}
+	return len(list.Items), nil
+}
+
+// deleteObject deletes an object if it exists; the kind may no longer be
+// served.
+func (e *env) deleteObject(ctx context.Context, k apply.ObjectKey) (bool, error) {
+	m, err := e.mapper.RESTMapping(k.GroupKind())
+	if err != nil {
+		return false, nil // the kind is gone, and so is the object
+	}
+	policy := metav1.DeletePropagationBackground
+	err = e.applier.Client(m, k.Namespace).Delete(ctx, k.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// workloads lists the release's Deployments, DaemonSets and StatefulSets,
+// sorted; installedOnly keeps those of components the state records at
+// this release (a skipped phase installed nothing of it to verify).
+func (e *env) workloads(installedOnly bool) []*apply.Object {
+	var workloads []*apply.Object
+	for name, objs := range e.desired.byComponent {
+		if installedOnly {
+			if cs, ok := e.state.Components[name]; !ok || cs.Release != e.release.Name {
+				continue
+			}
+		}
+		for _, o := range objs {
+			gvk := o.GroupVersionKind()
+			if gvk.Group == "apps" && (gvk.Kind == "Deployment" || gvk.Kind == "DaemonSet" || gvk.Kind == "StatefulSet") {
+				workloads = append(workloads, o)
+			}
+		}
+	}
+	sort.Slice(workloads, func(i, j int) bool {
+		return apply.KeyOf(workloads[i].Unstructured).String() < apply.KeyOf(workloads[j].Unstructured).String()
+	})
+	return workloads
+}
+
+// verifyRun checks that every managed workload of the components installed
+// at this release runs only images the release pins, and is ready.
+func verifyRun(ctx context.Context, e *env) (string, error) {
+	pinned := map[string]bool{}
+	for _, img := range e.release.Images() {
+		pinned[e.mapImage(img)] = true
+	}
+	workloads := e.workloads(true)
+	// Read them concurrently, judge them in order.
+	lives := make([]*unstructured.Unstructured, len(workloads))
+	errs := make([]error, len(workloads))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(e.applier.Concurrent())
+	for i, o := range workloads {
+		g.Go(func() error {
+			gvk := o.GroupVersionKind()
+			m, err := e.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+			if err != nil {
+				return err
+			}
+			lives[i], errs[i] = e.applier.Client(m, o.GetNamespace()).Get(gctx, o.GetName(), metav1.GetOptions{})
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return "", err
+	}
+	var problems []string
+	count := 0
+	for i, o := range workloads {
+		if errs[i] != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", apply.KeyOf(o.Unstructured), errs[i]))
+			continue
+		}
+		live := lives[i]
+		count++
+		for _, img := range podTemplateImages(live) {
+			if !pinned[img] && !e.imageAllowed(img) {
+				problems = append(problems, fmt.Sprintf("%s runs %s, which release %s does not pin", apply.KeyOf(o.Unstructured), img, e.release.Name))
+			}
+		}
+		if ok, why := wait.WorkloadReady(o.GetKind())(live); !ok {
+			problems = append(problems, fmt.Sprintf("%s: %s", apply.KeyOf(o.Unstructured), why))
+		}
+	}
+	suffix := ""
+	if e.opts.Registry != "" {
+		wrong, containers, err := e.checkPodRegistry(ctx)
+		if err != nil {
+			return "", err
+		}
+		problems = append(problems, wrong...)
+		suffix = fmt.Sprintf("; all %d pod containers run images from %s", containers, e.opts.Registry)
+	}
+	if len(problems) > 0 {
+		return "", errors.New(strings.Join(problems, "; "))
+	}
+	return fmt.Sprintf("%d workloads run the pinned images and are ready%s", count, suffix), nil
+}
+
+// imageAllowed accepts images resolved to a user's TriggerMesh registry.
+func (e *env) imageAllowed(img string) bool {
+	return e.opts.TriggerMeshRegistry != "" && strings.HasPrefix(img, strings.TrimSuffix(e.opts.TriggerMeshRegistry, "/")+"/")
+}
+
+func podTemplateImages(u *unstructured.Unstructured) []string {
+	var out []string
+	for _, field := range []string{"initContainers", "containers"} {
+		cs, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", field)
+		for _, c := range cs {
+			if m, ok := c.(map[string]any); ok {
+				if img, ok := m["image"].(string); ok {
+					out = append(out, img)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func union(a, b []apply.ObjectKey) []apply.ObjectKey {
+	seen := map[apply.ObjectKey]bool{}
+	var out []apply.ObjectKey
+	for _, list := range [][]apply.ObjectKey{a, b} {
+		for _, k := range list {
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}

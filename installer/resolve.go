@@ -1,0 +1,187 @@
+package installer
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/tmbox/tmbox/bundle"
+	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/installer/provider"
+	"github.com/tmbox/tmbox/preflight"
+)
+
+// resolved is what one run works with, decided once from the user's
+// Options before anything is written: the options with defaults, the
+// catalog and release, where assets come from, how objects are rendered
+// and which cluster is the target. Nothing downstream changes the user's
+// Options; bundles, upgrades and the wizard read this instead.
+type resolved struct {
+	// opts are the user's options with defaults filled (a copy).
+	opts Options
+	// catalog and release are the selected catalog and release (for an
+	// upgrade: the target).
+	catalog *catalog.Catalog
+	release *catalog.Release
+	// source delivers the release's assets, verified.
+	source catalog.Source
+	// bundle is the verified, extracted bundle of an air-gapped run.
+	bundle *bundle.Extracted
+	// render says how objects are rendered.
+	render renderInputs
+	// provider is the target; kind is set when it is a kind cluster tmbox
+	// lays down.
+	provider provider.Provider
+	kind     *provider.Kind
+	// host is what host preflight checks read.
+	host *preflight.Host
+	// cleanup removes the bundle's work directory.
+	cleanup func()
+}
+
+// renderInputs are the inputs of rendering besides the release: they
+// shape the objects, so the apply hash covers them.
+type renderInputs struct {
+	// istioOverlay is an IstioOperator file (compiled-in Istio only).
+	istioOverlay string
+	// triggerMeshRegistry replaces gcr.io/triggermesh.
+	triggerMeshRegistry string
+	// imageMap maps the release's image references to the ones installed
+	// (a private registry).
+	imageMap map[string]string
+	// kindNodePorts pins the ingress gateway to the node ports kind maps.
+	kindNodePorts bool
+}
+
+// forRelease drops the Istio overlay for a release whose Istio is not
+// compiled in (it cannot apply there; the upgrade refuses it where it
+// matters).
+func (ri renderInputs) forRelease(rel *catalog.Release) renderInputs {
+	if istio, _ := rel.Component(catalog.Istio); istio != nil && istio.Source != catalog.SourceCompiledIn {
+		ri.istioOverlay = ""
+	}
+	return ri
+}
+
+// target says how resolve finds the cluster.
+type target struct {
+	// config, when set, is the cluster (tests, embedders).
+	config *rest.Config
+	// provider, when set, replaces the one the options select.
+	provider provider.Provider
+	host     *preflight.Host
+}
+
+// resolve validates the options and turns them into a run's inputs. It
+// verifies a bundle before anything reads it, loads the catalog and the
+// release, and picks the source and the target; it contacts no cluster.
+func resolve(ctx context.Context, user Options, t target) (_ *resolved, rerr error) {
+	if err := user.Validate(); err != nil {
+		return nil, err
+	}
+	r := &resolved{opts: user.withDefaults(), host: t.host, cleanup: func() {}}
+	defer func() {
+		if rerr != nil {
+			r.cleanup()
+		}
+	}()
+	o := &r.opts
+	catalogFile := o.CatalogFile
+	src, err := o.source()
+	if err != nil {
+		return nil, err
+	}
+	if o.Bundle != "" {
+		b, cleanup, err := o.openBundle(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.bundle, r.cleanup = b, cleanup
+		catalogFile, src = b.CatalogFile, catalog.Mirror{Dir: b.AssetsDir}
+		if o.Registry != "" {
+			if r.render.imageMap, err = registryMapping(b.Manifest, o.Registry); err != nil {
+				return nil, err
+			}
+		}
+	}
+	r.source = src
+	if r.catalog, err = catalog.Load(catalogFile); err != nil {
+		return nil, err
+	}
+	if o.Release == "" {
+		o.Release = r.catalog.Latest().Name
+		if r.bundle != nil {
+			o.Release = r.bundle.Manifest.Release
+		}
+	}
+	if r.release, err = r.catalog.Release(o.Release); err != nil {
+		return nil, &SettingError{Setting: "release", Err: err}
+	}
+	r.render.istioOverlay = o.IstioOverlay
+	r.render.triggerMeshRegistry = o.TriggerMeshRegistry
+	r.render.kindNodePorts = o.CreateCluster
+	switch {
+	case t.provider != nil:
+		r.provider = t.provider
+	case t.config != nil:
+		r.provider = &provider.Existing{Config: t.config}
+	case o.CreateCluster:
+		r.kind = o.KindProvider(r.release)
+		if r.bundle != nil {
+			b := r.bundle
+			r.kind.LoadNodeImage = func(ctx context.Context) (string, error) {
+				return r.kind.LoadNodeImageFrom(ctx, b.LayoutDir, b.Manifest.KindNodeImage, storedDigest(b.Manifest, b.Manifest.KindNodeImage))
+			}
+		}
+		r.provider = r.kind
+	default:
+		r.provider = &provider.Existing{Kubeconfig: o.Kubeconfig, Context: o.Context}
+	}
+	return r, nil
+}
+
+// checkOverlay refuses an Istio overlay for a release whose Istio is not
+// compiled in, and one the compiled-in Istio does not render with.
+func checkOverlay(overlay string, rel *catalog.Release) error {
+	if overlay == "" {
+		return nil
+	}
+	istio, _ := rel.Component(catalog.Istio)
+	if istio.Source != catalog.SourceCompiledIn {
+		return &SettingError{Setting: "istio-overlay", Err: fmt.Errorf("--istio-overlay applies to the compiled-in Istio; release %s installs Istio %s from its pinned manifests", rel.Name, istio.Version)}
+	}
+	if err := ValidateIstioOverlay(overlay, istio); err != nil {
+		return &SettingError{Setting: "istio-overlay", Err: err}
+	}
+	return nil
+}
+
+// storedDigest is the digest the bundle stores an image under ("" when it
+// holds none).
+func storedDigest(m *bundle.Manifest, ref string) string {
+	for _, img := range m.Images {
+		if img.Ref == ref {
+			return img.Digest
+		}
+	}
+	return ""
+}
+
+// resolveTarget is resolve for commands that need only the cluster
+// (status, uninstall): no catalog, no release, no bundle.
+func resolveTarget(user Options, t target) (*resolved, error) {
+	if err := user.Validate(); err != nil {
+		return nil, err
+	}
+	r := &resolved{opts: user.withDefaults(), host: t.host, cleanup: func() {}}
+	switch {
+	case t.provider != nil:
+		r.provider = t.provider
+	case t.config != nil:
+		r.provider = &provider.Existing{Config: t.config}
+	default:
+		r.provider = &provider.Existing{Kubeconfig: user.Kubeconfig, Context: user.Context}
+	}
+	return r, nil
+}
