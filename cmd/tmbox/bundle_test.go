@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -341,5 +342,135 @@ func TestIntegrationAirGap(t *testing.T) {
 	t.Logf("%d pod containers checked", checked)
 	if _, err := cs.CoreV1().Namespaces().Get(ctx, "tmbox-system", metav1.GetOptions{}); apierrors.IsNotFound(err) {
 		t.Error("no state written")
+	}
+}
+
+// TestBundleKeygen: keygen writes both files or neither, and replaces
+// existing ones only with --force (hardening item 15).
+func TestBundleKeygen(t *testing.T) {
+	dir := t.TempDir()
+	prefix := filepath.Join(dir, "signing")
+	listing := func() []string {
+		entries, _ := os.ReadDir(dir)
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	if _, errOut, err := run(t, "bundle", "keygen", "-o", prefix); err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	if got := listing(); !slices.Equal(got, []string{"signing.key", "signing.pub"}) {
+		t.Fatalf("keygen wrote %v", got)
+	}
+	if fi, err := os.Stat(prefix + ".key"); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("private key mode: %v %v", fi.Mode(), err)
+	}
+	priv, err := bundle.ReadPrivateKeyFile(prefix + ".key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := bundle.ReadPublicKeyFile(prefix + ".pub")
+	if err != nil || !pub.Equal(priv.Public()) {
+		t.Fatalf("the public key does not match the private key: %v", err)
+	}
+	keySHA, pubSHA := fileSHA(t, prefix+".key"), fileSHA(t, prefix+".pub")
+
+	// Either file existing refuses, writing nothing.
+	for _, existing := range []string{".key", ".pub"} {
+		other := filepath.Join(dir, "other")
+		if err := os.WriteFile(other+existing, []byte("keep me\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := run(t, "bundle", "keygen", "-o", other)
+		if code := exitCode(context.Background(), err); code != exitUsage || !strings.Contains(err.Error(), other+existing+" exists: use --force") {
+			t.Errorf("%s exists: exit code %d, error %v", existing, code, err)
+		}
+		if got := listing(); !slices.Equal(got, []string{"other" + existing, "signing.key", "signing.pub"}) {
+			t.Errorf("%s exists: the directory holds %v", existing, got)
+		}
+		if data, _ := os.ReadFile(other + existing); string(data) != "keep me\n" {
+			t.Errorf("%s was overwritten", other+existing)
+		}
+		os.Remove(other + existing)
+	}
+	// Without --force the existing pair stays; with it, both are replaced.
+	if _, _, err := run(t, "bundle", "keygen", "-o", prefix); err == nil {
+		t.Error("keygen replaced an existing key without --force")
+	}
+	if fileSHA(t, prefix+".key") != keySHA || fileSHA(t, prefix+".pub") != pubSHA {
+		t.Error("a refused keygen changed the key pair")
+	}
+	if _, errOut, err := run(t, "bundle", "keygen", "-o", prefix, "--force"); err != nil {
+		t.Fatalf("--force: %v\n%s", err, errOut)
+	}
+	if fileSHA(t, prefix+".key") == keySHA || fileSHA(t, prefix+".pub") == pubSHA {
+		t.Error("--force did not replace both files")
+	}
+	priv, _ = bundle.ReadPrivateKeyFile(prefix + ".key")
+	if pub, err := bundle.ReadPublicKeyFile(prefix + ".pub"); err != nil || !pub.Equal(priv.Public()) {
+		t.Errorf("after --force the keys do not match: %v", err)
+	}
+	if got := listing(); !slices.Equal(got, []string{"signing.key", "signing.pub"}) {
+		t.Errorf("temporary files left: %v", got)
+	}
+	// A directory in the way is refused even with --force.
+	if err := os.Mkdir(filepath.Join(dir, "d.pub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := run(t, "bundle", "keygen", "-o", filepath.Join(dir, "d"), "--force"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("directory in the way: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "d.key")); err == nil {
+		t.Error("d.key written although d.pub could not be")
+	}
+}
+
+// TestBundleCreateRefusesBadPlatform: --platform must be os/arch[/variant];
+// a bad one is a usage error before anything is written (hardening item
+// 11).
+func TestBundleCreateRefusesBadPlatform(t *testing.T) {
+	for _, p := range []string{"../../x", "linux", "Linux/amd64", "linux/amd64/v8/x", "linux/amd64:10.0"} {
+		t.Run(p, func(t *testing.T) {
+			dir := t.TempDir()
+			_, _, err := run(t, "bundle", "create", "--mirror", t.TempDir(), "--platform", "linux/amd64", "--platform", p, "-o", filepath.Join(dir, "b.bundle"))
+			var ue *usageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--platform") {
+				t.Errorf("got %v (%T), want a usage error naming --platform", err, err)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("wrote %v", entries)
+			}
+		})
+	}
+}
+
+// TestBundleVerifyKeyRequiresSignature: bundle verify --key refuses an
+// unsigned bundle (hardening item 4).
+func TestBundleVerifyKeyRequiresSignature(t *testing.T) {
+	f := newAirgapFixture(t)
+	dir := t.TempDir()
+	unsigned := filepath.Join(dir, "unsigned.bundle")
+	if _, errOut, err := run(t, "--catalog", f.catalog, "bundle", "create", "--release", "1.30", "--mirror", f.mirror, "-o", unsigned); err != nil {
+		t.Fatalf("bundle create: %v\n%s", err, errOut)
+	}
+	if _, errOut, err := run(t, "bundle", "keygen", "-o", filepath.Join(dir, "signing")); err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	out, _, err := run(t, "bundle", "verify", unsigned, "--key", filepath.Join(dir, "signing.pub"))
+	if err == nil || !strings.Contains(err.Error(), "a public key was given, so the bundle must be signed with it") {
+		t.Errorf("verify --key of an unsigned bundle: %v\n%s", err, out)
+	}
+	if out, _, err := run(t, "bundle", "verify", unsigned); err != nil || !strings.Contains(out, "verified") || !strings.Contains(out, "unsigned") {
+		t.Errorf("verify without a key: %v\n%s", err, out)
+	}
+	// An oversized key file is refused naming it and the limit.
+	big := filepath.Join(dir, "big.pub")
+	if err := os.WriteFile(big, make([]byte, bundle.MaxKeyFileSize+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := run(t, "bundle", "verify", unsigned, "--key", big); err == nil || !strings.Contains(err.Error(), big) || !strings.Contains(err.Error(), "limit of 64 KiB") {
+		t.Errorf("oversized key: %v", err)
 	}
 }
