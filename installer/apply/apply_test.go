@@ -627,6 +627,7 @@ func TestApplyErrors(t *testing.T) {
 	}{
 		{"one", 1, []string{"apply ConfigMap app/cm-0: denied"}},
 		{"five", 5, []string{"apply ConfigMap app/cm-0: denied", "apply ConfigMap app/cm-1: denied", "apply ConfigMap app/cm-2: denied", "apply ConfigMap app/cm-3: denied", "apply ConfigMap app/cm-4: denied"}},
+		{"six", 6, []string{"apply ConfigMap app/cm-0: denied", "apply ConfigMap app/cm-1: denied", "apply ConfigMap app/cm-2: denied", "apply ConfigMap app/cm-3: denied", "apply ConfigMap app/cm-4: denied", "and 1 more errors"}},
 		{"eight", 8, []string{"apply ConfigMap app/cm-0: denied", "apply ConfigMap app/cm-1: denied", "apply ConfigMap app/cm-2: denied", "apply ConfigMap app/cm-3: denied", "apply ConfigMap app/cm-4: denied", "and 3 more errors"}},
 	}
 	for _, tt := range tests {
@@ -689,11 +690,16 @@ func TestDiff(t *testing.T) {
 	liveOther := other.DeepCopy()
 	liveOther.SetLabels(map[string]string{LabelManagedBy: ManagedByValue, LabelComponent: "someone-else"})
 
-	c := newCluster(t, establishOnApply, same.DeepCopy(), liveStale, liveOther)
+	// Neither the live copy nor the desired object has a hash (not
+	// prepared): that is no proof they are the same.
+	unhashed := &Object{Unstructured: configMap("app", "unhashed", "5"), Component: "c"}
+	unhashed.SetLabels(map[string]string{LabelManagedBy: ManagedByValue, LabelComponent: "c"})
+
+	c := newCluster(t, establishOnApply, same.DeepCopy(), liveStale, liveOther, unhashed.DeepCopy())
 	job := object("batch/v1", "Job", "app", "", nil)
 	job.SetGenerateName("migrate-")
 	objs := []*Object{
-		same, stale, other,
+		same, stale, other, unhashed,
 		prepared(t, "c", configMap("app", "new", "4")),
 		// Its CRD is not installed: the kind is unknown, so is the object.
 		prepared(t, "c", object("example.com/v1", "Widget", "app", "w", nil)),
@@ -703,8 +709,8 @@ func TestDiff(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Diff: %v", err)
 	}
-	if apply != 4 || unchanged != 1 {
-		t.Errorf("Diff = %d to apply, %d unchanged; want 4, 1", apply, unchanged)
+	if apply != 5 || unchanged != 1 {
+		t.Errorf("Diff = %d to apply, %d unchanged; want 5, 1", apply, unchanged)
 	}
 	if w := writes(c.dyn.Actions()); len(w) != 0 {
 		t.Errorf("Diff wrote %v", w)

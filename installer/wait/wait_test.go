@@ -220,7 +220,7 @@ func TestWaitReadyDeploymentBecomesAvailable(t *testing.T) {
 		})
 	}
 	start := time.Now()
-	err := w.WaitReady(context.Background(), []*apply.Object{{Unstructured: d.DeepCopy(), Component: "serving"}}, "op-1", 5*time.Second, notify)
+	err := w.WaitReady(context.Background(), []*apply.Object{{Unstructured: d.DeepCopy(), Component: "serving"}}, "op-1", 3*time.Second, notify)
 	if err != nil {
 		t.Fatalf("WaitReady: %v", err)
 	}
