@@ -21,6 +21,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/internal/ctxio"
 )
 
 // DefaultMaxFileSize is the largest entry a bundle may hold unless
@@ -376,7 +377,7 @@ func verifyStream(ctx context.Context, r io.Reader, opts VerifyOptions, s sink) 
 	if opts.PublicKey != nil && len(opts.PublicKey) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("verify bundle: public key has %d bytes, want %d", len(opts.PublicKey), ed25519.PublicKeySize)
 	}
-	tr := tar.NewReader(ctxReader{ctx: ctx, r: r})
+	tr := tar.NewReader(ctxio.Reader{Ctx: ctx, R: r})
 	m, manifestBytes, err := readManifest(tr, maxSize)
 	if err != nil {
 		return nil, ctxOr(ctx, err)
@@ -710,19 +711,6 @@ func (m *Manifest) validate() error {
 		return fmt.Errorf("kind node image %s is not among the images", m.KindNodeImage)
 	}
 	return nil
-}
-
-// ctxReader fails reads once ctx is done, so a long verification stops.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // ctxOr returns the context's error (wrapped) when it is done, since a

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/tmbox/tmbox/internal/ctxio"
 )
 
 // Source delivers the bytes of catalog assets. Implementations only find
@@ -51,7 +53,7 @@ func Fetch(ctx context.Context, src Source, a Asset) ([]byte, error) {
 	defer rc.Close()
 	// Read one byte past the pinned size so an oversized file is caught
 	// without reading all of it; every read checks ctx.
-	data, err := io.ReadAll(io.LimitReader(ctxReader{ctx: ctx, r: rc}, a.Size+1))
+	data, err := io.ReadAll(io.LimitReader(ctxio.Reader{Ctx: ctx, R: rc}, a.Size+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: read %s: %w", src.Name(), a.Path, err)
 	}
@@ -142,7 +144,7 @@ func openRegular(ctx context.Context, p string) (io.ReadCloser, error) {
 		f.Close()
 		return nil, err
 	}
-	return &ctxFile{ctxReader: ctxReader{ctx: ctx, r: f}, f: f}, nil
+	return &ctxFile{Reader: ctxio.Reader{Ctx: ctx, R: f}, f: f}, nil
 }
 
 // checkRegular refuses anything but a regular file, naming p and what it
@@ -173,22 +175,9 @@ func checkRegular(p string, fi fs.FileInfo, link bool) error {
 	return fmt.Errorf("%s is %s: only regular files are assets", p, kind)
 }
 
-// ctxReader fails reads once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
 // ctxFile is an open asset file whose reads check a context.
 type ctxFile struct {
-	ctxReader
+	ctxio.Reader
 	f *os.File
 }
 
