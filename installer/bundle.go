@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,18 +13,17 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tmbox/tmbox/bundle"
+	"github.com/tmbox/tmbox/catalog"
 )
 
 // validateAirGap checks the bundle and registry options.
@@ -64,34 +64,28 @@ func (o Options) validateAirGap() []error {
 	return errs
 }
 
-// validRegistry checks "HOST[:PORT][/PREFIX]" given with flag.
+// validRegistry checks "HOST[:PORT][/PREFIX]" given with flag: the
+// catalog's rule for registry hosts, and a port in range.
 func validRegistry(flag, r string) error {
-	host, prefix, _ := strings.Cut(r, "/")
-	if _, err := name.NewRegistry(host, name.StrictValidation); err != nil || host == "" || strings.Contains(r, "://") {
-		return fmt.Errorf("%s %q: want HOST[:PORT][/PREFIX]", flag, r)
+	if err := catalog.ValidRegistryHost(r); err != nil {
+		return fmt.Errorf("%s: %w", flag, err)
 	}
+	host, _, _ := strings.Cut(r, "/")
 	if _, port, err := net.SplitHostPort(host); err == nil {
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("%s %q: port %q is not a number from 1 to 65535", flag, r, port)
-		}
-	}
-	if prefix != "" {
-		if _, err := name.NewRepository(host+"/"+prefix+"/x", name.StrictValidation); err != nil || slices.Contains(strings.Split(prefix, "/"), "..") {
-			return fmt.Errorf("%s %q: bad prefix %q", flag, r, prefix)
+			return fmt.Errorf("%s %s: port %s is not a number from 1 to 65535", flag, catalog.QuoteShort(r), port)
 		}
 	}
 	return nil
 }
 
-func (o Options) bundlePublicKey() ([]byte, error) {
-	data, err := os.ReadFile(o.BundleKey)
+// bundlePublicKey reads and parses --bundle-key.
+func (o Options) bundlePublicKey() (ed25519.PublicKey, error) {
+	k, err := bundle.ReadPublicKeyFile(o.BundleKey)
 	if err != nil {
-		return nil, fmt.Errorf("--bundle-key: %w", err)
-	}
-	if _, err := bundle.ParsePublicKey(data); err != nil {
 		return nil, fmt.Errorf("--bundle-key %s: %w", o.BundleKey, err)
 	}
-	return data, nil
+	return k, nil
 }
 
 // openBundle verifies the bundle while extracting it into a fresh work
@@ -99,11 +93,8 @@ func (o Options) bundlePublicKey() ([]byte, error) {
 func (o Options) openBundle(ctx context.Context) (*bundle.Extracted, func(), error) {
 	vo := bundle.VerifyOptions{RequireSignature: o.RequireSignature}
 	if o.BundleKey != "" {
-		data, err := o.bundlePublicKey()
-		if err != nil {
-			return nil, nil, err
-		}
-		if vo.PublicKey, err = bundle.ParsePublicKey(data); err != nil {
+		var err error
+		if vo.PublicKey, err = o.bundlePublicKey(); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -48,7 +48,7 @@ func objectsFor(ctx context.Context, src catalog.Source, r *catalog.Release, sel
 		g.Go(func() error {
 			objs, err := componentObjects(gctx, src, comp, ri)
 			if err != nil {
-				return fmt.Errorf("%s %s: %w", comp.Name, comp.Version, err)
+				return err // componentObjects names the component
 			}
 			decoded[i] = objs
 			return nil
@@ -181,11 +181,11 @@ func componentObjects(ctx context.Context, src catalog.Source, comp *catalog.Com
 			}
 			data, err := apply.ResolveImages(comp, datas[i], ri.triggerMeshRegistry)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", a.Name, err)
+				return nil, fmt.Errorf("%s %s: %s: %w", comp.Name, comp.Version, a.Name, err)
 			}
 			objs, err := apply.DecodeManifest(data)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", a.Name, err)
+				return nil, fmt.Errorf("%s %s: %s: %w", comp.Name, comp.Version, a.Name, err)
 			}
 			docs = append(docs, objs...)
 		}
@@ -232,6 +232,9 @@ func renderIstio(comp *catalog.Component, overlay string) ([]*unstructured.Unstr
 	}
 	sets, _, err := render.GenerateManifest(files, []string{"hub=" + hub, "tag=" + tag}, false, nil, nil)
 	if err != nil {
+		if overlay != "" {
+			return nil, fmt.Errorf("render Istio %s with istio overlay %s: %w", comp.Version, overlay, err)
+		}
 		return nil, fmt.Errorf("render Istio %s: %w", comp.Version, err)
 	}
 	var out []*unstructured.Unstructured

@@ -24,9 +24,9 @@ import (
 // env is one run's session: its resolved inputs, the cluster's clients
 // once connected, the state and the journal. Phases share it.
 type env struct {
+	// resolved holds the run's inputs; its opts are the resolved options
+	// (defaults filled; never the user's).
 	*resolved
-	// opts are the resolved options (defaults filled; never the user's).
-	opts    *Options
 	cfg     *rest.Config
 	dyn     dynamic.Interface
 	client  kubernetes.Interface
@@ -55,7 +55,7 @@ type env struct {
 
 // newEnv starts a session for resolved inputs; it is not connected yet.
 func newEnv(r *resolved) *env {
-	return &env{resolved: r, opts: &r.opts, release: r.release}
+	return &env{resolved: r, release: r.release}
 }
 
 // warningLogger sends the apiserver's warnings (e.g. about CRD schema
@@ -107,14 +107,9 @@ func session(ctx context.Context, opts Options, cfg *rest.Config) (*env, error) 
 		return nil, err
 	}
 	e := newEnv(r)
-	c, err := r.provider.Find(ctx)
+	c, err := r.provider.Ensure(ctx)
 	if err != nil {
 		return nil, err
-	}
-	if c == nil {
-		if c, err = r.provider.Ensure(ctx); err != nil {
-			return nil, err
-		}
 	}
 	return e, e.connect(c)
 }

@@ -23,7 +23,7 @@ type Install struct {
 	// Host is what host preflight checks read (default: this machine).
 	Host *preflight.Host
 	// Provider, when set, is the target instead of the one the options
-	// select (kind with the release's node image for CreateCluster, else
+	// select (kind with the release's node image when creating a cluster, else
 	// the kubeconfig's cluster).
 	Provider provider.Provider
 }

@@ -44,17 +44,11 @@ type PreflightReport struct {
 // read at all. A bundle is not opened: the checks need only to know the
 // run is air-gapped.
 func (p *Preflight) Run(ctx context.Context) (*PreflightReport, error) {
-	if err := p.Options.Validate(); err != nil {
-		return nil, err
-	}
-	opts := p.Options
-	opts.Bundle, opts.BundleKey, opts.RequireSignature, opts.Registry = "", "", false, ""
-	r, err := resolve(ctx, opts, target{config: p.Config, host: p.Host})
+	r, err := resolve(ctx, p.Options, target{config: p.Config, host: p.Host, skipBundle: true})
 	if err != nil {
 		return nil, err
 	}
 	defer r.cleanup()
-	r.opts.Bundle, r.opts.Registry = p.Bundle, p.Registry // the host checks ask whether the run is air-gapped
 	e := newEnv(r)
 	cfg, err := r.provider.Find(ctx)
 	if err != nil {

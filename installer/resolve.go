@@ -71,6 +71,9 @@ type target struct {
 	// provider, when set, replaces the one the options select.
 	provider provider.Provider
 	host     *preflight.Host
+	// skipBundle leaves a bundle unopened: preflight needs only to know
+	// the run is air-gapped, not the bundle's bytes.
+	skipBundle bool
 }
 
 // resolve validates the options and turns them into a run's inputs. It
@@ -92,7 +95,7 @@ func resolve(ctx context.Context, user Options, t target) (_ *resolved, rerr err
 	if err != nil {
 		return nil, err
 	}
-	if o.Bundle != "" {
+	if o.Bundle != "" && !t.skipBundle {
 		b, cleanup, err := o.openBundle(ctx)
 		if err != nil {
 			return nil, err
@@ -142,7 +145,7 @@ func resolve(ctx context.Context, user Options, t target) (_ *resolved, rerr err
 }
 
 // checkOverlay refuses an Istio overlay for a release whose Istio is not
-// compiled in, and one the compiled-in Istio does not render with.
+// compiled in, and one that is not a single IstioOperator document.
 func checkOverlay(overlay string, rel *catalog.Release) error {
 	if overlay == "" {
 		return nil
@@ -151,7 +154,9 @@ func checkOverlay(overlay string, rel *catalog.Release) error {
 	if istio.Source != catalog.SourceCompiledIn {
 		return &SettingError{Setting: "istio-overlay", Err: fmt.Errorf("--istio-overlay applies to the compiled-in Istio; release %s installs Istio %s from its pinned manifests", rel.Name, istio.Version)}
 	}
-	if err := ValidateIstioOverlay(overlay, istio); err != nil {
+	// Its shape only: the render that follows (objectsFor, before any
+	// write) is what proves Istio renders with it, once.
+	if err := ValidateIstioOverlay(overlay, nil); err != nil {
 		return &SettingError{Setting: "istio-overlay", Err: err}
 	}
 	return nil

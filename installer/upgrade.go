@@ -65,7 +65,12 @@ func (u *Upgrade) prepare(ctx context.Context, details bool) (*upgradeRun, error
 	if u.Release == "" {
 		return nil, &SettingError{Setting: "to", Err: errors.New("the target release is required (--to)")}
 	}
-	r, err := resolve(ctx, u.Options, target{config: u.Config})
+	// An upgrade moves an installed cluster: it lays nothing down, so the
+	// target is the kubeconfig's cluster even when the settings also
+	// describe a kind cluster to create.
+	opts := u.Options
+	opts.CreateCluster = false
+	r, err := resolve(ctx, opts, target{config: u.Config})
 	if err != nil {
 		return nil, err
 	}
@@ -76,14 +81,9 @@ func (u *Upgrade) prepare(ctx context.Context, details bool) (*upgradeRun, error
 			r.cleanup()
 		}
 	}()
-	cfg, err := r.provider.Find(ctx)
+	cfg, err := r.provider.Ensure(ctx)
 	if err != nil {
 		return nil, err
-	}
-	if cfg == nil {
-		if cfg, err = r.provider.Ensure(ctx); err != nil {
-			return nil, err
-		}
 	}
 	if err := e.connect(cfg); err != nil {
 		return nil, err

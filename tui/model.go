@@ -132,18 +132,14 @@ type Model struct {
 	overlay  textinput.Model
 
 	// preflight
-	pfSeq     int
-	pfRunning bool
-	pfChecks  []Check
-	pfErr     error
-	pfCancel  context.CancelFunc
+	pf       bgTask
+	pfChecks []Check
+	pfErr    error
 
 	// plan
-	planSeq     int
-	planRunning bool
-	planLines   []PlanLine
-	planErr     error
-	planCancel  context.CancelFunc
+	planTask  bgTask
+	planLines []PlanLine
+	planErr   error
 
 	// confirm
 	saving    bool
@@ -264,12 +260,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case releasesMsg:
 		m.setReleases(msg)
 	case preflightMsg:
-		if msg.seq == m.pfSeq {
-			m.pfRunning, m.pfChecks, m.pfErr = false, msg.checks, msg.err
+		if m.pf.done(msg.seq) {
+			m.pfChecks, m.pfErr = msg.checks, msg.err
 		}
 	case planMsg:
-		if msg.seq == m.planSeq {
-			m.planRunning, m.planLines, m.planErr = false, msg.lines, msg.err
+		if m.planTask.done(msg.seq) {
+			m.planLines, m.planErr = msg.lines, msg.err
 		}
 	case savedMsg:
 		if msg.err != nil {
@@ -306,9 +302,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 func (m *Model) spinning() bool {
 	switch m.screen {
 	case screenPreflight:
-		return m.pfRunning
+		return m.pf.running
 	case screenPlan:
-		return m.planRunning
+		return m.planTask.running
 	case screenProgress:
 		return m.run != nil && !m.run.finished
 	}
@@ -546,7 +542,7 @@ func (m *Model) next() tea.Cmd {
 		return m.startPlan()
 	case screenPlan:
 		switch {
-		case m.planRunning:
+		case m.planTask.running:
 			m.fail(errors.New("the plan is still being made"))
 			return nil
 		case m.planErr != nil:
@@ -564,7 +560,7 @@ func (m *Model) next() tea.Cmd {
 // preflightBlocks says why the preflight screen cannot be left forwards.
 func (m *Model) preflightBlocks() error {
 	switch {
-	case m.pfRunning:
+	case m.pf.running:
 		return errors.New("the preflight checks are still running")
 	case m.pfErr != nil:
 		return fmt.Errorf("the preflight checks could not run: %w (press r to retry, esc to go back)", m.pfErr)
@@ -591,54 +587,83 @@ func (m *Model) back() {
 
 func (m *Model) startPreflight() tea.Cmd {
 	m.cancelPreflight()
-	m.pfSeq++
-	m.pfRunning, m.pfChecks, m.pfErr = true, nil, nil
-	ctx, cancel := context.WithCancel(m.ctx)
-	m.pfCancel = cancel
-	b, a, seq := m.opts.Backend, m.a, m.pfSeq
+	m.pfChecks, m.pfErr = nil, nil
+	ctx, seq := m.pf.start(m.ctx)
+	b, a := m.opts.Backend, m.a
 	return tea.Batch(func() tea.Msg {
-		defer cancel()
 		checks, err := b.Preflight(ctx, a)
 		return preflightMsg{seq, checks, err}
 	}, m.spin())
 }
 
 func (m *Model) cancelPreflight() {
-	if m.pfCancel != nil {
-		m.pfCancel()
-		m.pfCancel = nil
-	}
-	if m.pfRunning {
-		m.pfSeq++ // drop the cancelled run's result
-		m.pfRunning = false
+	if m.pf.stop() {
 		m.pfErr = context.Canceled
 	}
 }
 
 func (m *Model) startPlan() tea.Cmd {
 	m.cancelPlan()
-	m.planSeq++
-	m.planRunning, m.planLines, m.planErr = true, nil, nil
-	ctx, cancel := context.WithCancel(m.ctx)
-	m.planCancel = cancel
-	b, a, seq := m.opts.Backend, m.a, m.planSeq
+	m.planLines, m.planErr = nil, nil
+	ctx, seq := m.planTask.start(m.ctx)
+	b, a := m.opts.Backend, m.a
 	return tea.Batch(func() tea.Msg {
-		defer cancel()
 		lines, err := b.Plan(ctx, a)
 		return planMsg{seq, lines, err}
 	}, m.spin())
 }
 
 func (m *Model) cancelPlan() {
-	if m.planCancel != nil {
-		m.planCancel()
-		m.planCancel = nil
-	}
-	if m.planRunning {
-		m.planSeq++
-		m.planRunning = false
+	if m.planTask.stop() {
 		m.planErr = context.Canceled
 	}
+}
+
+// bgTask is a cancellable background call whose stale results are
+// dropped: each start gets a new sequence number, and a result counts only
+// if it carries the current one.
+type bgTask struct {
+	seq     int
+	running bool
+	cancel  context.CancelFunc
+}
+
+// start begins a new run under parent and returns its context and number.
+func (t *bgTask) start(parent context.Context) (context.Context, int) {
+	t.stop()
+	t.seq++
+	t.running = true
+	ctx, cancel := context.WithCancel(parent)
+	t.cancel = cancel
+	return ctx, t.seq
+}
+
+// done records the result numbered seq; false means it is stale.
+func (t *bgTask) done(seq int) bool {
+	if seq != t.seq {
+		return false
+	}
+	t.running = false
+	if t.cancel != nil {
+		t.cancel()
+		t.cancel = nil
+	}
+	return true
+}
+
+// stop cancels a running call (its result will be dropped) and reports
+// whether one was running.
+func (t *bgTask) stop() bool {
+	if t.cancel != nil {
+		t.cancel()
+		t.cancel = nil
+	}
+	if !t.running {
+		return false
+	}
+	t.seq++ // drop the cancelled run's result
+	t.running = false
+	return true
 }
 
 // abort ends the program before anything ran.

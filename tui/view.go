@@ -335,7 +335,7 @@ func (m *Model) spinnerText(text string) string {
 }
 
 func (m *Model) viewPreflight() []string {
-	if m.pfRunning {
+	if m.pf.running {
 		return []string{m.spinnerText("running the preflight checks")}
 	}
 	if m.pfErr != nil {
@@ -376,7 +376,7 @@ func (m *Model) viewPreflight() []string {
 }
 
 func (m *Model) viewPlan() []string {
-	if m.planRunning {
+	if m.planTask.running {
 		return []string{m.spinnerText("making the plan")}
 	}
 	if m.planErr != nil {
