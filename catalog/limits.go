@@ -1,9 +1,9 @@
 package catalog
 
 import (
+	"context"
 	"fmt"
 	"io"
-	"os"
 	"unicode/utf8"
 )
 
@@ -14,13 +14,15 @@ const MaxCatalogSize int64 = 8 << 20
 // maxQuoted is how many bytes of a user's value QuoteShort keeps.
 const maxQuoted = 64
 
-// ReadLimited reads the file at path, refusing (without reading all of it)
-// a file larger than limit bytes: it reads through an io.LimitReader of
-// limit+1 bytes. Errors name the file, and the limit when it is exceeded.
+// ReadLimited reads the regular file at path, refusing (without reading
+// all of it) a file larger than limit bytes: it reads through an
+// io.LimitReader of limit+1 bytes. A named pipe, device, socket or
+// directory is refused without being read, so no input can make tmbox
+// wait. Errors name the file, and the limit when it is exceeded.
 func ReadLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(context.Background(), path)
 	if err != nil {
-		return nil, err // an *fs.PathError naming path
+		return nil, err // names path
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))

@@ -172,7 +172,7 @@ func checkRegular(p string, fi fs.FileInfo, link bool) error {
 	if link {
 		kind = "a symbolic link to " + kind
 	}
-	return fmt.Errorf("%s is %s: only regular files are assets", p, kind)
+	return fmt.Errorf("%s is %s: tmbox reads only regular files", p, kind)
 }
 
 // ctxFile is an open asset file whose reads check a context.

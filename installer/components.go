@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sync/errgroup"
 	"istio.io/istio/operator/pkg/render"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/yaml"
 
 	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/installer/apply"
@@ -246,6 +245,9 @@ func renderIstio(comp *catalog.Component, overlay string) ([]*unstructured.Unstr
 	if len(out) == 0 {
 		return nil, fmt.Errorf("render Istio %s: no objects", comp.Version)
 	}
+	if err := checkPinnedImages(comp, out); err != nil {
+		return nil, fmt.Errorf("render Istio %s with istio overlay %s: %w", comp.Version, overlay, err) // without one, it runs the pins
+	}
 	return out, nil
 }
 
@@ -258,40 +260,6 @@ func istioHubTag(comp *catalog.Component) (hub, tag string, err error) {
 		}
 	}
 	return "", "", fmt.Errorf("istio %s pins no pilot image", comp.Version)
-}
-
-// ValidateIstioOverlay checks that a user overlay is one IstioOperator
-// document that the compiled-in Istio renders with.
-func ValidateIstioOverlay(path string, comp *catalog.Component) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("istio overlay: %w", err)
-	}
-	var head struct {
-		APIVersion string `json:"apiVersion"`
-		Kind       string `json:"kind"`
-	}
-	if err := yaml.Unmarshal(data, &head); err != nil {
-		return fmt.Errorf("istio overlay %s: %w", path, err)
-	}
-	if head.Kind != "IstioOperator" || !strings.HasPrefix(head.APIVersion, "install.istio.io/") {
-		return fmt.Errorf("istio overlay %s: want an IstioOperator (install.istio.io/v1alpha1), got %q %q", path, head.APIVersion, head.Kind)
-	}
-	var iop struct {
-		APIVersion string         `json:"apiVersion"`
-		Kind       string         `json:"kind"`
-		Metadata   map[string]any `json:"metadata"`
-		Spec       map[string]any `json:"spec"`
-	}
-	if err := yaml.UnmarshalStrict(data, &iop); err != nil {
-		return fmt.Errorf("istio overlay %s: %w", path, err)
-	}
-	if comp != nil && comp.Source == catalog.SourceCompiledIn {
-		if _, err := renderIstio(comp, path); err != nil {
-			return fmt.Errorf("istio overlay %s: %w", path, err)
-		}
-	}
-	return nil
 }
 
 // sortedKeys returns keys in a stable order.

@@ -2,7 +2,6 @@ package installer
 
 import (
 	"context"
-	"fmt"
 
 	"k8s.io/client-go/rest"
 
@@ -142,24 +141,6 @@ func resolve(ctx context.Context, user Options, t target) (_ *resolved, rerr err
 		r.provider = &provider.Existing{Kubeconfig: o.Kubeconfig, Context: o.Context}
 	}
 	return r, nil
-}
-
-// checkOverlay refuses an Istio overlay for a release whose Istio is not
-// compiled in, and one that is not a single IstioOperator document.
-func checkOverlay(overlay string, rel *catalog.Release) error {
-	if overlay == "" {
-		return nil
-	}
-	istio, _ := rel.Component(catalog.Istio)
-	if istio.Source != catalog.SourceCompiledIn {
-		return &SettingError{Setting: "istio-overlay", Err: fmt.Errorf("--istio-overlay applies to the compiled-in Istio; release %s installs Istio %s from its pinned manifests", rel.Name, istio.Version)}
-	}
-	// Its shape only: the render that follows (objectsFor, before any
-	// write) is what proves Istio renders with it, once.
-	if err := ValidateIstioOverlay(overlay, nil); err != nil {
-		return &SettingError{Setting: "istio-overlay", Err: err}
-	}
-	return nil
 }
 
 // storedDigest is the digest the bundle stores an image under ("" when it

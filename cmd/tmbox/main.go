@@ -81,10 +81,11 @@ func outcome(ctx context.Context, err error) (string, int) {
 	var ue *usageError
 	var pf *preflight.FailedError
 	var rb *installer.RolledBackError
+	var se *installer.SettingError
 	switch {
 	case err == nil:
 		return installer.ResultSucceeded, exitOK
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, &se):
 		return "usage-error", exitUsage
 	case errors.As(err, &pf):
 		return "preflight-failed", exitPreflight

@@ -61,7 +61,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*Object, operation string) (
 		switch {
 		case o.Create:
 			creates = append(creates, o)
-		case o.GetKind() == "Namespace" && o.GroupVersionKind().Group == "", o.GetKind() == "CustomResourceDefinition":
+		case o.GetKind() == "Namespace" && o.GroupVersionKind().Group == "", isCRD(o.Unstructured):
 			first = append(first, o)
 		default:
 			rest = append(rest, o)
@@ -73,7 +73,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*Object, operation string) (
 	}
 	var crds []string
 	for _, o := range applied {
-		if o.GetKind() == "CustomResourceDefinition" {
+		if isCRD(o.Unstructured) {
 			crds = append(crds, o.GetName())
 		}
 	}
@@ -308,6 +308,9 @@ func (a *Applier) createOnce(ctx context.Context, o *Object, operation string) (
 	}
 	u := o.DeepCopy()
 	l := u.GetLabels()
+	if l == nil {
+		l = map[string]string{}
+	}
 	l[LabelOperation] = operation
 	u.SetLabels(l)
 	c := a.Client(m, u.GetNamespace())
@@ -325,6 +328,13 @@ func (a *Applier) createOnce(ctx context.Context, o *Object, operation string) (
 		return false, fmt.Errorf("create %s%s: %w", u.GetGenerateName(), "*", err)
 	}
 	return true, nil
+}
+
+// isCRD reports whether u is a CustomResourceDefinition of
+// apiextensions.k8s.io (not a custom kind that happens to share the name).
+func isCRD(u *unstructured.Unstructured) bool {
+	gvk := u.GroupVersionKind()
+	return gvk.Kind == "CustomResourceDefinition" && gvk.Group == CRDResource().Group
 }
 
 // HasCondition reports whether an object has a status condition of that

@@ -904,3 +904,39 @@ func TestRewriteObjectImages(t *testing.T) {
 		t.Error("an object without matching images was replaced")
 	}
 }
+
+// TestIsCRD: only apiextensions.k8s.io's kind is a CRD; a custom kind
+// that shares its name is applied with everything else, not waited for.
+func TestIsCRD(t *testing.T) {
+	tests := []struct {
+		apiVersion string
+		want       bool
+	}{
+		{"apiextensions.k8s.io/v1", true},
+		{"apiextensions.k8s.io/v1beta1", true},
+		{"example.com/v1", false},
+		{"v1", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.apiVersion, func(t *testing.T) {
+			if got := isCRD(object(tt.apiVersion, "CustomResourceDefinition", "", "x", nil)); got != tt.want {
+				t.Errorf("isCRD = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestApplyCreatesUnlabelled: a generateName object that was never
+// prepared (no labels at all) is created, not a panic.
+func TestApplyCreatesUnlabelled(t *testing.T) {
+	c := newCluster(t, establishOnApply)
+	u := object("batch/v1", "Job", "knative-serving", "", nil)
+	u.SetGenerateName("migrate-")
+	res, err := c.applier().Apply(context.Background(), []*Object{{Unstructured: u, Component: "serving", Create: true}}, "op-1")
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if res.Created != 1 {
+		t.Errorf("Apply = %+v, want one created", res)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -280,9 +281,7 @@ func (w *Waiter) waitables(objs []*apply.Object, operation string) []*waitable {
 			sel := labels.SelectorFromSet(labels.Set{apply.LabelComponent: o.Component, apply.LabelOperation: operation}).String()
 			out = append(out, &waitable{
 				name: "Jobs " + o.GetNamespace() + "/" + o.Component + " (" + operation + ")", gvr: schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"},
-				ns: o.GetNamespace(), labelSel: sel, ready: jobsComplete, podSelector: func(items []*unstructured.Unstructured) labels.Selector {
-					return labels.SelectorFromSet(labels.Set{apply.LabelComponent: o.Component, apply.LabelOperation: operation})
-				},
+				ns: o.GetNamespace(), labelSel: sel, ready: jobsComplete, podSelector: jobPods,
 			})
 		case gvk.Group == "apiregistration.k8s.io" && gvk.Kind == "APIService":
 			out = append(out, &waitable{
@@ -410,6 +409,27 @@ func PodSelectorOf(items []*unstructured.Unstructured) labels.Selector {
 	}
 	return sel
 }
+
+// jobPods selects the pods of the given Jobs by the label the Job
+// controller puts on them (their templates need not carry tmbox's labels);
+// nil when there are no Jobs.
+func jobPods(items []*unstructured.Unstructured) labels.Selector {
+	if len(items) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(items))
+	for _, u := range items {
+		names = append(names, u.GetName())
+	}
+	req, err := labels.NewRequirement(jobNameLabel, selection.In, names)
+	if err != nil {
+		return nil
+	}
+	return labels.NewSelector().Add(*req)
+}
+
+// jobNameLabel is the label the Job controller sets on a Job's pods.
+const jobNameLabel = "batch.kubernetes.io/job-name"
 
 // webhookServices waits for a ready endpoint behind every Service a webhook
 // configuration calls.

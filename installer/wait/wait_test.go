@@ -611,3 +611,40 @@ func TestDiagnosePods(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitReadyJobPodsDiagnosed: a Job's pods carry the Job controller's
+// label, not tmbox's, so the reason a Job is stuck is read from the pods
+// named by batch.kubernetes.io/job-name (it used to say "no pods created
+// yet" while the pods sat Pending).
+func TestWaitReadyJobPodsDiagnosed(t *testing.T) {
+	const ns = "knative-serving"
+	job := obj("batch/v1", "Job", ns, "", nil)
+	job.SetGenerateName("storage-version-migration-")
+	live := obj("batch/v1", "Job", ns, "storage-version-migration-abcde", map[string]any{"status": map[string]any{"active": int64(1)}})
+	live.SetGenerateName("storage-version-migration-")
+	live.SetLabels(map[string]string{apply.LabelComponent: "serving", apply.LabelOperation: "op-1"})
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "storage-version-migration-abcde-p1", Namespace: ns, UID: "u1",
+			Labels: map[string]string{"batch.kubernetes.io/job-name": "storage-version-migration-abcde"}},
+		Status: corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{{
+			Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: "1 node(s) had untolerated taint",
+		}}},
+	}
+	other := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "unrelated", Namespace: ns, UID: "u2",
+		Labels: map[string]string{"batch.kubernetes.io/job-name": "another-job"}}, Status: corev1.PodStatus{Phase: corev1.PodPending}}
+	w := &Waiter{Dynamic: newDynamic(t, live), Client: kubefake.NewClientset(pod, other), Log: discard(), DiagnoseEvery: 10 * time.Millisecond}
+	err := w.WaitReady(context.Background(), []*apply.Object{{Unstructured: job, Component: "serving", Create: true}}, "op-1", 250*time.Millisecond, nil)
+	if err == nil {
+		t.Fatal("WaitReady returned nil for a Job that never completes")
+	}
+	for _, want := range []string{"pod storage-version-migration-abcde-p1", "Unschedulable: 1 node(s) had untolerated taint"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+	for _, bad := range []string{"no pods created yet", "unrelated"} {
+		if strings.Contains(err.Error(), bad) {
+			t.Errorf("error %q contains %q", err, bad)
+		}
+	}
+}
