@@ -89,37 +89,32 @@ func MarshalPublicKey(k ed25519.PublicKey) ([]byte, error) {
 // ParsePrivateKey decodes a PEM "PRIVATE KEY" block (PKCS #8) holding an
 // ed25519 key.
 func ParsePrivateKey(data []byte) (ed25519.PrivateKey, error) {
-	der, err := pemBlock(data, privateKeyPEMType)
-	if err != nil {
-		return nil, fmt.Errorf("parse private key: %w", err)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		return nil, fmt.Errorf("parse private key: %w", err)
-	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("parse private key: a %T, want ed25519", k)
-	}
-	return priv, nil
+	return parseKey[ed25519.PrivateKey](data, privateKeyPEMType, "private", x509.ParsePKCS8PrivateKey)
 }
 
 // ParsePublicKey decodes a PEM "PUBLIC KEY" block (PKIX) holding an ed25519
 // key.
 func ParsePublicKey(data []byte) (ed25519.PublicKey, error) {
-	der, err := pemBlock(data, publicKeyPEMType)
+	return parseKey[ed25519.PublicKey](data, publicKeyPEMType, "public", x509.ParsePKIXPublicKey)
+}
+
+// parseKey decodes the PEM block of pemType in data with parse and
+// requires a key of type K; errors say which (what) key.
+func parseKey[K any](data []byte, pemType, what string, parse func([]byte) (any, error)) (K, error) {
+	var zero K
+	der, err := pemBlock(data, pemType)
 	if err != nil {
-		return nil, fmt.Errorf("parse public key: %w", err)
+		return zero, fmt.Errorf("parse %s key: %w", what, err)
 	}
-	k, err := x509.ParsePKIXPublicKey(der)
+	k, err := parse(der)
 	if err != nil {
-		return nil, fmt.Errorf("parse public key: %w", err)
+		return zero, fmt.Errorf("parse %s key: %w", what, err)
 	}
-	pub, ok := k.(ed25519.PublicKey)
+	key, ok := k.(K)
 	if !ok {
-		return nil, fmt.Errorf("parse public key: a %T, want ed25519", k)
+		return zero, fmt.Errorf("parse %s key: a %T, want ed25519", what, k)
 	}
-	return pub, nil
+	return key, nil
 }
 
 // pemBlock returns the bytes of the first PEM block, which must have type

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-version"
+	"golang.org/x/sync/errgroup"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -201,19 +202,16 @@ func (c *clusterChecks) rbac(ctx context.Context) Result {
 	}
 	missing := make([]bool, len(needed))
 	errs := make([]error, len(needed))
-	sem := make(chan struct{}, 16)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(16)
 	for i, a := range needed {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		g.Go(func() error {
 			ok, err := allowed(ctx, a)
 			missing[i], errs[i] = !ok, err
-		}()
+			return nil // kept per access, reported below
+		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 	var lacks []string
 	for i, a := range needed {
 		if errs[i] != nil {

@@ -13,8 +13,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Status is a check's outcome.
@@ -189,18 +190,15 @@ func Run(ctx context.Context, checks []Check, opts Options) Report {
 		opts.Concurrency = 8
 	}
 	results := make([]Result, len(checks))
-	sem := make(chan struct{}, opts.Concurrency)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(opts.Concurrency)
 	for i, c := range checks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		g.Go(func() error {
 			results[i] = runOne(ctx, c, opts.Timeout)
-		}()
+			return nil // a check's failure is its result
+		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 	for i := range results {
 		r := &results[i]
 		if r.Status == StatusFail && (slices.Contains(opts.Ignore, "all") || slices.Contains(opts.Ignore, r.Name)) {

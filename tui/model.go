@@ -588,12 +588,10 @@ func (m *Model) back() {
 func (m *Model) startPreflight() tea.Cmd {
 	m.cancelPreflight()
 	m.pfChecks, m.pfErr = nil, nil
-	ctx, seq := m.pf.start(m.ctx)
-	b, a := m.opts.Backend, m.a
-	return tea.Batch(func() tea.Msg {
+	return m.background(&m.pf, func(ctx context.Context, b Backend, a Answers, seq int) tea.Msg {
 		checks, err := b.Preflight(ctx, a)
 		return preflightMsg{seq, checks, err}
-	}, m.spin())
+	})
 }
 
 func (m *Model) cancelPreflight() {
@@ -605,18 +603,24 @@ func (m *Model) cancelPreflight() {
 func (m *Model) startPlan() tea.Cmd {
 	m.cancelPlan()
 	m.planLines, m.planErr = nil, nil
-	ctx, seq := m.planTask.start(m.ctx)
-	b, a := m.opts.Backend, m.a
-	return tea.Batch(func() tea.Msg {
+	return m.background(&m.planTask, func(ctx context.Context, b Backend, a Answers, seq int) tea.Msg {
 		lines, err := b.Plan(ctx, a)
 		return planMsg{seq, lines, err}
-	}, m.spin())
+	})
 }
 
 func (m *Model) cancelPlan() {
 	if m.planTask.stop() {
 		m.planErr = context.Canceled
 	}
+}
+
+// background starts call as task t, on a copy of the answers, with the
+// spinner running until its message arrives.
+func (m *Model) background(t *bgTask, call func(ctx context.Context, b Backend, a Answers, seq int) tea.Msg) tea.Cmd {
+	ctx, seq := t.start(m.ctx)
+	b, a := m.opts.Backend, m.a
+	return tea.Batch(func() tea.Msg { return call(ctx, b, a, seq) }, m.spin())
 }
 
 // bgTask is a cancellable background call whose stale results are
