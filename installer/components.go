@@ -92,6 +92,9 @@ func objectsFor(ctx context.Context, src catalog.Source, r *catalog.Release, sel
 			d.byComponent[comp.Name] = append([]*apply.Object{{Unstructured: u, Component: comp.Name}}, d.byComponent[comp.Name]...)
 		}
 	}
+	if err := d.applyPlatform(ri.platform); err != nil {
+		return nil, err
+	}
 	if len(ri.imageMap) > 0 {
 		for _, objs := range d.byComponent {
 			for _, o := range objs {

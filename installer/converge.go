@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -23,6 +24,9 @@ import (
 func (e *env) installComponent(ctx context.Context, phase, name string) (string, error) {
 	comp, _ := e.release.Component(name)
 	objs := e.desired.byComponent[name]
+	if e.settingsOnly {
+		objs = slices.DeleteFunc(slices.Clone(objs), func(o *apply.Object) bool { return o.Create })
+	}
 	if e.state.Inventory == nil {
 		e.state.Inventory = map[string][]apply.ObjectKey{}
 	}
@@ -57,11 +61,13 @@ func (e *env) installComponent(ctx context.Context, phase, name string) (string,
 	if err != nil {
 		return "", err
 	}
-	jobs, err := e.pruneOldJobs(ctx, name)
-	if err != nil {
-		return "", err
+	if !e.settingsOnly {
+		jobs, err := e.pruneOldJobs(ctx, name)
+		if err != nil {
+			return "", err
+		}
+		pruned += jobs
 	}
-	pruned += jobs
 	e.opts.Logger.Debug("component converged", "component", name, "apply", t1.Sub(t0), "wait+prune", time.Since(t1))
 	e.state.Inventory[name] = sortedKeys(keys)
 	if e.state.Components == nil {

@@ -42,6 +42,8 @@ type env struct {
 	// jobOperation labels the Jobs this run creates (default: op's ID;
 	// a rollback creates its own).
 	jobOperation string
+	// settingsOnly is a configure: Jobs are neither created nor pruned.
+	settingsOnly bool
 
 	// release is the release being applied (an upgrade hop's target, or
 	// its start while rolling back); desired is its objects.

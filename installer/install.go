@@ -26,6 +26,10 @@ type Install struct {
 	// select (kind with the release's node image when creating a cluster, else
 	// the kubeconfig's cluster).
 	Provider provider.Provider
+
+	// settingsOnly makes the run a configure: the installed release's
+	// objects converge to the new settings; no Jobs are created or pruned.
+	settingsOnly bool
 }
 
 // Run performs the install (with DryRun: reports the plan and changes
@@ -42,8 +46,12 @@ func (in *Install) Run(ctx context.Context) (*Result, error) {
 	}
 	defer e.cleanup()
 	rel := e.release
+	kind := "install"
+	if in.settingsOnly {
+		kind = "configure"
+	}
 	begin := func(ctx context.Context) error {
-		return e.beginOperation(ctx, "install", "install-"+rel.Name, "", rel.Name)
+		return e.beginOperation(ctx, kind, kind+"-"+rel.Name, "", rel.Name)
 	}
 	rn := &runner{e: e, begin: begin}
 	err = rn.run(ctx, installPhases())
@@ -58,6 +66,9 @@ func (in *Install) Run(ctx context.Context) (*Result, error) {
 	if err == nil {
 		e.state.Release = rel.Name
 		e.state.OptionsDigest = e.opts.Digest()
+		e.state.Platform = e.platformState()
+		e.state.Kind = e.state.Kind || e.kind != nil
+		e.state.URLPattern = e.urlPattern()
 	}
 	if err := e.endOperation(ctx, err); err != nil {
 		return nil, err
@@ -90,6 +101,7 @@ func (in *Install) start(ctx context.Context) (*env, error) {
 		return nil, err
 	}
 	e := newEnv(r)
+	e.settingsOnly = in.settingsOnly
 	if err := e.open(ctx); err != nil {
 		r.cleanup()
 		return nil, err
@@ -112,6 +124,12 @@ func (e *env) open(ctx context.Context) error {
 		if err := e.connect(cfg); err != nil {
 			return err
 		}
+		if err := e.loadState(ctx); err != nil {
+			return err
+		}
+	}
+	if err := e.renderFromState(ctx); err != nil {
+		return err
 	}
 	return e.loadDesired(ctx)
 }
@@ -170,7 +188,7 @@ func checkInstallState(ctx context.Context, e *env) error {
 	if e.state.Release != "" && e.state.Release != rel.Name {
 		return fmt.Errorf("release %s is installed; move to %s with `tmbox upgrade --to %s`", e.state.Release, rel.Name, rel.Name)
 	}
-	if cur := e.state.Current(); cur != nil && cur.Kind != "install" {
+	if cur := e.state.Current(); cur != nil && cur.Kind != "install" && cur.Kind != "configure" {
 		return fmt.Errorf("an unfinished %s (%s) is recorded in the cluster; finish it first", cur.Kind, cur.ID)
 	}
 	return nil
@@ -212,6 +230,10 @@ func preflightPhase() phase {
 		},
 	}
 }
+
+// maxListedObjects is how many objects a component's plan summary names
+// (the plan's data names them all).
+const maxListedObjects = 10
 
 // reportPlan counts a preflight report.
 func reportPlan(rep preflight.Report) PhasePlan {
@@ -319,14 +341,18 @@ func componentPhase(name, title string, components ...string) phase {
 			if len(comps) == 0 {
 				return PhasePlan{Skip: "not selected (--components)", Summary: "skip: not selected (--components)"}, nil
 			}
-			diffs, err := e.diffComponents(ctx, comps, e.connected(), nil, e.desired, false)
+			diffs, err := e.diffComponents(ctx, comps, e.connected(), nil, e.desired, true)
 			if err != nil {
 				return PhasePlan{}, err
 			}
 			var parts []string
 			for _, d := range diffs {
 				comp, _ := e.release.Component(d.Component)
-				parts = append(parts, fmt.Sprintf("%s %s: %d to apply (%d new, %d changed), %d unchanged, %d to prune", d.Component, comp.Version, d.Add+d.Change, d.Add, d.Change, d.Unchanged, d.Prune))
+				part := fmt.Sprintf("%s %s: %d to apply (%d new, %d changed), %d unchanged, %d to prune", d.Component, comp.Version, d.Add+d.Change, d.Add, d.Change, d.Unchanged, d.Prune)
+				if n := len(d.Details); n > 0 && n <= maxListedObjects {
+					part += " (" + strings.Join(d.Details, ", ") + ")"
+				}
+				parts = append(parts, part)
 			}
 			return PhasePlan{Summary: strings.Join(parts, "; "), Components: diffs}, nil
 		},

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/installer/settings"
 	"github.com/tmbox/tmbox/manifests"
 	"github.com/tmbox/tmbox/preflight"
 )
@@ -50,6 +51,13 @@ type Options struct {
 	TriggerMeshRegistry string
 	// PhaseTimeout is each phase's time budget for readiness (default 10m).
 	PhaseTimeout time.Duration
+	// Platform are the appliance's settings (domain, TLS, registry
+	// credentials, high availability, ConfigMap keys, workload overrides,
+	// gateway). The ones set here replace the installed ones; the others
+	// are kept from the cluster's state (see docs/configuration.md).
+	Platform settings.Settings
+	// ResetPlatform drops the installed settings: only Platform applies.
+	ResetPlatform bool
 	// Kubeconfig and Context select the cluster as kubectl would
 	// (KUBECONFIG when Kubeconfig is empty).
 	Kubeconfig, Context string
@@ -149,6 +157,12 @@ func (o Options) Validate() error {
 		if _, err := os.Stat(o.IstioOverlay); err != nil {
 			bad("istio-overlay", fmt.Errorf("--istio-overlay: %w", err))
 		}
+	}
+	if err := o.Platform.Validate(); err != nil {
+		errs = append(errs, err) // *settings.Error, naming the setting
+	}
+	if g := o.Platform.Gateway; o.CreateCluster && g != nil && g.Type != "" && g.Type != "NodePort" {
+		errs = append(errs, &settings.Error{Path: "platform.gateway.type", Err: fmt.Errorf("%s: on a kind cluster the gateway is a NodePort Service on the ports kind maps to the host", g.Type)})
 	}
 	return errors.Join(errs...)
 }

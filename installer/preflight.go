@@ -129,6 +129,9 @@ func (e *env) clusterTarget() preflight.ClusterTarget {
 		ManagedValue:     apply.ManagedByValue,
 		Products:         products(),
 	}
+	if p := e.render.platform; p != nil {
+		t.Domain = p.Settings.Domain
+	}
 	if e.desired != nil {
 		t.Objects = e.desired.unstructured()
 	}

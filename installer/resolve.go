@@ -8,6 +8,7 @@ import (
 	"github.com/tmbox/tmbox/bundle"
 	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/installer/provider"
+	"github.com/tmbox/tmbox/installer/settings"
 	"github.com/tmbox/tmbox/preflight"
 )
 
@@ -29,6 +30,9 @@ type resolved struct {
 	bundle *bundle.Extracted
 	// render says how objects are rendered.
 	render renderInputs
+	// userPlatform are the user's platform settings with their files read
+	// (render.platform adds the installed ones once the state is known).
+	userPlatform *settings.Resolved
 	// provider is the target; kind is set when it is a kind cluster tmbox
 	// lays down.
 	provider provider.Provider
@@ -51,6 +55,8 @@ type renderInputs struct {
 	imageMap map[string]string
 	// kindNodePorts pins the ingress gateway to the node ports kind maps.
 	kindNodePorts bool
+	// platform are the settings applied to the objects (nil: none).
+	platform *settings.Resolved
 }
 
 // forRelease drops the Istio overlay for a release whose Istio is not
@@ -120,6 +126,10 @@ func resolve(ctx context.Context, user Options, t target) (_ *resolved, rerr err
 	if r.release, err = r.catalog.Release(o.Release); err != nil {
 		return nil, &SettingError{Setting: "release", Err: err}
 	}
+	if r.userPlatform, err = settings.Load(o.Platform); err != nil {
+		return nil, err
+	}
+	r.render.platform = r.userPlatform
 	r.render.istioOverlay = o.IstioOverlay
 	r.render.triggerMeshRegistry = o.TriggerMeshRegistry
 	r.render.kindNodePorts = o.CreateCluster

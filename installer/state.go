@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tmbox/tmbox/installer/apply"
+	"github.com/tmbox/tmbox/installer/settings"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,6 +35,18 @@ type State struct {
 	Components map[string]ComponentState `json:"components,omitempty"`
 	// OptionsDigest is the digest of the options the last install used.
 	OptionsDigest string `json:"optionsDigest,omitempty"`
+	// Platform are the settings the release runs with: every later
+	// install, upgrade hop and configure applies them unless the user
+	// changes them. File settings keep their paths here; their contents
+	// live in the objects tmbox made (Secrets, a ConfigMap), never here.
+	Platform *settings.Settings `json:"platform,omitempty"`
+	// Kind is set when the release runs on a kind cluster tmbox laid down:
+	// every later run keeps the gateway on the node ports kind maps.
+	Kind bool `json:"kind,omitempty"`
+	// URLPattern is where functions are reachable, e.g.
+	// "http://{name}.{namespace}.127.0.0.1.sslip.io" ("" without a domain:
+	// only inside the cluster).
+	URLPattern string `json:"urlPattern,omitempty"`
 	// Inventory lists, per component, every object tmbox applied: what
 	// pruning and uninstall remove. It is written before objects are
 	// applied, so a crash never loses track of one.

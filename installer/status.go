@@ -9,6 +9,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/installer/settings"
 	"github.com/tmbox/tmbox/installer/wait"
 )
 
@@ -18,6 +19,11 @@ type Status struct {
 	Healthy       bool              `json:"healthy"`
 	Components    []ComponentStatus `json:"components"`
 	LastOperation *Operation        `json:"lastOperation,omitempty"`
+	// Platform are the settings the release runs with.
+	Platform *settings.Settings `json:"platform,omitempty"`
+	// URLPattern is where functions are reachable ("" when only inside
+	// the cluster: no domain is set).
+	URLPattern string `json:"urlPattern,omitempty"`
 }
 
 // ComponentStatus is one installed component's version and health.
@@ -46,7 +52,7 @@ func (g *GetStatus) Run(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Status{Release: st.Release, Healthy: st.Release != "" && st.Current() == nil}
+	s := &Status{Release: st.Release, Healthy: st.Release != "" && st.Current() == nil, Platform: st.Platform, URLPattern: st.URLPattern}
 	if n := len(st.Journal); n > 0 {
 		s.LastOperation = &st.Journal[n-1]
 	}

@@ -94,6 +94,9 @@ func (u *Upgrade) prepare(ctx context.Context, details bool) (*upgradeRun, error
 	if e.state.Release == "" {
 		return nil, errors.New("no tmbox release is installed on this cluster: use tmbox install")
 	}
+	if err := e.renderFromState(ctx); err != nil {
+		return nil, err
+	}
 	if cur := e.state.Current(); cur != nil && cur.Kind == "install" {
 		return nil, fmt.Errorf("the install %s did not finish; re-run tmbox install --release %s first", cur.ID, cur.To)
 	}
@@ -138,7 +141,7 @@ func (u *Upgrade) prepare(ctx context.Context, details bool) (*upgradeRun, error
 		e.report(Event{Type: EventInfo, Message: fmt.Sprintf("release %s: fetching and verifying manifests from %s", rel.Name, r.source.Name())})
 		d, err := objectsFor(ctx, r.source, rel, e.opts.Components, r.render)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("hop %d/%d %s: %w", i+1, len(plan.Hops), h.Name(), err)
 		}
 		diffs, err := e.diffComponents(ctx, e.selectedComponents(), i == 0, prev, d, details)
 		if err != nil {
@@ -200,6 +203,9 @@ func (e *env) diffComponents(ctx context.Context, names []string, live bool, pre
 		}
 		seen := map[apply.ObjectKey]bool{}
 		for _, o := range next.byComponent[name] {
+			if o.Create && e.settingsOnly {
+				continue // a configure runs no Jobs
+			}
 			if o.Create {
 				d.Add++
 				if details {
@@ -303,6 +309,8 @@ func (e *env) runHop(ctx context.Context, fromObjs, toObjs *desired, h catalog.H
 	if err == nil {
 		e.state.Release = to.Name
 		e.state.OptionsDigest = e.opts.Digest()
+		e.state.Platform = e.platformState()
+		e.state.URLPattern = e.urlPattern()
 		return e.endOperation(ctx, nil)
 	}
 	if ctx.Err() != nil || noRollback {

@@ -121,21 +121,7 @@ func checkAtRelease(t *testing.T, cfg *rest.Config, release string) {
 // that can never be scheduled, and a mirror holding it beside the real files.
 func brokenCatalog(t *testing.T) (catFile, mirror string) {
 	t.Helper()
-	dir := t.TempDir()
-	mirror = filepath.Join(dir, "mirror")
-	if err := os.MkdirAll(filepath.Join(mirror, "broken"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir(mirrorDir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if err := os.Symlink(filepath.Join(mirrorDir(t), e.Name()), filepath.Join(mirror, e.Name())); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bad := []byte(`apiVersion: apps/v1
+	return catalogWithAsset(t, catalog.NetIstio, "1.23.0", "example.com/never-ready:1", []byte(`apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: never-ready
@@ -149,29 +135,50 @@ spec:
       containers:
       - name: c
         image: example.com/never-ready:1
-`)
-	if err := os.WriteFile(filepath.Join(mirror, "broken", "never-ready.yaml"), bad, 0o644); err != nil {
+`))
+}
+
+// catalogWithAsset writes a catalog whose component comp at version gets
+// one more asset, doc (running image), and a mirror holding it beside the
+// real files.
+func catalogWithAsset(t *testing.T, comp, version, image string, doc []byte) (catFile, mirror string) {
+	t.Helper()
+	dir := t.TempDir()
+	mirror = filepath.Join(dir, "mirror")
+	if err := os.MkdirAll(filepath.Join(mirror, "extra"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(mirrorDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.Symlink(filepath.Join(mirrorDir(t), e.Name()), filepath.Join(mirror, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(mirror, "extra", "extra.yaml"), doc, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var cat map[string]any
 	if err := yaml.Unmarshal(catalog.EmbeddedCatalog(), &cat); err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256(bad)
+	sum := sha256.Sum256(doc)
 	found := false
 	for _, c := range cat["components"].([]any) {
 		m := c.(map[string]any)
-		if m["name"] == catalog.NetIstio && m["version"] == "1.23.0" {
+		if m["name"] == comp && m["version"] == version {
 			m["assets"] = append(m["assets"].([]any), map[string]any{
-				"name": "never-ready.yaml", "path": "broken/never-ready.yaml", "url": "https://example.com/never-ready.yaml",
-				"size": len(bad), "sha256": hex.EncodeToString(sum[:]),
+				"name": "extra.yaml", "path": "extra/extra.yaml", "url": "https://example.com/extra.yaml",
+				"size": len(doc), "sha256": hex.EncodeToString(sum[:]),
 			})
-			m["images"] = append(m["images"].([]any), "example.com/never-ready:1")
+			m["images"] = append(m["images"].([]any), image)
 			found = true
 		}
 	}
 	if !found {
-		t.Fatal("net-istio 1.23.0 not in the catalog")
+		t.Fatalf("%s %s not in the catalog", comp, version)
 	}
 	data, err := yaml.Marshal(cat)
 	if err != nil {

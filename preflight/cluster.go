@@ -29,6 +29,7 @@ const (
 	CheckCapacity          = "capacity"
 	CheckStorageClass      = "default-storageclass"
 	CheckForeignInstall    = "foreign-install"
+	CheckDomain            = "knative-domain"
 )
 
 // ClusterTarget is what cluster checks look at.
@@ -54,6 +55,9 @@ type ClusterTarget struct {
 	// Products identify installs of the release's products by a
 	// Deployment's container image, to find ones tmbox did not make.
 	Products []Product
+	// Domain is the Knative domain the run sets ("": none, so functions
+	// are reachable only inside the cluster).
+	Domain string
 }
 
 // Product identifies an installed product by its controller's image.
@@ -76,7 +80,17 @@ func ClusterChecks(t ClusterTarget) []Check {
 		New(CheckCapacity, CategoryCluster, c.gated(c.capacity)),
 		New(CheckStorageClass, CategoryCluster, c.gated(c.storageClass)),
 		New(CheckForeignInstall, CategoryCluster, c.gated(c.foreign)),
+		New(CheckDomain, CategoryCluster, c.domain),
 	}
+}
+
+// domain warns when functions will get cluster-local URLs only.
+func (c *clusterChecks) domain(context.Context) Result {
+	if c.t.Domain != "" {
+		return Pass("functions are reachable at {name}.{namespace}.%s", c.t.Domain)
+	}
+	return Warn("set a domain whose wildcard DNS record points at the ingress gateway: --domain apps.example.com (or tmbox configure --domain later)",
+		"no domain set: functions get cluster-local URLs ({name}.{namespace}.svc.cluster.local), reachable only inside the cluster")
 }
 
 type clusterChecks struct {

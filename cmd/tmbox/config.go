@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/installer/settings"
 )
 
 // Config file identity.
@@ -54,7 +55,12 @@ func configKey(flag string) string {
 type configSetting struct {
 	value string
 	line  int
+	// platform is the decoded platform: section (key "platform" only).
+	platform *settings.Settings
 }
+
+// platformKey is the config file's section of platform settings.
+const platformKey = "platform"
 
 // readConfig decodes an InstallConfig strictly: one YAML document, at
 // most maxConfigSize bytes, apiVersion and kind must match, every other
@@ -124,6 +130,17 @@ func readConfigBytes(data []byte, path string, known map[string]bool) (map[strin
 			}
 			continue
 		}
+		if k.Value == platformKey {
+			if v.Kind != yaml.MappingNode {
+				return nil, fmt.Errorf("%s:%d: platform: want a mapping of settings (see docs/configuration.md)", path, v.Line)
+			}
+			p, err := settings.Decode(v, path)
+			if err != nil {
+				return nil, err // file:line: platform.…: …
+			}
+			out[k.Value] = configSetting{line: v.Line, platform: &p}
+			continue
+		}
 		switch v.Kind {
 		case yaml.ScalarNode:
 			out[k.Value] = configSetting{value: v.Value, line: v.Line}
@@ -189,9 +206,11 @@ func installConfigSettings(g *globalOptions) []configSettingFlag {
 
 // knownConfigKeys are the keys an InstallConfig may hold.
 func knownConfigKeys(g *globalOptions) map[string]bool {
-	known := map[string]bool{}
+	known := map[string]bool{platformKey: true}
 	for _, s := range installConfigSettings(g) {
-		known[configKey(s.flag.Name)] = true
+		if !isPlatformFlag(s.flag) {
+			known[configKey(s.flag.Name)] = true
+		}
 	}
 	return known
 }
@@ -209,6 +228,9 @@ func applySettings(cmd *cobra.Command, g *globalOptions) error {
 		if file, err = readConfig(g.configFile, knownConfigKeys(g)); err != nil {
 			return &usageError{err}
 		}
+		if p := file[platformKey].platform; p != nil {
+			g.platform = *p
+		}
 	}
 	var errs []error
 	for _, f := range settingFlags(cmd) {
@@ -221,7 +243,7 @@ func applySettings(cmd *cobra.Command, g *globalOptions) error {
 			}
 			continue
 		}
-		if s, ok := file[configKey(f.Name)]; ok {
+		if s, ok := file[configKey(f.Name)]; ok && !isPlatformFlag(f) {
 			if err := cmd.Flags().Set(f.Name, s.value); err != nil {
 				errs = append(errs, settingError(fmt.Sprintf("%s:%d: %s", g.configFile, s.line, configKey(f.Name)), f, s.value, err))
 			}
@@ -278,6 +300,9 @@ func exampleConfig(g *globalOptions) string {
 	fmt.Fprintf(&b, "# Unknown keys are errors. Lists are YAML lists.\napiVersion: %s\nkind: %s\n", configAPIVersion, configKind)
 	for _, s := range installConfigSettings(g) {
 		f := s.flag
+		if isPlatformFlag(f) {
+			continue
+		}
 		fmt.Fprintf(&b, "\n# %s\n# (--%s, %s; used by %s)\n", f.Usage, f.Name, envName(f.Name), s.command)
 		def := f.DefValue
 		if f.Value.Type() == "stringSlice" {
@@ -294,5 +319,42 @@ func exampleConfig(g *globalOptions) string {
 		}
 		fmt.Fprintf(&b, "# %s: %s\n", configKey(f.Name), def)
 	}
+	b.WriteString(examplePlatform)
 	return b.String()
 }
+
+// examplePlatform is the platform: section of the example config: every
+// setting, commented out (docs/configuration.md explains each). The flags
+// that set the common ones are named beside them.
+const examplePlatform = `
+# Platform settings, kept in the cluster and applied by every later install,
+# upgrade hop and tmbox configure (see docs/configuration.md).
+# platform:
+#   domain: example.com              # --domain, TMBOX_DOMAIN
+#   tls:
+#     certFile: /etc/tmbox/tls.crt   # --tls-cert
+#     keyFile: /etc/tmbox/tls.key    # --tls-key
+#     redirectHTTP: true             # --tls-redirect-http
+#   registry:
+#     pullSecret: /etc/tmbox/config.json  # --pull-secret (Docker config JSON)
+#     caFile: /etc/tmbox/registry-ca.pem  # --registry-ca
+#     skipTagResolving: [registry.internal:5000]
+#   highAvailability:
+#     replicas: 3                    # --ha-replicas
+#   config:
+#     config-autoscaler:
+#       enable-scale-to-zero: "true"
+#     knative-eventing/config-features:
+#       new-trigger-filters: enabled
+#   workloads:
+#     knative-serving/activator:
+#       replicas: 2
+#       containers:
+#         activator:
+#           resources: {requests: {cpu: 500m, memory: 256Mi}}
+#       nodeSelector: {node-role.example.com/serverless: "true"}
+#   gateway:
+#     type: LoadBalancer             # --gateway-type
+#     loadBalancerIP: 192.0.2.10
+#     annotations: {service.beta.kubernetes.io/aws-load-balancer-internal: "true"}
+`

@@ -9,7 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/pflag"
+
 	"github.com/tmbox/tmbox/installer"
+	"github.com/tmbox/tmbox/installer/settings"
 )
 
 func writeConfig(t *testing.T, text string) string {
@@ -260,4 +263,54 @@ func FuzzReadConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestConfigPlatformErrors: the platform: section is decoded strictly,
+// with file:line, before anything runs (issue 15's refusals that are the
+// config's own: unknown keys, a list as a ConfigMap value, bad shapes),
+// and a platform flag is not a top-level key.
+func TestConfigPlatformErrors(t *testing.T) {
+	const head = "apiVersion: tmbox.dev/v1alpha1\nkind: InstallConfig\n"
+	tests := []struct{ name, text, want string }{
+		{"unknown top-level key", head + "domain: example.com\n", `cfg.yaml:3: unknown key "domain"`},
+		{"unknown platform key", head + "platform:\n  domian: example.com\n", "cfg.yaml:4"},
+		{"list as a ConfigMap value", head + "platform:\n  config:\n    config-autoscaler:\n      enable-scale-to-zero: [a, b]\n", "cfg.yaml:6"},
+		{"platform not a mapping", head + "platform: yes\n", "cfg.yaml:3: platform: want a mapping"},
+		{"negative replicas", head + "platform:\n  workloads:\n    knative-serving/activator:\n      replicas: -1\n", "cfg.yaml:6"},
+		{"bad domain", head + "platform:\n  domain: Not_A_Domain\n", "cfg.yaml:4: platform.domain"},
+		{"tls without key", head + "platform:\n  tls:\n    certFile: x.crt\n", "platform.tls"},
+		{"set twice", head + "platform:\n  domain: a.example.com\n  domain: b.example.com\n", "cfg.yaml:5"},
+		{"bad gateway type", head + "platform:\n  gateway:\n    type: Ingress\n", "cfg.yaml:5: platform.gateway.type"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			noEngineHost(t)
+			_, _, err := run(t, "preflight", "--config", writeConfig(t, tt.text))
+			if code := exitCode(context.Background(), err); code != exitUsage {
+				t.Errorf("exit code %d, want %d (err %v)", code, exitUsage, err)
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestPlatformFlagsOverConfig: a platform flag (or its TMBOX_* variable)
+// wins over the config file's platform: value, which is kept otherwise.
+func TestPlatformFlagsOverConfig(t *testing.T) {
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	var pf platformFlags
+	addPlatformFlags(fs, &pf)
+	if err := fs.Parse([]string{"--domain", "flag.example.com", "--ha-replicas", "3"}); err != nil {
+		t.Fatal(err)
+	}
+	file := settings.Settings{Domain: "file.example.com", TLS: &settings.TLS{CertFile: "a.crt", KeyFile: "a.key"}, HighAvailability: &settings.HighAvailability{Replicas: 2}}
+	got := pf.settings(fs, file)
+	if got.Domain != "flag.example.com" || got.HighAvailability.Replicas != 3 || got.TLS == nil || got.TLS.CertFile != "a.crt" {
+		t.Errorf("settings %+v", got)
+	}
+	if file.Domain != "file.example.com" || file.HighAvailability.Replicas != 2 {
+		t.Errorf("the file's settings were changed: %+v", file)
+	}
 }

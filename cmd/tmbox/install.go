@@ -19,6 +19,7 @@ import (
 
 func newInstallCmd(g *globalOptions) *cobra.Command {
 	in := &installer.Install{}
+	var pf platformFlags
 	var yes bool
 	var output string
 	cmd := &cobra.Command{
@@ -38,6 +39,7 @@ interrupted install picks up where it stopped.`,
 				return err
 			}
 			in.CatalogFile, in.Kubeconfig, in.Context = g.catalogFile, g.kubeconfig, g.context
+			in.Platform, in.ResetPlatform = pf.settings(cmd.Flags(), g.platform), pf.resetPlatform
 			in.Logger = g.logger(cmd.ErrOrStderr())
 			in.Reporter = reporter(cmd, output)
 			if err := in.Validate(); err != nil {
@@ -78,6 +80,8 @@ interrupted install picks up where it stopped.`,
 	f.BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	addPreflightFlags(f, &in.Options)
 	addKindFlags(f, &in.Options)
+	addPlatformFlags(f, &pf)
+	addResetFlag(f, &pf)
 	f.StringVar(&in.Bundle, "bundle", "", "install from this bundle file (tmbox bundle create); verified before anything is read from it")
 	f.StringVar(&in.BundleKey, "bundle-key", "", "ed25519 public key (PEM) the bundle's signature must verify with")
 	f.BoolVar(&in.RequireSignature, "require-signature", false, "refuse an unsigned bundle")

@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/tmbox/tmbox/installer"
+	"github.com/tmbox/tmbox/installer/settings"
 	"github.com/tmbox/tmbox/preflight"
 	"github.com/tmbox/tmbox/tui"
 )
@@ -82,10 +83,11 @@ func outcome(ctx context.Context, err error) (string, int) {
 	var pf *preflight.FailedError
 	var rb *installer.RolledBackError
 	var se *installer.SettingError
+	var pe *settings.Error
 	switch {
 	case err == nil:
 		return installer.ResultSucceeded, exitOK
-	case errors.As(err, &ue), errors.As(err, &se):
+	case errors.As(err, &ue), errors.As(err, &se), errors.As(err, &pe):
 		return "usage-error", exitUsage
 	case errors.As(err, &pf):
 		return "preflight-failed", exitPreflight

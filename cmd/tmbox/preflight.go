@@ -16,6 +16,7 @@ import (
 
 func newPreflightCmd(g *globalOptions) *cobra.Command {
 	p := &installer.Preflight{}
+	var pf platformFlags
 	var output string
 	var fix, yes bool
 	cmd := &cobra.Command{
@@ -39,6 +40,7 @@ failures into warnings. See docs/preflight.md.`,
 				return err
 			}
 			p.CatalogFile, p.Kubeconfig, p.Context = g.catalogFile, g.kubeconfig, g.context
+			p.Platform = pf.settings(cmd.Flags(), g.platform)
 			p.Logger = g.logger(cmd.ErrOrStderr())
 			if !cmd.Flags().Changed("create-cluster") && !kubeconfigExists(g) {
 				p.CreateCluster = true
@@ -67,6 +69,7 @@ failures into warnings. See docs/preflight.md.`,
 	f.StringSliceVar(&p.Components, "components", nil, "components to check for (default all)")
 	addPreflightFlags(f, &p.Options)
 	addKindFlags(f, &p.Options)
+	addPlatformFlags(f, &pf)
 	f.BoolVar(&fix, "fix", false, "apply the safe remedies of failed host checks (e.g. inotify limits), after confirmation")
 	f.BoolVarP(&yes, "yes", "y", false, "with --fix, do not ask for confirmation")
 	outputFlag(cmd, &output, "table", "json")

@@ -14,6 +14,7 @@ import (
 
 func newRenderCmd(g *globalOptions) *cobra.Command {
 	r := &installer.Render{}
+	var pf platformFlags
 	var dir string
 	cmd := &cobra.Command{
 		Use:   "render -o DIR",
@@ -28,6 +29,7 @@ kubectl create). Useful for review, GitOps, or installing by hand.`,
 				return &usageError{fmt.Errorf("-o DIR is required")}
 			}
 			r.CatalogFile = g.catalogFile
+			r.Platform = pf.settings(cmd.Flags(), g.platform)
 			r.Logger = g.logger(cmd.ErrOrStderr())
 			if err := r.Validate(); err != nil {
 				return &usageError{err}
@@ -61,5 +63,6 @@ kubectl create). Useful for review, GitOps, or installing by hand.`,
 	f.StringVar(&r.IstioOverlay, "istio-overlay", "", "IstioOperator file merged over tmbox's Istio profile (compiled-in Istio)")
 	f.StringVar(&r.TriggerMeshRegistry, "triggermesh-registry", "", "registry of rebuilt TriggerMesh images")
 	f.StringVarP(&dir, "output-dir", "o", "", "directory to write the files to")
+	addPlatformFlags(f, &pf)
 	return cmd
 }

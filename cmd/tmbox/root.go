@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/installer/settings"
 	"github.com/tmbox/tmbox/tui"
 )
 
@@ -36,7 +37,7 @@ TriggerMesh stack, upgraded in lockstep with Knative releases.`,
 		}
 		return runWizard(cmd, &wizardBackend{g: g, mode: tui.ModeInstall}, tui.Answers{})
 	}
-	root.AddCommand(newConfigCmd(g), newRenderCmd(g), newVersionCmd(), newVersionsCmd(g), newPlanCmd(g), newPreflightCmd(g), newClusterCmd(g), newBundleCmd(g), newInstallCmd(g), newUpgradeCmd(g), newStatusCmd(g), newUninstallCmd(g))
+	root.AddCommand(newConfigCmd(g), newRenderCmd(g), newVersionCmd(), newVersionsCmd(g), newPlanCmd(g), newPreflightCmd(g), newClusterCmd(g), newBundleCmd(g), newInstallCmd(g), newUpgradeCmd(g), newConfigureCmd(g), newStatusCmd(g), newUninstallCmd(g))
 	return root
 }
 
@@ -55,6 +56,8 @@ type globalOptions struct {
 	catalogFile         string
 	kubeconfig, context string
 	verbose             bool
+	// platform is the config file's platform: section (flags lay over it).
+	platform settings.Settings
 }
 
 // catalog loads the built-in catalog, or --catalog's.

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -52,6 +53,7 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 						fmt.Fprintf(w, "  %s: %s\n", c.Name, p)
 					}
 				}
+				printPlatform(w, st)
 				if op := st.LastOperation; op != nil {
 					line := fmt.Sprintf("Last operation: %s %s", op.ID, op.Result)
 					if op.Error != "" {
@@ -91,4 +93,47 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// printPlatform prints where functions live and the settings in effect.
+func printPlatform(w io.Writer, st *installer.Status) {
+	if st.URLPattern != "" {
+		fmt.Fprintf(w, "Functions: %s\n", st.URLPattern)
+	} else if st.Release != "" {
+		fmt.Fprintln(w, "Functions: reachable only inside the cluster (no domain set: tmbox configure --domain)")
+	}
+	p := st.Platform
+	if p == nil {
+		return
+	}
+	var set []string
+	if p.Domain != "" {
+		set = append(set, "domain "+p.Domain)
+	}
+	if p.TLS != nil {
+		set = append(set, "tls "+p.TLS.CertFile)
+	}
+	if r := p.Registry; r != nil {
+		if r.PullSecret != "" {
+			set = append(set, "pull secret "+r.PullSecret)
+		}
+		if r.CAFile != "" {
+			set = append(set, "registry CA "+r.CAFile)
+		}
+	}
+	if p.HighAvailability != nil {
+		set = append(set, fmt.Sprintf("%d replicas (HA)", p.HighAvailability.Replicas))
+	}
+	if n := len(p.Config); n > 0 {
+		set = append(set, fmt.Sprintf("%d ConfigMaps set", n))
+	}
+	if n := len(p.Workloads); n > 0 {
+		set = append(set, fmt.Sprintf("%d workloads overridden", n))
+	}
+	if p.Gateway != nil && p.Gateway.Type != "" {
+		set = append(set, "gateway "+p.Gateway.Type)
+	}
+	if len(set) > 0 {
+		fmt.Fprintf(w, "Settings: %s\n", strings.Join(set, ", "))
+	}
 }

@@ -15,6 +15,7 @@ import (
 
 func newUpgradeCmd(g *globalOptions) *cobra.Command {
 	up := &installer.Upgrade{}
+	var pf platformFlags
 	var yes bool
 	var output string
 	cmd := &cobra.Command{
@@ -33,6 +34,7 @@ hop is verified before anything is written. See docs/upgrade.md.`,
 				return err
 			}
 			up.CatalogFile, up.Kubeconfig, up.Context = g.catalogFile, g.kubeconfig, g.context
+			up.Platform, up.ResetPlatform = pf.settings(cmd.Flags(), g.platform), pf.resetPlatform
 			if !yes && output == "text" && interactive(cmd) {
 				b := &wizardBackend{g: g, mode: tui.ModeUpgrade, base: up.Options, allowDowngrade: up.AllowDowngrade, noRollback: up.NoRollback}
 				a := initialAnswers(g, up.Options)
@@ -67,6 +69,8 @@ hop is verified before anything is written. See docs/upgrade.md.`,
 	f.StringVar(&up.TriggerMeshRegistry, "triggermesh-registry", "", "registry of rebuilt TriggerMesh images")
 	f.DurationVar(&up.PhaseTimeout, "timeout", 0, "time budget for each phase to become ready (default 10m)")
 	f.BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	addPlatformFlags(f, &pf)
+	addResetFlag(f, &pf)
 	outputFlag(cmd, &output, "text", "json")
 	_ = cmd.RegisterFlagCompletionFunc("to", g.completeReleases)
 	return cmd

@@ -1,0 +1,229 @@
+package installer
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tmbox/tmbox/installer/apply"
+	"github.com/tmbox/tmbox/installer/settings"
+)
+
+// Where Apply keeps the material of file settings; an upgrade or a
+// configure that does not name the files again reads it back from there.
+const (
+	tlsSecretNamespace  = "istio-system"
+	pullSecretNamespace = "knative-serving"
+	caNamespace         = "knative-serving"
+)
+
+// mergePlatform is the settings a run applies: the user's over the
+// installed ones. A section the user set replaces the installed one;
+// ConfigMap keys and workloads merge one by one.
+func mergePlatform(installed, user settings.Settings) settings.Settings {
+	out := installed
+	if user.Domain != "" {
+		out.Domain = user.Domain
+	}
+	if user.TLS != nil {
+		out.TLS = user.TLS
+	}
+	if user.Registry != nil {
+		out.Registry = user.Registry
+	}
+	if user.HighAvailability != nil {
+		out.HighAvailability = user.HighAvailability
+	}
+	if user.Gateway != nil {
+		out.Gateway = user.Gateway
+	}
+	if len(user.Config) > 0 {
+		cfg := map[string]map[string]settings.Value{}
+		for name, kv := range installed.Config {
+			cfg[name] = maps.Clone(kv)
+		}
+		for name, kv := range user.Config {
+			if cfg[name] == nil {
+				cfg[name] = map[string]settings.Value{}
+			}
+			maps.Copy(cfg[name], kv)
+		}
+		out.Config = cfg
+	}
+	if len(user.Workloads) > 0 {
+		w := maps.Clone(installed.Workloads)
+		if w == nil {
+			w = map[string]settings.Workload{}
+		}
+		maps.Copy(w, user.Workloads)
+		out.Workloads = w
+	}
+	return out
+}
+
+// defaultDomain is the domain functions get on a kind cluster when none
+// is set: the listen address's sslip.io name, which resolves to that
+// address without any DNS setup of the user's (as kn quickstart does).
+func defaultDomain(listen string) string {
+	ip := net.ParseIP(listen)
+	if ip == nil || ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	if ip.To4() == nil {
+		return strings.ReplaceAll(ip.String(), ":", "-") + ".sslip.io"
+	}
+	return ip.String() + ".sslip.io"
+}
+
+// renderFromState completes the render inputs with what the state says
+// of the installed release (once it is read, before anything renders):
+// its settings under the user's, and kind's node ports when tmbox laid the
+// cluster down.
+func (e *env) renderFromState(ctx context.Context) error {
+	if e.state != nil && e.state.Kind {
+		e.render.kindNodePorts = true
+	}
+	p, err := e.platformFor(ctx)
+	if err != nil {
+		return err
+	}
+	e.render.platform = p
+	return nil
+}
+
+// platformFor decides the settings of this run once the state is known:
+// the user's over the installed ones (unless ResetPlatform), the kind
+// default domain, and the material of file settings the user did not name
+// again, read back from the objects an earlier run made.
+func (e *env) platformFor(ctx context.Context) (*settings.Resolved, error) {
+	user := e.userPlatform
+	eff := user.Settings
+	if !e.opts.ResetPlatform && e.state != nil && e.state.Platform != nil {
+		eff = mergePlatform(*e.state.Platform, user.Settings)
+	}
+	out := &settings.Resolved{Settings: eff, TLSCert: user.TLSCert, TLSKey: user.TLSKey, PullSecret: user.PullSecret, CA: user.CA}
+	if e.kind != nil && eff.Domain == "" {
+		out.Settings.Domain = defaultDomain(e.kind.Config.ListenAddress)
+	}
+	if !e.connected() {
+		return out, nil
+	}
+	if eff.TLS != nil && user.Settings.TLS == nil {
+		data, err := e.liveSecret(ctx, tlsSecretNamespace, settings.TLSSecretName, "platform.tls")
+		if err != nil {
+			return nil, err
+		}
+		out.TLSCert, out.TLSKey = data["tls.crt"], data["tls.key"]
+	}
+	if r := eff.Registry; r != nil && (user.Settings.Registry == nil) {
+		if r.PullSecret != "" {
+			data, err := e.liveSecret(ctx, pullSecretNamespace, settings.PullSecretName, "platform.registry.pullSecret")
+			if err != nil {
+				return nil, err
+			}
+			out.PullSecret = data[".dockerconfigjson"]
+		}
+		if r.CAFile != "" {
+			cm, err := e.client.CoreV1().ConfigMaps(caNamespace).Get(ctx, settings.CAConfigMapName, metav1.GetOptions{})
+			if err != nil {
+				return nil, keptMaterialError("platform.registry.caFile", "ConfigMap", caNamespace, settings.CAConfigMapName, err)
+			}
+			out.CA = []byte(cm.Data["ca.crt"])
+		}
+	}
+	return out, nil
+}
+
+// liveSecret reads a Secret an earlier run made for a kept setting.
+func (e *env) liveSecret(ctx context.Context, ns, name, setting string) (map[string][]byte, error) {
+	s, err := e.client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, keptMaterialError(setting, "Secret", ns, name, err)
+	}
+	return s.Data, nil
+}
+
+// keptMaterialError says that an installed setting's object is gone (or
+// unreadable) and how to give the files again.
+func keptMaterialError(setting, kind, ns, name string, err error) error {
+	if apierrors.IsNotFound(err) {
+		return &settings.Error{Path: setting, Err: fmt.Errorf("installed, but its %s %s/%s is gone: give the file(s) again (tmbox configure)", kind, ns, name)}
+	}
+	return fmt.Errorf("%s: read %s %s/%s: %w", setting, kind, ns, name, err)
+}
+
+// platformState is what the state records of this run's settings (nil
+// when there are none).
+func (e *env) platformState() *settings.Settings {
+	if e.render.platform == nil || e.render.platform.Settings.IsZero() {
+		return nil
+	}
+	s := e.render.platform.Settings
+	return &s
+}
+
+// applyPlatform checks that the release can honour the settings and
+// applies them to its objects; the objects they add join the component
+// that owns their namespace.
+func (d *desired) applyPlatform(p *settings.Resolved) error {
+	if p == nil || p.Settings.IsZero() {
+		return nil
+	}
+	var all []*apply.Object
+	for _, comp := range d.release.ComponentList() {
+		all = append(all, d.byComponent[comp.Name]...)
+	}
+	if err := settings.Check(p.Settings, d.release.Name, all); err != nil {
+		return err
+	}
+	added, err := settings.Apply(p, all)
+	if err != nil {
+		return fmt.Errorf("release %s: platform settings: %w", d.release.Name, err)
+	}
+	for _, o := range added {
+		k := apply.KeyOf(o.Unstructured)
+		if owner, taken := d.keys[k]; taken {
+			return fmt.Errorf("release %s: platform settings add %s, which %s already has", d.release.Name, k, owner)
+		}
+		d.keys[k] = o.Component
+		d.byComponent[o.Component] = append(d.byComponent[o.Component], o)
+	}
+	return nil
+}
+
+// urlPattern is where functions are reachable with this run's settings:
+// https with a certificate, the kind cluster's host port when it is not
+// the scheme's own. "" without a domain.
+func (e *env) urlPattern() string {
+	p := e.render.platform
+	if p == nil || p.Settings.Domain == "" {
+		return ""
+	}
+	scheme, port := "http", 80
+	if p.Settings.TLS != nil {
+		scheme, port = "https", 443
+	}
+	host := "{name}.{namespace}." + p.Settings.Domain
+	if e.kind != nil {
+		hp := e.kind.Config.HTTPPort
+		if scheme == "https" {
+			hp = e.kind.Config.HTTPSPort
+		}
+		if hp > 0 && hp != port {
+			host += ":" + strconv.Itoa(hp)
+		}
+	} else if e.state != nil && e.state.URLPattern != "" {
+		// A later run on a kind cluster keeps the host port it recorded.
+		if u, err := url.Parse(e.state.URLPattern); err == nil && u.Scheme == scheme && u.Port() != "" {
+			host += ":" + u.Port()
+		}
+	}
+	return scheme + "://" + host
+}
