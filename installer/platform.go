@@ -68,10 +68,10 @@ func mergePlatform(installed, user settings.Settings) settings.Settings {
 	return out
 }
 
-// defaultDomain is the domain functions get on a kind cluster when none
+// DefaultDomain is the domain functions get on a kind cluster when none
 // is set: the listen address's sslip.io name, which resolves to that
 // address without any DNS setup of the user's (as kn quickstart does).
-func defaultDomain(listen string) string {
+func DefaultDomain(listen string) string {
 	ip := net.ParseIP(listen)
 	if ip == nil || ip.IsUnspecified() {
 		ip = net.IPv4(127, 0, 0, 1)
@@ -110,7 +110,7 @@ func (e *env) platformFor(ctx context.Context) (*settings.Resolved, error) {
 	}
 	out := &settings.Resolved{Settings: eff, TLSCert: user.TLSCert, TLSKey: user.TLSKey, PullSecret: user.PullSecret, CA: user.CA}
 	if e.kind != nil && eff.Domain == "" {
-		out.Settings.Domain = defaultDomain(e.kind.Config.ListenAddress)
+		out.Settings.Domain = DefaultDomain(e.kind.Config.ListenAddress)
 	}
 	if !e.connected() {
 		return out, nil

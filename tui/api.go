@@ -88,10 +88,21 @@ const (
 	FieldRegistry = "registry"
 	// FieldIstioOverlay is Answers.IstioOverlay (the Istio overlay step).
 	FieldIstioOverlay = "istio-overlay"
-	// FieldGeneral is a problem no answer owns, such as a bad flag. The
-	// last form step (the Istio overlay) shows it, as it shows errors of a
-	// field the wizard does not know, so that the user can still go back
-	// to any step.
+	// FieldDomain is Answers.Domain (the settings step).
+	FieldDomain = "domain"
+	// FieldTLSCert is Answers.TLSCert, and Answers.TLSRedirectHTTP (the
+	// settings step).
+	FieldTLSCert = "tls-cert"
+	// FieldTLSKey is Answers.TLSKey (the settings step).
+	FieldTLSKey = "tls-key"
+	// FieldPullSecret is Answers.PullSecret (the settings step).
+	FieldPullSecret = "pull-secret"
+	// FieldHAReplicas is Answers.HAReplicas (the settings step).
+	FieldHAReplicas = "ha-replicas"
+	// FieldGeneral is a problem no answer owns, such as a bad flag or a
+	// setting only a config file sets. The last form step (the settings)
+	// shows it, as it shows errors of a field the wizard does not know, so
+	// that the user can still go back to any step.
 	FieldGeneral = "general"
 )
 
@@ -156,6 +167,25 @@ type Answers struct {
 	// IstioOverlay is an IstioOperator file merged into tmbox's profile
 	// (optional).
 	IstioOverlay string
+
+	// The settings step's answers, all optional. In upgrade mode an empty
+	// one keeps the installed setting.
+
+	// Domain is Knative's domain: functions are reachable as
+	// {name}.{namespace}.{Domain}. Empty is Backend.DefaultDomain, or
+	// none (functions reachable only inside the cluster).
+	Domain string
+	// TLSCert and TLSKey are PEM files of the ingress gateway's
+	// certificate and its key (both or neither).
+	TLSCert, TLSKey string
+	// TLSRedirectHTTP makes the gateway redirect HTTP to HTTPS.
+	TLSRedirectHTTP bool
+	// PullSecret is a Docker config JSON file every workload pulls its
+	// images with.
+	PullSecret string
+	// HAReplicas is the replicas of the control planes (high
+	// availability), as typed; empty or 0 is off. The Backend parses it.
+	HAReplicas string
 }
 
 // Release is a catalog entry to show.
@@ -226,6 +256,10 @@ type Summary struct {
 	Versions []Component
 	// Ingress is where the ingress gateway answers, e.g. "http://127.0.0.1".
 	Ingress string
+	// Functions is where functions are reachable, e.g.
+	// "https://{name}.{namespace}.example.com"; empty when they are
+	// reachable only inside the cluster (no domain is set).
+	Functions string
 	// Took is how long the run took.
 	Took time.Duration
 	// LogFile is where the run's log went (default Options.LogFile).
@@ -238,7 +272,8 @@ type Summary struct {
 //
 // Contexts, Releases and Phases are called once, when the wizard starts, and
 // should be quick. Validate is called on the UI's goroutine whenever a form
-// step is left forwards, so it must be quick too: no cluster access.
+// step is left forwards, and DefaultDomain whenever the settings step is
+// entered, so they must be quick too: no cluster access.
 // Preflight, Plan and Run are called from their own goroutines and must
 // honour ctx.
 type Backend interface {
@@ -255,6 +290,11 @@ type Backend interface {
 	// returns nothing when they are fine. The answers may be partial:
 	// a step only shows the errors of its own fields.
 	Validate(a Answers) []FieldError
+	// DefaultDomain is the domain an install with the answers a gets when
+	// Answers.Domain is empty (e.g. an sslip.io name of a kind cluster's
+	// listen address), "" for none. The settings and confirm steps show
+	// it; the wizard never makes one up.
+	DefaultDomain(a Answers) string
 	// Preflight runs the checks for the answers.
 	Preflight(ctx context.Context, a Answers) ([]Check, error)
 	// Plan says what Run would do, phase by phase.

@@ -23,8 +23,13 @@ func TestFieldErrorsBlockTheirStep(t *testing.T) {
 		{FieldBundleKey, screenAirGap},
 		{FieldRegistry, screenAirGap},
 		{FieldIstioOverlay, screenOverlay},
-		{FieldGeneral, screenOverlay},
-		{"a-field-the-wizard-does-not-know", screenOverlay},
+		{FieldDomain, screenSettings},
+		{FieldTLSCert, screenSettings},
+		{FieldTLSKey, screenSettings},
+		{FieldPullSecret, screenSettings},
+		{FieldHAReplicas, screenSettings},
+		{FieldGeneral, screenSettings},
+		{"a-field-the-wizard-does-not-know", screenSettings},
 	}
 	for _, c := range cases {
 		t.Run(c.field, func(t *testing.T) {

@@ -79,9 +79,10 @@ func testSummary() Summary {
 			{Name: "net-istio", Version: "1.23.0"}, {Name: "knative-eventing", Version: "1.23.0"},
 			{Name: "triggermesh", Version: "1.28.0"},
 		},
-		Ingress: "http://127.0.0.1 (ports 80 and 443 of kind cluster dev)",
-		Took:    4*time.Minute + 12*time.Second,
-		Next:    []string{"kubectl get ksvc -A", "tmbox status"},
+		Ingress:   "http://127.0.0.1 (ports 80 and 443 of kind cluster dev)",
+		Functions: "http://{name}.{namespace}.127.0.0.1.sslip.io",
+		Took:      4*time.Minute + 12*time.Second,
+		Next:      []string{"kubectl get ksvc -A", "tmbox status"},
 	}
 }
 
@@ -223,9 +224,41 @@ func (f *fakeBackend) Validate(a Answers) []FieldError {
 	if a.IstioOverlay != "" {
 		file(FieldIstioOverlay, "Istio overlay", a.IstioOverlay)
 	}
+	if d := a.Domain; d != "" && (!strings.Contains(d, ".") || strings.Trim(d, "abcdefghijklmnopqrstuvwxyz0123456789-.") != "") {
+		bad(FieldDomain, "domain %q is not a DNS domain", d)
+	}
+	switch {
+	case a.TLSCert != "" && a.TLSKey == "":
+		bad(FieldTLSKey, "a TLS certificate needs its key")
+	case a.TLSKey != "" && a.TLSCert == "":
+		bad(FieldTLSCert, "a TLS key needs its certificate")
+	case a.TLSRedirectHTTP && a.TLSCert == "":
+		bad(FieldTLSCert, "redirecting HTTP to HTTPS needs a TLS certificate")
+	case a.TLSCert != "":
+		file(FieldTLSCert, "TLS certificate", a.TLSCert)
+		file(FieldTLSKey, "TLS key", a.TLSKey)
+	}
+	if a.PullSecret != "" {
+		file(FieldPullSecret, "pull secret", a.PullSecret)
+	}
+	if r := a.HAReplicas; r != "" {
+		if n, err := strconv.Atoi(r); err != nil {
+			bad(FieldHAReplicas, "HA replicas %q is not a whole number", r)
+		} else if n < 0 || n > 100 {
+			bad(FieldHAReplicas, "HA replicas %d: want 1 to 100, or 0 for off", n)
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append(out, f.invalid...)
+}
+
+// DefaultDomain implements Backend: kind clusters get an sslip.io name.
+func (f *fakeBackend) DefaultDomain(a Answers) string {
+	if a.Target == TargetKind {
+		return "127.0.0.1.sslip.io"
+	}
+	return ""
 }
 
 func (f *fakeBackend) Preflight(ctx context.Context, a Answers) ([]Check, error) {

@@ -75,27 +75,34 @@ func TestGolden(t *testing.T) {
 	}
 	upTo := func(extra ...string) []goldenStep {
 		base := []string{
-			toTarget, "step 2 of 9",
-			toRelease, "step 3 of 9",
-			toComponents, "step 4 of 9",
-			"enter", "step 5 of 9",
-			"enter", "step 6 of 9",
+			toTarget, "step 2 of 10",
+			toRelease, "step 3 of 10",
+			toComponents, "step 4 of 10",
+			"enter", "step 5 of 10",
+			"enter", "step 6 of 10",
+			"enter", "step 7 of 10",
 			"enter", "Press enter to see the plan",
 			"enter", "verify",
-			"enter", "step 9 of 9",
+			"enter", "step 10 of 10",
 		}
 		return steps(append(base, extra...)...)
 	}
+	toSettingsStep := func(extra ...string) []goldenStep {
+		return steps(append([]string{toTarget, "step 2", toRelease, "step 3", toComponents, "step 4", "enter", "step 5", "enter", "step 6", "enter", "step 7"}, extra...)...)
+	}
+	filled := Answers{Domain: "apps.example.com", TLSCert: "testdata/tls.crt", TLSKey: "testdata/tls.key", TLSRedirectHTTP: true,
+		PullSecret: "testdata/pull-secret.json", HAReplicas: "3"}
 	cases := []struct {
-		name  string
-		plain bool
-		mode  Mode
-		fake  func() *fakeBackend
-		steps []goldenStep
+		name    string
+		plain   bool
+		mode    Mode
+		initial Answers
+		fake    func() *fakeBackend
+		steps   []goldenStep
 	}{
-		{name: "welcome", plain: true, steps: steps("", "step 1 of 9")},
-		{name: "welcome-fancy", steps: steps("", "step 1 of 9")},
-		{name: "welcome-upgrade", plain: true, mode: ModeUpgrade, steps: steps("", "step 1 of 9")},
+		{name: "welcome", plain: true, steps: steps("", "step 1 of 10")},
+		{name: "welcome-fancy", steps: steps("", "step 1 of 10")},
+		{name: "welcome-upgrade", plain: true, mode: ModeUpgrade, steps: steps("", "step 1 of 10")},
 		{name: "target", plain: true, steps: steps(toTarget, "context prod")},
 		{name: "target-kind-invalid", plain: true, steps: steps(toTarget, "context prod", "up up ctrl+u text:Dev_1 enter", "cluster name")},
 		{name: "release", plain: true, steps: steps(toTarget, "step 2", toRelease, "pins:")},
@@ -105,11 +112,19 @@ func TestGolden(t *testing.T) {
 		{name: "airgap-invalid", plain: true, steps: steps(toTarget, "step 2", "up enter", "step 3", toComponents, "step 4", "enter", "step 5",
 			"text:testdata/test.bundle enter", "needs a registry")},
 		{name: "overlay", plain: true, steps: steps(toTarget, "step 2", toRelease, "step 3", toComponents, "step 4", "enter", "step 5", "enter", "step 6", "text:testdata/overlay.yaml", "overlay.yaml")},
-		{name: "preflight", plain: true, steps: upTo()[:6]},
-		{name: "preflight-fancy", steps: upTo()[:6]},
-		{name: "preflight-failed", plain: true, fake: failPF, steps: append(upTo()[:5], steps("enter", "Preflight failed", "enter", "1 preflight check failed")...)},
-		{name: "plan", plain: true, steps: upTo()[:7]},
+		{name: "settings", plain: true, steps: toSettingsStep()},
+		{name: "settings-fancy", steps: toSettingsStep("down down down space", "[x]")},
+		{name: "settings-existing", plain: true, steps: steps(toTarget, "step 2", "enter", "step 3", toComponents, "step 4", "enter", "step 5", "enter", "step 6", "enter", "step 7")},
+		{name: "settings-upgrade", plain: true, mode: ModeUpgrade, steps: toSettingsStep()},
+		{name: "settings-filled", plain: true, initial: filled, steps: toSettingsStep()},
+		{name: "settings-invalid", plain: true, steps: toSettingsStep("text:apps.example.com down text:testdata/tls.crt tab tab tab tab text:x enter", "not a whole number")},
+		{name: "preflight", plain: true, steps: upTo()[:7]},
+		{name: "preflight-fancy", steps: upTo()[:7]},
+		{name: "preflight-failed", plain: true, fake: failPF, steps: append(upTo()[:6], steps("enter", "Preflight failed", "enter", "1 preflight check failed")...)},
+		{name: "plan", plain: true, steps: upTo()[:8]},
 		{name: "confirm", plain: true, steps: upTo()},
+		{name: "confirm-settings", plain: true, initial: filled, steps: upTo()},
+		{name: "confirm-upgrade", plain: true, mode: ModeUpgrade, steps: upTo()},
 		{name: "confirm-save", plain: true, steps: upTo("s", "Save to")},
 		{name: "progress", plain: true, fake: block, steps: upTo("enter", "waiting:")},
 		{name: "progress-log", plain: true, fake: block, steps: upTo("enter", "waiting:", "l", "events")},
@@ -126,7 +141,7 @@ func TestGolden(t *testing.T) {
 				mk = c.fake
 			}
 			f := mk()
-			runGolden(t, Options{Backend: f, Plain: c.plain, Mode: c.mode, LogFile: "/home/me/.local/state/tmbox/wizard.log"}, c.steps)
+			runGolden(t, Options{Backend: f, Plain: c.plain, Mode: c.mode, Initial: c.initial, LogFile: "/home/me/.local/state/tmbox/wizard.log"}, c.steps)
 		})
 	}
 }
@@ -148,7 +163,7 @@ func TestWalk(t *testing.T) {
 			tm.Send(key(k))
 		}
 	}
-	wait("step 1 of 9")
+	wait("step 1 of 10")
 	send("enter")
 	wait("context prod (current)")
 	send("up", "up", "ctrl+u")
@@ -163,6 +178,17 @@ func TestWalk(t *testing.T) {
 	send("enter")
 	wait("Istio overlay (optional)")
 	tm.Type("testdata/overlay.yaml")
+	send("enter")
+	wait("Settings (optional)")
+	tm.Type("apps.example.com")
+	send("down")
+	tm.Type("testdata/tls.crt")
+	send("down")
+	tm.Type("testdata/tls.key")
+	send("down", "space", "down")
+	tm.Type("testdata/pull-secret.json")
+	send("down")
+	tm.Type("3")
 	send("enter")
 	wait("Press enter to see the plan")
 	send("enter")
@@ -181,13 +207,17 @@ func TestWalk(t *testing.T) {
 		Target: TargetKind, ClusterName: "dev", Release: "1.22",
 		Components: []string{"istio", "knative-serving", "net-istio", "knative-eventing", "triggermesh"},
 		Bundle:     "testdata/test.bundle", IstioOverlay: "testdata/overlay.yaml",
+		Domain: "apps.example.com", TLSCert: "testdata/tls.crt", TLSKey: "testdata/tls.key", TLSRedirectHTTP: true,
+		PullSecret: "testdata/pull-secret.json", HAReplicas: "3",
 	}
 	if got := a; got.Target != want.Target || got.ClusterName != want.ClusterName || got.Release != want.Release ||
 		strings.Join(got.Components, ",") != strings.Join(want.Components, ",") || got.Bundle != want.Bundle ||
-		got.IstioOverlay != want.IstioOverlay || got.Context != "" || got.Registry != "" || got.BundleKey != "" {
+		got.IstioOverlay != want.IstioOverlay || got.Context != "" || got.Registry != "" || got.BundleKey != "" ||
+		got.Domain != want.Domain || got.TLSCert != want.TLSCert || got.TLSKey != want.TLSKey || got.TLSRedirectHTTP != want.TLSRedirectHTTP ||
+		got.PullSecret != want.PullSecret || got.HAReplicas != want.HAReplicas {
 		t.Fatalf("answers\n got %+v\nwant %+v", got, want)
 	}
-	if len(f.ran) != 1 || f.ran[0].ClusterName != "dev" {
+	if len(f.ran) != 1 || f.ran[0].ClusterName != "dev" || f.ran[0].Domain != "apps.example.com" {
 		t.Fatalf("Run got %+v", f.ran)
 	}
 	ws := testSummary()

@@ -28,6 +28,7 @@ const (
 	screenComponents
 	screenAirGap
 	screenOverlay
+	screenSettings
 	screenPreflight
 	screenPlan
 	screenConfirm
@@ -40,7 +41,7 @@ const wizardSteps = int(screenProgress)
 
 func (s screen) String() string {
 	return [...]string{"welcome", "target", "release", "components", "air gap", "Istio overlay",
-		"preflight", "plan", "confirm", "progress", "summary"}[s]
+		"settings", "preflight", "plan", "confirm", "progress", "summary"}[s]
 }
 
 // Air-gap form fields.
@@ -49,6 +50,18 @@ const (
 	fieldBundleKey
 	fieldRegistry
 	airGapFields
+)
+
+// Settings form rows. Each is a text input but the redirect, which is a
+// toggle.
+const (
+	setDomain = iota
+	setTLSCert
+	setTLSKey
+	setTLSRedirect
+	setPullSecret
+	setHAReplicas
+	settingsRows
 )
 
 // Messages.
@@ -131,6 +144,12 @@ type Model struct {
 	airFocus int
 	overlay  textinput.Model
 
+	// settings
+	setInput      [settingsRows]textinput.Model // setTLSRedirect's is unused
+	setFocus      int
+	tlsRedirect   bool
+	defaultDomain string // Backend.DefaultDomain of the answers so far
+
 	// preflight
 	pf       bgTask
 	pfChecks []Check
@@ -194,9 +213,50 @@ func newModel(opts Options, r *lipgloss.Renderer) *Model {
 	m.airGap[fieldBundleKey] = m.newInput("Bundle key:  ", opts.Initial.BundleKey, "none")
 	m.airGap[fieldRegistry] = m.newInput("Registry:    ", opts.Initial.Registry, "HOST[:PORT][/PREFIX]")
 	m.overlay = m.newInput("Overlay file: ", opts.Initial.IstioOverlay, "none")
+	m.setInput[setDomain] = m.newInput("Domain:        ", opts.Initial.Domain, "")
+	m.setInput[setTLSCert] = m.newInput("TLS cert file: ", opts.Initial.TLSCert, "")
+	m.setInput[setTLSKey] = m.newInput("TLS key file:  ", opts.Initial.TLSKey, "")
+	m.setInput[setPullSecret] = m.newInput("Pull secret:   ", opts.Initial.PullSecret, "")
+	m.setInput[setHAReplicas] = m.newInput("HA replicas:   ", opts.Initial.HAReplicas, "")
+	m.tlsRedirect = opts.Initial.TLSRedirectHTTP
+	m.setPlaceholders()
 	m.savePath = m.newInput("Save to: ", DefaultConfigPath, "")
 	m.spinner = spinner.New(spinner.WithSpinner(spinner.MiniDot), spinner.WithStyle(m.st.step))
 	return m
+}
+
+// inputs are every text input of the wizard.
+func (m *Model) inputs() []*textinput.Model {
+	out := []*textinput.Model{&m.clusterName}
+	for i := range m.airGap {
+		out = append(out, &m.airGap[i])
+	}
+	out = append(out, &m.overlay)
+	for i := range m.setInput {
+		if i != setTLSRedirect {
+			out = append(out, &m.setInput[i])
+		}
+	}
+	return append(out, &m.savePath)
+}
+
+// setPlaceholders says in the settings' empty inputs what empty means:
+// in upgrade mode the installed setting is kept; on install the domain is
+// the Backend's default, the others are off.
+func (m *Model) setPlaceholders() {
+	none, domain := "none", "none"
+	if m.defaultDomain != "" {
+		domain = m.defaultDomain
+	}
+	ha := "0 (off)"
+	if m.opts.Mode == ModeUpgrade {
+		none, domain, ha = "keep the installed one", "keep the installed one", "keep the installed setting"
+	}
+	m.setInput[setDomain].Placeholder = domain
+	m.setInput[setTLSCert].Placeholder = none
+	m.setInput[setTLSKey].Placeholder = none
+	m.setInput[setPullSecret].Placeholder = none
+	m.setInput[setHAReplicas].Placeholder = ha
 }
 
 func (m *Model) newInput(prompt, value, placeholder string) textinput.Model {
@@ -325,7 +385,7 @@ func clockTick() tea.Cmd {
 
 func (m *Model) resize() {
 	w := m.w()
-	for _, ti := range []*textinput.Model{&m.clusterName, &m.airGap[0], &m.airGap[1], &m.airGap[2], &m.overlay, &m.savePath} {
+	for _, ti := range m.inputs() {
 		ti.Width = max(w-len(ti.Prompt)-8, 10)
 	}
 	if m.run != nil {
@@ -420,7 +480,7 @@ func (m *Model) goTo(s screen) {
 
 // focus focuses the text input the screen and its selection call for.
 func (m *Model) focus() {
-	for _, ti := range []*textinput.Model{&m.clusterName, &m.airGap[0], &m.airGap[1], &m.airGap[2], &m.overlay, &m.savePath} {
+	for _, ti := range m.inputs() {
 		ti.Blur()
 	}
 	switch m.screen {
@@ -432,6 +492,10 @@ func (m *Model) focus() {
 		m.airGap[m.airFocus].Focus()
 	case screenOverlay:
 		m.overlay.Focus()
+	case screenSettings:
+		if m.setFocus != setTLSRedirect {
+			m.setInput[m.setFocus].Focus()
+		}
 	case screenConfirm:
 		if m.saving {
 			m.savePath.Focus()
@@ -528,6 +592,20 @@ func (m *Model) next() tea.Cmd {
 	case screenOverlay:
 		a := m.a
 		a.IstioOverlay = expandPath(m.overlay.Value())
+		if !m.accept(a) {
+			return nil
+		}
+		m.defaultDomain = m.opts.Backend.DefaultDomain(m.a)
+		m.setPlaceholders()
+		m.goTo(screenSettings)
+	case screenSettings:
+		a := m.a
+		a.Domain = strings.TrimSpace(m.setInput[setDomain].Value())
+		a.TLSCert = expandPath(m.setInput[setTLSCert].Value())
+		a.TLSKey = expandPath(m.setInput[setTLSKey].Value())
+		a.TLSRedirectHTTP = m.tlsRedirect
+		a.PullSecret = expandPath(m.setInput[setPullSecret].Value())
+		a.HAReplicas = strings.TrimSpace(m.setInput[setHAReplicas].Value())
 		if !m.accept(a) {
 			return nil
 		}
@@ -861,6 +939,8 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 			m.overlay, cmd = m.overlay.Update(k)
 			return cmd
 		}
+	case screenSettings:
+		return m.settingsKey(k)
 	case screenPreflight, screenPlan:
 		switch s {
 		case "tab":
@@ -887,6 +967,45 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 		}
 	}
 	return nil
+}
+
+// settingsKey handles a key on the settings step: tab and the arrows move
+// between the rows (tab past the last leaves the step, shift+tab before
+// the first goes back), space toggles the redirect, other keys edit the
+// focused input.
+func (m *Model) settingsKey(k tea.KeyMsg) tea.Cmd {
+	s := k.String()
+	switch s {
+	case "tab", "down":
+		if m.setFocus == settingsRows-1 {
+			if s == "tab" {
+				return m.next()
+			}
+			return nil
+		}
+		m.setFocus++
+		m.focus()
+		return nil
+	case "shift+tab", "up":
+		if m.setFocus == 0 {
+			if s == "shift+tab" {
+				m.back()
+			}
+			return nil
+		}
+		m.setFocus--
+		m.focus()
+		return nil
+	}
+	if m.setFocus == setTLSRedirect {
+		if s == " " || s == "x" {
+			m.tlsRedirect = !m.tlsRedirect
+		}
+		return nil
+	}
+	var cmd tea.Cmd
+	m.setInput[m.setFocus], cmd = m.setInput[m.setFocus].Update(k)
+	return cmd
 }
 
 func (m *Model) saveKey(k tea.KeyMsg) tea.Cmd {

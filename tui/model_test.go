@@ -62,7 +62,21 @@ func TestBackAndForth(t *testing.T) {
 	h.keys("enter", "enter")
 	h.wantScreen(screenOverlay)
 	h.keys("enter")
+	h.wantScreen(screenSettings)
+	// tab walks the rows, then leaves the screen; shift+tab before the
+	// first row goes back
+	h.keys("tab", "tab", "tab", "tab", "tab")
+	if h.m.setFocus != setHAReplicas {
+		t.Fatalf("settings focus %d", h.m.setFocus)
+	}
+	h.keys("up", "up", "up", "up", "up", "up", "shift+tab")
+	h.wantScreen(screenOverlay)
+	h.keys("enter", "enter")
 	h.wantScreen(screenPreflight)
+	h.await("preflight", func() bool { return !h.m.pf.running })
+	h.keys("esc")
+	h.wantScreen(screenSettings)
+	h.keys("enter")
 	h.await("preflight", func() bool { return !h.m.pf.running })
 	h.keys("enter")
 	h.wantScreen(screenPlan)
@@ -237,9 +251,154 @@ func TestOverlay(t *testing.T) {
 	h.keys("ctrl+u")
 	h.typ(ov)
 	h.keys("enter")
-	h.wantScreen(screenPreflight)
+	h.wantScreen(screenSettings)
 	if h.m.a.IstioOverlay != ov {
 		t.Fatalf("overlay %q", h.m.a.IstioOverlay)
+	}
+}
+
+// toSettings walks to the settings step with the defaults (target: the
+// current context, cursor 2; 0 is kind).
+func toSettings(h *harness, target int) {
+	h.t.Helper()
+	h.keys("enter")
+	h.m.targetCursor = target
+	h.keys("enter", "enter", "enter", "enter", "enter")
+	h.wantScreen(screenSettings)
+}
+
+func TestSettings(t *testing.T) {
+	cert, key, pull := touch(t, "tls.crt"), touch(t, "tls.key"), touch(t, "config.json")
+	type row struct {
+		domain, cert, key string
+		redirect          bool
+		pull, ha          string
+	}
+	cases := []struct {
+		name   string
+		target int // 0 kind, 2 prod
+		in     row
+		want   string // an error the step shows; "" to leave it
+	}{
+		{"empty", 2, row{}, ""},
+		{"everything", 0, row{"apps.example.com", cert, key, true, pull, "3"}, ""},
+		{"ha off", 2, row{ha: "0"}, ""},
+		{"bad domain", 2, row{domain: "not a domain"}, `domain "not a domain" is not a DNS domain`},
+		{"cert without key", 2, row{cert: cert}, "a TLS certificate needs its key"},
+		{"key without cert", 2, row{key: key}, "a TLS key needs its certificate"},
+		{"redirect without cert", 2, row{redirect: true}, "redirecting HTTP to HTTPS needs a TLS certificate"},
+		{"missing cert", 2, row{cert: "/nonexistent/tls.crt", key: key}, "TLS certificate /nonexistent/tls.crt does not exist"},
+		{"missing pull secret", 0, row{pull: "/nonexistent/config.json"}, "pull secret /nonexistent/config.json does not exist"},
+		{"ha not a number", 2, row{ha: "x"}, `HA replicas "x" is not a whole number`},
+		{"ha negative", 2, row{ha: "-1"}, "HA replicas -1: want 1 to 100"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, Options{Backend: newFake()})
+			toSettings(h, c.target)
+			h.typ(c.in.domain)
+			h.keys("down")
+			h.typ(c.in.cert)
+			h.keys("tab")
+			h.typ(c.in.key)
+			h.keys("down")
+			if c.in.redirect {
+				h.keys("space")
+			}
+			h.keys("x", "x", "down") // x toggles too: twice is no change
+			h.typ(c.in.pull)
+			h.keys("tab")
+			h.typ(c.in.ha)
+			h.keys("enter")
+			if c.want != "" {
+				h.wantScreen(screenSettings)
+				h.wantView(c.want)
+				return
+			}
+			h.wantScreen(screenPreflight)
+			a := h.m.a
+			got := row{a.Domain, a.TLSCert, a.TLSKey, a.TLSRedirectHTTP, a.PullSecret, a.HAReplicas}
+			if got != c.in {
+				t.Fatalf("answers %+v, want %+v", got, c.in)
+			}
+		})
+	}
+}
+
+// TestSettingsDefaults checks what an empty field means, as each step
+// shows it: the Backend's default domain on kind (the wizard computes
+// none), none elsewhere, the installed settings in upgrade mode.
+func TestSettingsDefaults(t *testing.T) {
+	cases := []struct {
+		name     string
+		mode     Mode
+		target   int
+		settings []string // on the settings step
+		confirm  []string // on the confirm step
+	}{
+		{"kind", ModeInstall, 0,
+			[]string{"Domain:        127.0.0.1.sslip.io", "On this kind cluster an empty domain is 127.0.0.1.sslip.io: LISTEN-ADDRESS.sslip.io", "TLS cert file: none", "[ ] redirect HTTP to HTTPS", "HA replicas:   0 (off)"},
+			[]string{"Domain         127.0.0.1.sslip.io (the default)", "TLS            none (HTTP only)", "HA replicas    off"}},
+		{"existing", ModeInstall, 2,
+			[]string{"Domain:        none", "Without a domain, functions are reachable only inside the cluster."},
+			[]string{"Domain         none: functions are reachable only inside the cluster"}},
+		{"upgrade", ModeUpgrade, 2,
+			[]string{"leave a field empty to keep the installed setting", "An empty domain keeps the installed one.", "Domain:        keep the installed one", "Pull secret:   keep the installed one", "HA replicas:   keep the installed setting"},
+			[]string{"Domain         keep the installed one", "TLS            keep the installed one", "Pull secret    keep the installed one", "HA replicas    keep the installed setting"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, Options{Backend: newFake(), Mode: c.mode})
+			toSettings(h, c.target)
+			h.wantView(c.settings...)
+			h.keys("enter")
+			h.await("preflight", func() bool { return !h.m.pf.running })
+			h.keys("enter")
+			h.await("plan", func() bool { return !h.m.planTask.running })
+			h.keys("enter")
+			h.wantScreen(screenConfirm)
+			h.wantView(c.confirm...)
+		})
+	}
+}
+
+// TestSettingsInitial checks that initial answers prefill the settings
+// step and reach the confirm step.
+func TestSettingsInitial(t *testing.T) {
+	cert, key, pull := touch(t, "tls.crt"), touch(t, "tls.key"), touch(t, "config.json")
+	init := Answers{Domain: "apps.example.com", TLSCert: cert, TLSKey: key, TLSRedirectHTTP: true, PullSecret: pull, HAReplicas: "2"}
+	h := newHarness(t, Options{Backend: newFake(), Initial: init})
+	toSettings(h, 2)
+	h.wantView("Domain:        apps.example.com", "[x] redirect HTTP to HTTPS", "HA replicas:   2")
+	h.keys("enter")
+	h.await("preflight", func() bool { return !h.m.pf.running })
+	h.keys("enter")
+	h.await("plan", func() bool { return !h.m.planTask.running })
+	h.keys("enter")
+	h.wantView("Domain         apps.example.com", "HTTP redirects to HTTPS", "Pull secret    "+pull, "HA replicas    2 replicas of each control plane")
+	a := h.m.a
+	if a.Domain != init.Domain || a.TLSCert != cert || a.TLSKey != key || !a.TLSRedirectHTTP || a.PullSecret != pull || a.HAReplicas != "2" {
+		t.Fatalf("answers %+v", a)
+	}
+}
+
+func TestSummaryFunctions(t *testing.T) {
+	cases := []struct {
+		name, functions, want string
+	}{
+		{"domain", "https://{name}.{namespace}.apps.example.com", "Functions  https://{name}.{namespace}.apps.example.com"},
+		{"no domain", "", "Functions  reachable only inside the cluster: no domain is set"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := New(Options{Backend: newFake(), Now: fixedNow})
+			m.summary = testSummary()
+			m.summary.Functions = c.functions
+			m.screen = screenSummary
+			if v := ansi.Strip(m.View()); !strings.Contains(v, c.want) {
+				t.Fatalf("summary lacks %q:\n%s", c.want, v)
+			}
+		})
 	}
 }
 
@@ -247,7 +406,7 @@ func TestPreflightFailureBlocks(t *testing.T) {
 	f := newFake()
 	f.checks = failingChecks()
 	h := newHarness(t, Options{Backend: f})
-	h.keys("enter", "enter", "enter", "enter", "enter", "enter")
+	h.keys("enter", "enter", "enter", "enter", "enter", "enter", "enter")
 	h.wantScreen(screenPreflight)
 	h.await("preflight", func() bool { return !h.m.pf.running })
 	h.wantView("container-engine", "daemon does not answer", "fix: start the daemon", "fix: give the host",
@@ -271,7 +430,7 @@ func TestPreflightFailureBlocks(t *testing.T) {
 	f = newFake()
 	f.pfErr = errors.New("cannot read the catalog")
 	h = newHarness(t, Options{Backend: f})
-	h.keys("enter", "enter", "enter", "enter", "enter", "enter")
+	h.keys("enter", "enter", "enter", "enter", "enter", "enter", "enter")
 	h.await("preflight", func() bool { return !h.m.pf.running })
 	h.keys("enter")
 	h.wantScreen(screenPreflight)
@@ -281,7 +440,7 @@ func TestPreflightFailureBlocks(t *testing.T) {
 // toConfirm walks to the confirm screen with the defaults.
 func toConfirm(h *harness) {
 	h.t.Helper()
-	h.keys("enter", "enter", "enter", "enter", "enter", "enter")
+	h.keys("enter", "enter", "enter", "enter", "enter", "enter", "enter")
 	h.await("preflight", func() bool { return !h.m.pf.running })
 	h.keys("enter")
 	h.await("plan", func() bool { return !h.m.planTask.running })
@@ -293,7 +452,9 @@ func TestConfirmSave(t *testing.T) {
 	f := newFake()
 	h := newHarness(t, Options{Backend: f})
 	toConfirm(h)
-	h.wantView(`kubeconfig context "prod"`, "Release        1.23", "triggermesh-core", "no (download from upstream)")
+	h.wantView(`kubeconfig context "prod"`, "Release        1.23", "triggermesh-core", "no (download from upstream)",
+		"Domain         none: functions are reachable only inside the cluster", "TLS            none (HTTP only)",
+		"Pull secret    none", "HA replicas    off")
 	h.keys("s")
 	h.wantView("Save to: tmbox-install.yaml", "enter save")
 	h.keys("enter")
@@ -394,7 +555,14 @@ func TestViewsFitWindow(t *testing.T) {
 				h.typ("/a/very/long/path/to/a/bundle/that/does/not/exist/anywhere/" + strings.Repeat("x", 40))
 				h.keys("enter")
 				check()
-				h.keys("ctrl+u", "enter", "enter")
+				h.keys("ctrl+u", "enter")
+				check()
+				h.keys("enter")
+				check()
+				h.typ("not a domain " + strings.Repeat("y", 80))
+				h.keys("enter")
+				check()
+				h.keys("ctrl+u", "enter")
 				h.await("preflight", func() bool { return !h.m.pf.running })
 				check()
 				f.setChecks(passingChecks())
@@ -455,7 +623,7 @@ func TestRunWaitsForCancelledRun(t *testing.T) {
 	defer pw.Close()
 	// The answers are complete: enter on every screen reaches progress.
 	go func() {
-		for i := 0; i < 9; i++ {
+		for i := 0; i < int(screenProgress); i++ {
 			time.Sleep(150 * time.Millisecond)
 			if _, err := pw.Write([]byte("\r")); err != nil {
 				return

@@ -7,24 +7,34 @@ import (
 	"strings"
 )
 
-// stepFields are the fields each form step shows the errors of. The rules
-// are the Backend's (Backend.Validate); the wizard only places its answers.
-var stepFields = map[screen][]string{
-	screenTarget:     {FieldContext, FieldClusterName},
-	screenRelease:    {FieldRelease},
-	screenComponents: {FieldComponents},
-	screenAirGap:     {FieldBundle, FieldBundleKey, FieldRegistry},
-	screenOverlay:    {FieldIstioOverlay, FieldGeneral},
+// stepFields returns the fields step s shows the errors of. The rules are
+// the Backend's (Backend.Validate); the wizard only places its answers.
+func stepFields(s screen) []string {
+	switch s {
+	case screenTarget:
+		return []string{FieldContext, FieldClusterName}
+	case screenRelease:
+		return []string{FieldRelease}
+	case screenComponents:
+		return []string{FieldComponents}
+	case screenAirGap:
+		return []string{FieldBundle, FieldBundleKey, FieldRegistry}
+	case screenOverlay:
+		return []string{FieldIstioOverlay}
+	case screenSettings:
+		return []string{FieldDomain, FieldTLSCert, FieldTLSKey, FieldPullSecret, FieldHAReplicas, FieldGeneral}
+	}
+	return nil
 }
 
 // lastFormStep shows the errors no other step owns.
-const lastFormStep = screenOverlay
+const lastFormStep = screenSettings
 
 // fieldStep returns the step that shows field's errors: the last form step
 // for FieldGeneral and for fields it does not know.
 func fieldStep(field string) screen {
-	for s, fields := range stepFields {
-		if slices.Contains(fields, field) {
+	for s := screenWelcome; s <= lastFormStep; s++ {
+		if slices.Contains(stepFields(s), field) {
 			return s
 		}
 	}

@@ -38,6 +38,8 @@ func (m *Model) keys() []string {
 		return []string{"up/down move", "space toggle", "enter next", back, "ctrl+c quit"}
 	case screenAirGap:
 		return []string{"tab/up/down field", "enter next", back, "ctrl+c quit"}
+	case screenSettings:
+		return []string{"tab/up/down field", "space toggle", "enter next", back, "ctrl+c quit"}
 	case screenPreflight:
 		return []string{"enter next", "r re-run", back, "ctrl+c quit"}
 	case screenPlan:
@@ -128,6 +130,8 @@ func (m *Model) body() ([]string, int) {
 		return m.viewAirGap(), -1
 	case screenOverlay:
 		return m.viewOverlay(), -1
+	case screenSettings:
+		return m.viewSettings()
 	case screenPreflight:
 		return m.viewPreflight(), -1
 	case screenPlan:
@@ -327,6 +331,44 @@ func (m *Model) viewOverlay() []string {
 	return out
 }
 
+func (m *Model) viewSettings() ([]string, int) {
+	intro := "Settings (optional): where functions are reachable and how the stack runs. Leave a field empty for none."
+	if m.opts.Mode == ModeUpgrade {
+		intro = "Settings (optional): leave a field empty to keep the installed setting; a value given here replaces it."
+	}
+	out := append(m.para(intro), "")
+	focus := 0
+	for i := range m.setInput {
+		if i == m.setFocus {
+			focus = len(out)
+		}
+		row := m.setInput[i].View()
+		if i == setTLSRedirect {
+			box := m.g.off
+			if m.tlsRedirect {
+				box = m.g.on
+			}
+			row = m.st.bold.Render("TLS redirect:  ") + box + " redirect HTTP to HTTPS"
+		}
+		out = append(out, m.cursor(i == m.setFocus)+row)
+	}
+	out = append(out, "")
+	out = append(out, m.para("Functions will be reachable as http(s)://{name}.{namespace}.DOMAIN.")...)
+	switch {
+	case m.opts.Mode == ModeUpgrade:
+		out = append(out, m.para("An empty domain keeps the installed one.")...)
+	case m.defaultDomain != "" && m.a.Target == TargetKind:
+		out = append(out, m.para(fmt.Sprintf("On this kind cluster an empty domain is %s: LISTEN-ADDRESS.sslip.io resolves to the cluster's listen address without any DNS setup.", m.defaultDomain))...)
+	case m.defaultDomain != "":
+		out = append(out, m.para(fmt.Sprintf("An empty domain is %s.", m.defaultDomain))...)
+	default:
+		out = append(out, m.para("Without a domain, functions are reachable only inside the cluster.")...)
+	}
+	out = append(out, "")
+	out = append(out, m.para("The certificate and key are PEM files: the ingress gateway serves HTTPS with them. The pull secret is a Docker config JSON file (as ~/.docker/config.json) every workload pulls its images with. HA replicas run Knative's and Istio's control planes with that many replicas; empty or 0 is off.")...)
+	return out, focus
+}
+
 func (m *Model) spinnerText(text string) string {
 	if m.opts.Plain {
 		return "  " + text + "..."
@@ -424,6 +466,7 @@ func (m *Model) viewConfirm() []string {
 	if m.a.IstioOverlay != "" {
 		overlay = m.a.IstioOverlay
 	}
+	domain, tls, pull, ha := m.settingsText()
 	pf := fmt.Sprintf("%d passed, %d %s", countStatus(m.pfChecks, StatusPass),
 		countStatus(m.pfChecks, StatusWarn), plural(countStatus(m.pfChecks, StatusWarn), "warning", "warnings"))
 	rows := [][2]string{
@@ -432,6 +475,10 @@ func (m *Model) viewConfirm() []string {
 		{"Components", strings.Join(m.a.Components, ", ")},
 		{"Air gap", airgap},
 		{"Istio overlay", overlay},
+		{"Domain", domain},
+		{"TLS", tls},
+		{"Pull secret", pull},
+		{"HA replicas", ha},
 		{"Preflight", pf},
 	}
 	for _, r := range rows {
@@ -452,6 +499,48 @@ func (m *Model) viewConfirm() []string {
 		}
 	}
 	return out
+}
+
+// settingsText says what the settings answers will do, for the confirm
+// step: the domain, TLS, pull secret and high availability.
+func (m *Model) settingsText() (domain, tls, pull, ha string) {
+	a := m.a
+	keep := m.opts.Mode == ModeUpgrade
+	or := func(v, install, upgrade string) string {
+		switch {
+		case v != "":
+			return v
+		case keep:
+			return upgrade
+		}
+		return install
+	}
+	noDomain := "none: functions are reachable only inside the cluster"
+	if m.defaultDomain != "" {
+		noDomain = m.defaultDomain + " (the default)"
+	}
+	domain = or(a.Domain, noDomain, "keep the installed one")
+	if a.TLSCert != "" || a.TLSKey != "" {
+		tls = "certificate " + or(a.TLSCert, "none", "none") + ", key " + or(a.TLSKey, "none", "none")
+		if a.TLSRedirectHTTP {
+			tls += "; HTTP redirects to HTTPS"
+		}
+	}
+	tls = or(tls, "none (HTTP only)", "keep the installed one")
+	pull = or(a.PullSecret, "none", "keep the installed one")
+	replicas := a.HAReplicas
+	switch replicas {
+	case "0":
+		replicas = ""
+		if !keep {
+			replicas = "off"
+		}
+	case "":
+	default:
+		replicas += " replicas of each control plane"
+	}
+	ha = or(replicas, "off", "keep the installed setting")
+	return domain, tls, pull, ha
 }
 
 func (m *Model) summaryTitle() string {
@@ -498,12 +587,16 @@ func (m *Model) viewSummary() []string {
 			}
 			out = append(out, "")
 		}
-		for _, kv := range [][2]string{{"Ingress", s.Ingress}, {"Log", s.LogFile}} {
+		functions := s.Functions
+		if functions == "" {
+			functions = "reachable only inside the cluster: no domain is set (tmbox configure --domain sets one)"
+		}
+		for _, kv := range [][2]string{{"Ingress", s.Ingress}, {"Functions", functions}, {"Log", s.LogFile}} {
 			if kv[1] == "" {
 				continue
 			}
-			v := wrap(kv[1], w, 11)
-			out = append(out, "  "+m.st.bold.Render(padRight(kv[0], 7))+"  "+strings.TrimLeft(v[0], " "))
+			v := wrap(kv[1], w, 13)
+			out = append(out, "  "+m.st.bold.Render(padRight(kv[0], 9))+"  "+strings.TrimLeft(v[0], " "))
 			out = append(out, v[1:]...)
 		}
 	}

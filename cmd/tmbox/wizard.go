@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tmbox/tmbox/installer"
+	"github.com/tmbox/tmbox/installer/settings"
 	"github.com/tmbox/tmbox/tui"
 )
 
@@ -64,7 +67,52 @@ func (b *wizardBackend) options(a tui.Answers) installer.Options {
 		o.Context = a.Context
 	}
 	o.Bundle, o.BundleKey, o.Registry, o.IstioOverlay = a.Bundle, a.BundleKey, a.Registry, a.IstioOverlay
+	o.Platform = platformOf(b.base.Platform, a)
 	return o
+}
+
+// platformOf lays the settings step's answers over base, the platform
+// settings flags, env and config gave (the wizard was prefilled with
+// them): the answers decide the domain, TLS, pull secret and high
+// availability; what only a config file sets (ConfigMap keys, workloads,
+// the gateway, the registry's CA) is kept. An empty answer sets nothing,
+// which keeps the installed setting on an upgrade. HA replicas that do not
+// parse set nothing here: Validate refuses them.
+func platformOf(base settings.Settings, a tui.Answers) settings.Settings {
+	p := base
+	p.Domain = strings.TrimSpace(a.Domain)
+	p.TLS = nil
+	if a.TLSCert != "" || a.TLSKey != "" || a.TLSRedirectHTTP {
+		p.TLS = &settings.TLS{CertFile: a.TLSCert, KeyFile: a.TLSKey, RedirectHTTP: a.TLSRedirectHTTP}
+	}
+	var reg settings.Registry
+	if base.Registry != nil {
+		reg = *base.Registry
+		reg.SkipTagResolving = slices.Clone(reg.SkipTagResolving)
+	}
+	reg.PullSecret = a.PullSecret
+	p.Registry = nil
+	if reg.PullSecret != "" || reg.CAFile != "" || len(reg.SkipTagResolving) > 0 {
+		p.Registry = &reg
+	}
+	p.HighAvailability = nil
+	if n, err := haReplicas(a.HAReplicas); err == nil && n != 0 {
+		p.HighAvailability = &settings.HighAvailability{Replicas: n}
+	}
+	return p
+}
+
+// haReplicas parses the HA replicas answer: empty is 0 (off).
+func haReplicas(s string) (int32, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("HA replicas %q is not a whole number: give the replicas of each control plane, or 0 (or nothing) for off", s)
+	}
+	return int32(n), nil
 }
 
 // Contexts implements tui.Backend.
@@ -139,29 +187,95 @@ func (b *wizardBackend) Phases() []tui.Phase {
 }
 
 // Validate implements tui.Backend: the installer's own checks of the
-// options the answers make, each under the field of its setting.
+// options the answers make, each under the field of its setting. HA
+// replicas that are not a number are refused here; when the answers name
+// a TLS certificate, key or pull secret, settings.Load also reads them, so
+// a key that does not match its certificate or a pull secret that is not
+// Docker config JSON is refused on the settings step, not at plan time.
 func (b *wizardBackend) Validate(a tui.Answers) []tui.FieldError {
+	var out []tui.FieldError
+	if _, err := haReplicas(a.HAReplicas); err != nil {
+		out = append(out, tui.FieldError{Field: tui.FieldHAReplicas, Message: err.Error()})
+	}
 	o := b.options(a)
-	return fieldErrors(o.Validate())
+	out = append(out, fieldErrors(o.Validate(), a)...)
+	if a.TLSCert != "" || a.TLSKey != "" || a.PullSecret != "" {
+		// Only the sections that name files: Load validates what it is
+		// given first, and the other sections' errors are in out already.
+		files := settings.Settings{TLS: o.Platform.TLS, Registry: o.Platform.Registry}
+		if _, err := settings.Load(files); err != nil {
+			out = append(out, fieldErrors(err, a)...)
+		}
+	}
+	return dedupe(out)
 }
 
-// settingFields maps the installer's settings (flag names) onto the
-// wizard's fields; a setting not listed is tui.FieldGeneral.
-var settingFields = map[string]string{
-	"context":       tui.FieldContext,
-	"cluster-name":  tui.FieldClusterName,
-	"release":       tui.FieldRelease,
-	"components":    tui.FieldComponents,
-	"bundle":        tui.FieldBundle,
-	"bundle-key":    tui.FieldBundleKey,
-	"registry":      tui.FieldRegistry,
-	"istio-overlay": tui.FieldIstioOverlay,
+// dedupe drops repeated errors (Load validates what Options.Validate
+// did), keeping the first of each in order.
+func dedupe(errs []tui.FieldError) []tui.FieldError {
+	var out []tui.FieldError
+	for _, fe := range errs {
+		if !slices.Contains(out, fe) {
+			out = append(out, fe)
+		}
+	}
+	return out
 }
 
-// fieldErrors maps Options.Validate's joined errors onto the wizard's
-// fields: a *installer.SettingError under its setting's field, anything
-// else under tui.FieldGeneral, so that nothing is lost.
-func fieldErrors(err error) []tui.FieldError {
+// settingField maps an installer setting (a flag name) onto the wizard's
+// field: tui.FieldGeneral for a setting the wizard does not ask.
+func settingField(setting string) string {
+	switch setting {
+	case "context":
+		return tui.FieldContext
+	case "cluster-name":
+		return tui.FieldClusterName
+	case "release":
+		return tui.FieldRelease
+	case "components":
+		return tui.FieldComponents
+	case "bundle":
+		return tui.FieldBundle
+	case "bundle-key":
+		return tui.FieldBundleKey
+	case "registry":
+		return tui.FieldRegistry
+	case "istio-overlay":
+		return tui.FieldIstioOverlay
+	}
+	return tui.FieldGeneral
+}
+
+// platformField maps a platform setting's path (settings.Error.Path) onto
+// the wizard's field: tui.FieldGeneral for the settings only a config file
+// sets. "platform.tls" itself (the pair: a file missing, or a key that
+// does not match) is the key's field when a certificate is given, the
+// certificate's otherwise.
+func platformField(path string, a tui.Answers) string {
+	root := settings.Root + "."
+	switch {
+	case path == root+"domain":
+		return tui.FieldDomain
+	case path == root+"tls.keyFile":
+		return tui.FieldTLSKey
+	case path == root+"tls" && a.TLSCert != "":
+		return tui.FieldTLSKey
+	case path == root+"tls" || strings.HasPrefix(path, root+"tls."):
+		return tui.FieldTLSCert
+	case path == root+"registry.pullSecret":
+		return tui.FieldPullSecret
+	case path == root+"highAvailability" || strings.HasPrefix(path, root+"highAvailability."):
+		return tui.FieldHAReplicas
+	}
+	return tui.FieldGeneral
+}
+
+// fieldErrors maps Options.Validate's (or settings.Load's) joined errors
+// onto the wizard's fields: a *settings.Error under its path's field, a
+// *installer.SettingError under its setting's, anything else under
+// tui.FieldGeneral, so that nothing is lost. a are the answers the errors
+// are about.
+func fieldErrors(err error, a tui.Answers) []tui.FieldError {
 	var out []tui.FieldError
 	var walk func(error)
 	walk = func(err error) {
@@ -174,21 +288,32 @@ func fieldErrors(err error) []tui.FieldError {
 			}
 			return
 		}
+		var pe *settings.Error
+		if errors.As(err, &pe) {
+			out = append(out, tui.FieldError{Field: platformField(pe.Path, a), Message: err.Error()})
+			return
+		}
 		ses := installer.SettingErrors(err)
 		if len(ses) == 0 {
 			out = append(out, tui.FieldError{Field: tui.FieldGeneral, Message: err.Error()})
 			return
 		}
 		for _, se := range ses {
-			field, ok := settingFields[se.Setting]
-			if !ok {
-				field = tui.FieldGeneral
-			}
-			out = append(out, tui.FieldError{Field: field, Message: se.Error()})
+			out = append(out, tui.FieldError{Field: settingField(se.Setting), Message: se.Error()})
 		}
 	}
 	walk(err)
 	return out
+}
+
+// DefaultDomain implements tui.Backend: on a kind cluster, the domain the
+// installer gives functions when none is set, the sslip.io name of the
+// cluster's listen address; none elsewhere.
+func (b *wizardBackend) DefaultDomain(a tui.Answers) string {
+	if a.Target != tui.TargetKind {
+		return ""
+	}
+	return installer.DefaultDomain(b.options(a).KindConfig().ListenAddress)
 }
 
 // Plan implements tui.Backend. An upgrade's plan is its hops; an install's
@@ -294,10 +419,12 @@ func (b *wizardBackend) Run(ctx context.Context, a tui.Answers, report func(tui.
 		}
 	}
 	kcFlag := ""
+	status := installer.GetStatus{Kubeconfig: o.Kubeconfig, Context: o.Context}
 	if o.CreateCluster {
 		kc := o.KindConfig()
 		sum.Ingress = fmt.Sprintf("http://%s:%d", kc.ListenAddress, kc.HTTPPort)
-		kcFlag = " --kubeconfig " + o.KindProvider(nil).KubeconfigPath()
+		status = installer.GetStatus{Kubeconfig: o.KindProvider(nil).KubeconfigPath()}
+		kcFlag = " --kubeconfig " + status.Kubeconfig
 	} else {
 		sum.Ingress = "the LoadBalancer address of Service istio-system/istio-ingressgateway (kubectl -n istio-system get svc istio-ingressgateway)"
 		if o.Kubeconfig != "" {
@@ -306,6 +433,16 @@ func (b *wizardBackend) Run(ctx context.Context, a tui.Answers, report func(tui.
 		if o.Context != "" {
 			kcFlag += " --context " + o.Context
 		}
+	}
+	// Where functions live is what the run recorded in the cluster's
+	// state (an upgrade may have kept the installed domain).
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if st, err := status.Run(sctx); err != nil {
+		logger.Warn("cannot read where functions are reachable", "error", err)
+		sum.Functions = "see tmbox status (it could not be read: " + err.Error() + ")"
+	} else {
+		sum.Functions = st.URLPattern
 	}
 	sum.Next = []string{
 		"tmbox status" + kcFlag,
@@ -336,6 +473,11 @@ func (b *wizardBackend) SaveConfig(path string, a tui.Answers) error {
 	set("registry", o.Registry, o.Registry != "")
 	set("istioOverlay", o.IstioOverlay, o.IstioOverlay != "")
 	set("catalog", o.CatalogFile, o.CatalogFile != "")
+	// The keys settings.Decode reads back (yaml marshals by the json
+	// tags): domain, tls.certFile, tls.keyFile, tls.redirectHTTP,
+	// registry.pullSecret, highAvailability.replicas, and what else flags
+	// or the config gave.
+	set(platformKey, o.Platform, !o.Platform.IsZero())
 	data, err := yaml.Marshal(cfg)
 	if err != nil {
 		return err
@@ -399,6 +541,17 @@ func initialAnswers(g *globalOptions, o installer.Options) tui.Answers {
 	a := tui.Answers{Release: o.Release, Components: o.Components, Bundle: o.Bundle, BundleKey: o.BundleKey, Registry: o.Registry, IstioOverlay: o.IstioOverlay, Context: g.context}
 	if o.CreateCluster {
 		a.Target, a.ClusterName = tui.TargetKind, o.Kind.Name
+	}
+	p := o.Platform
+	a.Domain = p.Domain
+	if p.TLS != nil {
+		a.TLSCert, a.TLSKey, a.TLSRedirectHTTP = p.TLS.CertFile, p.TLS.KeyFile, p.TLS.RedirectHTTP
+	}
+	if p.Registry != nil {
+		a.PullSecret = p.Registry.PullSecret
+	}
+	if p.HighAvailability != nil && p.HighAvailability.Replicas != 0 {
+		a.HAReplicas = strconv.Itoa(int(p.HighAvailability.Replicas))
 	}
 	return a
 }
