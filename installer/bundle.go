@@ -58,9 +58,8 @@ func (o Options) validateAirGap() []error {
 			bad("bundle-key", err)
 		}
 	}
-	if o.Registry == "" && !o.CreateCluster {
-		bad("registry", errors.New("--bundle into an existing cluster needs --registry HOST[/PREFIX]: the cluster's nodes pull the bundle's images from there"))
-	}
+	// A bundle into an existing cluster needs a registry: given, or the
+	// one the state recorded (checked once the state is read: feedFromState).
 	return errs
 }
 
@@ -111,10 +110,6 @@ func (o Options) openBundle(ctx context.Context) (*bundle.Extracted, func(), err
 	if err != nil {
 		cleanup()
 		return nil, nil, fmt.Errorf("bundle %s: %w", o.Bundle, err)
-	}
-	if o.Release != "" && o.Release != b.Manifest.Release {
-		cleanup()
-		return nil, nil, fmt.Errorf("bundle %s holds release %s, not %s", o.Bundle, b.Manifest.Release, o.Release)
 	}
 	signed := "unsigned"
 	if b.Signed {

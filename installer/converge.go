@@ -45,6 +45,9 @@ func (e *env) installComponent(ctx context.Context, phase, name string) (string,
 			return "", err
 		}
 	}
+	if !slices.Contains(e.touched, name) {
+		e.touched = append(e.touched, name)
+	}
 	t0 := time.Now()
 	res, err := e.applier.Apply(ctx, objs, e.jobOp())
 	if err != nil {

@@ -44,6 +44,10 @@ type env struct {
 	jobOperation string
 	// settingsOnly is a configure: Jobs are neither created nor pruned.
 	settingsOnly bool
+	// touched lists, in order, the components this hop began to change
+	// (their apply started); restore, during a rollback, the ones to
+	// converge back, in that order.
+	touched, restore []string
 
 	// release is the release being applied (an upgrade hop's target, or
 	// its start while rolling back); desired is its objects.

@@ -67,8 +67,11 @@ func (in *Install) Run(ctx context.Context) (*Result, error) {
 		e.state.Release = rel.Name
 		e.state.OptionsDigest = e.opts.Digest()
 		e.state.Platform = e.platformState()
-		e.state.Kind = e.state.Kind || e.kind != nil
+		if e.kind != nil {
+			e.state.KindCluster = e.kind.Config.Name
+		}
 		e.state.URLPattern = e.urlPattern()
+		e.state.Registry = e.opts.Registry
 	}
 	if err := e.endOperation(ctx, err); err != nil {
 		return nil, err
@@ -186,7 +189,7 @@ func checkInstallState(ctx context.Context, e *env) error {
 	}
 	rel := e.release
 	if e.state.Release != "" && e.state.Release != rel.Name {
-		return fmt.Errorf("release %s is installed; move to %s with `tmbox upgrade --to %s`", e.state.Release, rel.Name, rel.Name)
+		return fmt.Errorf("release %s is installed, not %s: %s", e.state.Release, rel.Name, moveAdvice(e.catalog, e.state.Release, rel.Name))
 	}
 	if cur := e.state.Current(); cur != nil && cur.Kind != "install" && cur.Kind != "configure" {
 		return fmt.Errorf("an unfinished %s (%s) is recorded in the cluster; finish it first", cur.Kind, cur.ID)
@@ -328,14 +331,17 @@ func componentPhase(name, title string, components ...string) phase {
 	selected := func(e *env) []string {
 		var out []string
 		for _, c := range components {
-			if slices.Contains(e.opts.Components, c) {
+			if slices.Contains(e.opts.Components, c) && (e.restore == nil || slices.Contains(e.restore, c)) {
 				out = append(out, c)
 			}
+		}
+		if e.restore != nil {
+			slices.Reverse(out) // a rollback undoes in reverse order
 		}
 		return out
 	}
 	return phase{
-		name: name, title: title, writes: true,
+		name: name, title: title, writes: true, components: components,
 		plan: func(ctx context.Context, e *env) (PhasePlan, error) {
 			comps := selected(e)
 			if len(comps) == 0 {
@@ -385,4 +391,16 @@ func verifyPhase() phase {
 		},
 		run: verifyRun,
 	}
+}
+
+// moveAdvice says how to move an installed release to another: only a
+// command the planner accepts from that state.
+func moveAdvice(cat *catalog.Catalog, installed, target string) string {
+	if _, err := cat.Plan(installed, target, nil, catalog.PlanOptions{}); err == nil {
+		return fmt.Sprintf("move to %s with `tmbox upgrade --to %s`", target, target)
+	}
+	if _, err := cat.Plan(installed, target, nil, catalog.PlanOptions{AllowDowngrade: true}); err == nil {
+		return fmt.Sprintf("move back to %s with `tmbox upgrade --to %s --allow-downgrade`", target, target)
+	}
+	return fmt.Sprintf("tmbox cannot move %s to %s (Knative downgrades one minor at a time): `tmbox uninstall`, then install %s", installed, target, target)
 }

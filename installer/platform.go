@@ -2,6 +2,7 @@ package installer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -87,7 +88,15 @@ func DefaultDomain(listen string) string {
 // its settings under the user's, and kind's node ports when tmbox laid the
 // cluster down.
 func (e *env) renderFromState(ctx context.Context) error {
-	if e.state != nil && e.state.Kind {
+	if err := e.feedFromState(); err != nil {
+		return err
+	}
+	return e.platformFromState(ctx)
+}
+
+// platformFromState sets the settings the objects are rendered with.
+func (e *env) platformFromState(ctx context.Context) error {
+	if e.state != nil && e.state.KindCluster != "" {
 		e.render.kindNodePorts = true
 	}
 	p, err := e.platformFor(ctx)
@@ -95,6 +104,41 @@ func (e *env) renderFromState(ctx context.Context) error {
 		return err
 	}
 	e.render.platform = p
+	return nil
+}
+
+// feedFromState decides where the release's images come from: the
+// registry given, or else the one the state recorded (said so in an
+// event), which needs the bundle the images are pushed from; a bundle into
+// an existing cluster needs a registry. It maps the bundle's images to the
+// registry.
+func (e *env) feedFromState() error {
+	reg := e.opts.Registry
+	if reg == "" && e.state != nil && e.state.Registry != "" {
+		reg = e.state.Registry
+		e.opts.Registry = reg
+		e.report(Event{Type: EventInfo, Message: "images from " + reg + ", the registry recorded when release " + e.state.Release + " was installed"})
+	}
+	if e.kind == nil && e.bundle != nil && reg == "" && e.state != nil && e.state.KindCluster != "" {
+		// A later run on the kind cluster tmbox made loads the bundle's
+		// images into its nodes, as the install did.
+		opts := e.opts
+		opts.Kind.Name = e.state.KindCluster
+		e.kind = opts.KindProvider(e.release)
+	}
+	kind := e.kind != nil
+	switch {
+	case reg != "" && e.bundle == nil:
+		return &SettingError{Setting: "bundle", Err: fmt.Errorf("the release runs from the private registry %s: give --bundle FILE holding release %s, whose images tmbox pushes there (without a bundle the cluster would pull from upstream)", reg, e.release.Name)}
+	case e.bundle != nil && reg == "" && !kind:
+		return &SettingError{Setting: "registry", Err: errors.New("--bundle into an existing cluster needs --registry HOST[/PREFIX]: the cluster's nodes pull the bundle's images from there")}
+	case e.bundle != nil && reg != "":
+		m, err := registryMapping(e.bundle.Manifest, reg)
+		if err != nil {
+			return err
+		}
+		e.render.imageMap = m
+	}
 	return nil
 }
 

@@ -58,6 +58,16 @@ func (p *Preflight) Run(ctx context.Context) (*PreflightReport, error) {
 		if err := e.connect(cfg); err != nil {
 			return nil, err
 		}
+		// The installed settings, when tmbox may read them: preflight
+		// reports on what the run would do, but never fails for this.
+		if err := e.loadState(ctx); err != nil {
+			e.opts.Logger.Debug("preflight: no state", "err", err)
+		}
+	}
+	if err := e.platformFromState(ctx); err != nil {
+		e.opts.Logger.Debug("preflight: installed settings unreadable", "err", err)
+	}
+	if cfg != nil {
 		e.objectsErr = e.loadDesired(ctx)
 	}
 	rep := e.runChecks(ctx, PhasePreflight, e.preflightChecks())

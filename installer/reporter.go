@@ -47,6 +47,9 @@ type Event struct {
 	Check *preflight.Result `json:"check,omitempty"`
 	// Plan is a phase's plan (EventPlan only).
 	Plan *PhasePlan `json:"plan,omitempty"`
+	// Upgrade is an upgrade's plan (EventPlan of upgrade --dry-run): the
+	// same data as tmbox plan --to.
+	Upgrade *UpgradePlan `json:"upgrade,omitempty"`
 	// Progress counts the phases finished of those the run has
 	// (phase-done and phase-skip).
 	Progress *Progress `json:"progress,omitempty"`

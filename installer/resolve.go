@@ -2,6 +2,8 @@ package installer
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
 	"k8s.io/client-go/rest"
 
@@ -107,11 +109,6 @@ func resolve(ctx context.Context, user Options, t target) (_ *resolved, rerr err
 		}
 		r.bundle, r.cleanup = b, cleanup
 		catalogFile, src = b.CatalogFile, catalog.Mirror{Dir: b.AssetsDir}
-		if o.Registry != "" {
-			if r.render.imageMap, err = registryMapping(b.Manifest, o.Registry); err != nil {
-				return nil, err
-			}
-		}
 	}
 	r.source = src
 	if r.catalog, err = catalog.Load(catalogFile); err != nil {
@@ -124,6 +121,9 @@ func resolve(ctx context.Context, user Options, t target) (_ *resolved, rerr err
 		}
 	}
 	if r.release, err = r.catalog.Release(o.Release); err != nil {
+		if r.bundle != nil {
+			return nil, &SettingError{Setting: "release", Err: fmt.Errorf("bundle %s holds release %s, not %s", o.Bundle, strings.Join(r.catalog.ReleaseNames(), ", "), o.Release)}
+		}
 		return nil, &SettingError{Setting: "release", Err: err}
 	}
 	if r.userPlatform, err = settings.Load(o.Platform); err != nil {

@@ -40,6 +40,8 @@ type phase struct {
 	skip func(e *env) string
 	plan func(ctx context.Context, e *env) (PhasePlan, error)
 	run  func(ctx context.Context, e *env) (string, error)
+	// components are the components a component phase converges.
+	components []string
 }
 
 // info is the phase's name and title.

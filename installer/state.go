@@ -40,13 +40,18 @@ type State struct {
 	// changes them. File settings keep their paths here; their contents
 	// live in the objects tmbox made (Secrets, a ConfigMap), never here.
 	Platform *settings.Settings `json:"platform,omitempty"`
-	// Kind is set when the release runs on a kind cluster tmbox laid down:
-	// every later run keeps the gateway on the node ports kind maps.
-	Kind bool `json:"kind,omitempty"`
+	// KindCluster names the kind cluster tmbox laid down for the release
+	// ("" for an existing cluster): every later run keeps the gateway on
+	// the node ports kind maps, and loads a bundle's images into its nodes.
+	KindCluster string `json:"kindCluster,omitempty"`
 	// URLPattern is where functions are reachable, e.g.
 	// "http://{name}.{namespace}.127.0.0.1.sslip.io" ("" without a domain:
 	// only inside the cluster).
 	URLPattern string `json:"urlPattern,omitempty"`
+	// Registry is the private registry the release's images run from
+	// (an install from a bundle with --registry); later runs use it
+	// unless given another, and refuse to run without a bundle.
+	Registry string `json:"registry,omitempty"`
 	// Inventory lists, per component, every object tmbox applied: what
 	// pruning and uninstall remove. It is written before objects are
 	// applied, so a crash never loses track of one.

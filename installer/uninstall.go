@@ -23,6 +23,9 @@ type Uninstall struct {
 	Kubeconfig, Context string
 	Config              *rest.Config
 	Purge               bool
+	// DryRun reports, per component, what would be deleted, as EventPlan
+	// events, and deletes nothing.
+	DryRun bool
 	// Timeout bounds waiting for namespaces to go (default 5m).
 	Timeout  time.Duration
 	Reporter Reporter
@@ -43,6 +46,10 @@ func (u *Uninstall) Run(ctx context.Context) error {
 	}
 	names := slices.Clone(catalog.ComponentNames())
 	slices.Reverse(names)
+	if u.DryRun {
+		e.planUninstall(names, u.Purge)
+		return nil
+	}
 	var namespaces, crds []apply.ObjectKey
 	deleted := 0
 	for _, name := range names {
@@ -169,4 +176,30 @@ func (e *env) waitGone(ctx context.Context, keys []apply.ObjectKey, timeout time
 		return fmt.Errorf("waiting for deletion of %v: %w", left, err)
 	}
 	return nil
+}
+
+// planUninstall reports what Run would delete, component by component:
+// every inventoried object but the CRDs (kept unless purge).
+func (e *env) planUninstall(names []string, purge bool) {
+	for _, name := range names {
+		keys := e.state.Inventory[name]
+		if len(keys) == 0 {
+			continue
+		}
+		d := ComponentDiff{Component: name}
+		kept := 0
+		for _, k := range keys {
+			if k.Kind == "CustomResourceDefinition" && !purge {
+				kept++
+				continue
+			}
+			d.Prune++
+			d.Details = append(d.Details, "delete "+k.String())
+		}
+		summary := fmt.Sprintf("%s: %d objects to delete", name, d.Prune)
+		if kept > 0 {
+			summary += fmt.Sprintf(", %d CRDs kept (--purge deletes them)", kept)
+		}
+		e.report(Event{Type: EventPlan, Phase: name, Message: summary, Plan: &PhasePlan{Phase: name, Summary: summary, Components: []ComponentDiff{d}}})
+	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -118,6 +120,9 @@ func (u *Upgrade) prepare(ctx context.Context, details bool) (*upgradeRun, error
 		return nil, err
 	}
 	e.serverVersion = kube
+	if err := e.bundleHoldsWalk(e.state.Release, r.release.Name); err != nil {
+		return nil, err
+	}
 	plan, err := r.catalog.Plan(e.state.Release, r.release.Name, kube, catalog.PlanOptions{AllowDowngrade: u.AllowDowngrade})
 	if plan == nil {
 		return nil, err
@@ -255,8 +260,17 @@ func (u *Upgrade) Plan(ctx context.Context, details bool) (*UpgradePlan, error) 
 	return run.plan, err
 }
 
-// Run performs the upgrade.
+// Run performs the upgrade (with DryRun: reports the plan as one
+// EventPlan and writes nothing).
 func (u *Upgrade) Run(ctx context.Context) error {
+	if u.DryRun {
+		plan, err := u.Plan(ctx, true)
+		if plan != nil {
+			msg := fmt.Sprintf("%d hop(s) from %s to %s", len(plan.Hops), plan.From, plan.To)
+			u.Options.withDefaults().Reporter.Report(Event{Time: time.Now(), Type: EventPlan, Message: msg, Upgrade: plan})
+		}
+		return err
+	}
 	run, err := u.prepare(ctx, false)
 	if err != nil {
 		if run != nil {
@@ -280,7 +294,7 @@ func (u *Upgrade) Run(ctx context.Context) error {
 		if i > 0 {
 			fromObjs = run.hops[i-1]
 		}
-		if err := e.runHop(ctx, fromObjs, run.hops[i], h, u.NoRollback); err != nil {
+		if err := e.runHop(ctx, fromObjs, run.hops[i], h, u.NoRollback, i == 0); err != nil {
 			return fmt.Errorf("hop %d/%d %s: %w", i+1, len(plan.Hops), h.Name(), err)
 		}
 	}
@@ -289,7 +303,7 @@ func (u *Upgrade) Run(ctx context.Context) error {
 
 // runHop moves every component from one release to the next, verifies,
 // and rolls back when anything fails.
-func (e *env) runHop(ctx context.Context, fromObjs, toObjs *desired, h catalog.Hop, noRollback bool) error {
+func (e *env) runHop(ctx context.Context, fromObjs, toObjs *desired, h catalog.Hop, noRollback, first bool) error {
 	from, _ := e.catalog.Release(h.From)
 	to := toObjs.release
 	if !to.AllowsKubernetes(e.serverVersion) {
@@ -305,12 +319,20 @@ func (e *env) runHop(ctx context.Context, fromObjs, toObjs *desired, h catalog.H
 	}
 	e.report(Event{Type: EventInfo, Message: fmt.Sprintf("%s %s", kind, h.Name())})
 	e.release, e.desired = to, toObjs
-	err := (&runner{e: e}).run(ctx, hopPhases())
+	e.touched = nil
+	phases := hopPhases()
+	if first && e.bundle != nil {
+		// The bundle's images (every release it holds) reach the registry
+		// or the kind nodes once, before the first hop applies anything.
+		phases = append([]phase{imagesPhase()}, phases...)
+	}
+	err := (&runner{e: e}).run(ctx, phases)
 	if err == nil {
 		e.state.Release = to.Name
 		e.state.OptionsDigest = e.opts.Digest()
 		e.state.Platform = e.platformState()
 		e.state.URLPattern = e.urlPattern()
+		e.state.Registry = e.opts.Registry
 		return e.endOperation(ctx, nil)
 	}
 	if ctx.Err() != nil || noRollback {
@@ -329,7 +351,13 @@ func (e *env) runHop(ctx context.Context, fromObjs, toObjs *desired, h catalog.H
 	defer func() { e.jobOperation = "" }()
 	rerr := e.useRelease(rctx, from, fromObjs)
 	if rerr == nil {
-		rerr = (&runner{e: e}).run(rctx, hopPhases())
+		// Only what the hop began to change goes back, last first; the
+		// components it never reached are still at the start release.
+		e.restore = slices.Clone(e.touched)
+		slices.Reverse(e.restore)
+		e.report(Event{Type: EventInfo, Message: fmt.Sprintf("rolling back %s to %s", strings.Join(e.restore, ", "), from.Name)})
+		rerr = (&runner{e: e}).run(rctx, rollbackPhases(e.restore))
+		e.restore = nil
 	}
 	now := time.Now()
 	e.op.Finished = &now
@@ -408,7 +436,60 @@ func hopPhases() []phase {
 	return out
 }
 
+// rollbackPhases are the phases that converge the given components back,
+// in reverse install order, then verify.
+func rollbackPhases(components []string) []phase {
+	var out []phase
+	for _, p := range hopPhases() {
+		if p.name == PhaseVerify {
+			continue
+		}
+		if slices.ContainsFunc(p.components, func(c string) bool { return slices.Contains(components, c) }) {
+			out = append(out, p)
+		}
+	}
+	slices.Reverse(out)
+	return append(out, verifyPhase())
+}
+
 // String renders a diff line.
 func (d ComponentDiff) String() string {
 	return fmt.Sprintf("%s: +%d ~%d -%d (=%d)", d.Component, d.Add, d.Change, d.Prune, d.Unchanged)
+}
+
+// bundleHoldsWalk refuses, before anything is written, an upgrade from a
+// bundle that lacks a release of the walk: the installed release (a failed
+// first hop rolls back to it), every minor in between and the target.
+func (e *env) bundleHoldsWalk(installed, target string) error {
+	if e.bundle == nil {
+		return nil
+	}
+	from, to := knativeMinor(installed), knativeMinor(target)
+	if from > to {
+		from, to = to, from
+	}
+	var need, missing []string
+	for m := from; m <= to && from >= 0; m++ {
+		name := fmt.Sprintf("1.%d", m)
+		need = append(need, name)
+		if _, err := e.catalog.Release(name); err != nil {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return &SettingError{Setting: "bundle", Err: fmt.Errorf("bundle %s holds release %s; moving %s to %s needs %s: missing %s (tmbox bundle create --from %s --to %s)",
+		e.opts.Bundle, strings.Join(e.catalog.ReleaseNames(), ", "), installed, target, strings.Join(need, ", "), strings.Join(missing, ", "), installed, target)}
+}
+
+// knativeMinor is the minor of a release name ("1.22" → 22; -1 if it is
+// not one).
+func knativeMinor(name string) int {
+	major, minor, ok := strings.Cut(name, ".")
+	n, err := strconv.Atoi(minor)
+	if !ok || major != "1" || err != nil {
+		return -1
+	}
+	return n
 }

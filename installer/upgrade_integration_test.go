@@ -18,8 +18,13 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
+	"errors"
+	"slices"
+
 	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/installer/apply"
+	"github.com/tmbox/tmbox/internal/testcluster"
+	corev1 "k8s.io/api/core/v1"
 )
 
 func upgrade(t *testing.T, cfg *rest.Config, to string, mut func(*Upgrade)) error {
@@ -321,6 +326,67 @@ func assertNoTmboxWrites(t *testing.T, before, after map[string]liveObject) {
 			t.Errorf("%s disappeared", k)
 		} else if now.TmboxWrite != o.TmboxWrite {
 			t.Errorf("tmbox wrote %s (resourceVersion %s → %s)", k, o.ResourceVersion, now.ResourceVersion)
+		}
+	}
+}
+
+// TestIntegrationRollbackOnlyTouched: a hop that fails in Istio (the node
+// tainted, a 20 s budget) rolls back Istio alone: no Knative Job is created
+// during the rollback, and once the taint is gone every component is
+// healthy at the start release without re-running the upgrade.
+func TestIntegrationRollbackOnlyTouched(t *testing.T) {
+	shared := suite.Cluster(t)
+	c := testcluster.StartT(t, testcluster.Options{Nodes: 1, BinDir: shared.BinDir, SharedWebhookStandIn: shared.WebhookStandIn})
+	cfg := c.Config
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	if _, err := install(t, cfg, "1.22", nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	taint := corev1.Taint{Key: "tmbox.dev/test-no-schedule", Effect: corev1.TaintEffectNoSchedule}
+	setTaint := func(on bool) {
+		t.Helper()
+		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range nodes.Items {
+			n.Spec.Taints = slices.DeleteFunc(n.Spec.Taints, func(x corev1.Taint) bool { return x.Key == taint.Key })
+			if on {
+				n.Spec.Taints = append(n.Spec.Taints, taint)
+			}
+			if _, err := cs.CoreV1().Nodes().Update(ctx, &n, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	setTaint(true)
+	jobs := watchJobs(t, cs)
+	defer jobs.stop()
+	err := upgrade(t, cfg, "1.23", func(u *Upgrade) { u.PhaseTimeout = 20 * time.Second })
+	var rb *RolledBackError
+	if !errors.As(err, &rb) || rb.To != "1.22" {
+		t.Fatalf("upgrade: %v, want a hop rolled back to 1.22", err)
+	}
+	if !strings.Contains(err.Error(), "istio") {
+		t.Errorf("error %q does not say the hop failed in istio", err)
+	}
+	jobs.mu.Lock()
+	for k, n := range jobs.created {
+		if strings.Contains(k, "-rollback ") {
+			t.Errorf("the rollback created %d Job(s) %s", n, k)
+		}
+	}
+	jobs.mu.Unlock()
+	setTaint(false)
+	checkAtRelease(t, cfg, "1.22")
+	st, err := (&GetStatus{Config: cfg}).Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, comp := range st.Components {
+		if comp.Release != "1.22" || !comp.Healthy {
+			t.Errorf("component %s at %s healthy %v, want healthy at 1.22", comp.Name, comp.Release, comp.Healthy)
 		}
 	}
 }

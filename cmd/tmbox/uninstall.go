@@ -16,6 +16,10 @@ func newUninstallCmd(g *globalOptions) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			u.Kubeconfig, u.Context = g.kubeconfig, g.context
 			u.Reporter = &installer.PlainReporter{W: cmd.ErrOrStderr()}
+			if u.DryRun {
+				u.Reporter = &installer.PlainReporter{W: cmd.OutOrStdout()}
+				return u.Run(cmd.Context())
+			}
 			q := "Uninstall Istio, Knative and TriggerMesh (keeping CRDs and custom resources)?"
 			if u.Purge {
 				q = "Uninstall Istio, Knative and TriggerMesh, and DELETE their CRDs with every custom resource?"
@@ -28,5 +32,6 @@ func newUninstallCmd(g *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&u.Purge, "purge", false, "also delete the CRDs, and with them every custom resource")
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	cmd.Flags().BoolVar(&u.DryRun, "dry-run", false, "list what would be deleted, delete nothing")
 	return cmd
 }

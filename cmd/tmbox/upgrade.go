@@ -35,7 +35,7 @@ hop is verified before anything is written. See docs/upgrade.md.`,
 			}
 			up.CatalogFile, up.Kubeconfig, up.Context = g.catalogFile, g.kubeconfig, g.context
 			up.Platform, up.ResetPlatform = pf.settings(cmd.Flags(), g.platform), pf.resetPlatform
-			if !yes && output == "text" && interactive(cmd) {
+			if !yes && !up.DryRun && output == "text" && interactive(cmd) {
 				b := &wizardBackend{g: g, mode: tui.ModeUpgrade, base: up.Options, allowDowngrade: up.AllowDowngrade, noRollback: up.NoRollback}
 				a := initialAnswers(g, up.Options)
 				a.Target = tui.TargetExisting
@@ -46,6 +46,14 @@ hop is verified before anything is written. See docs/upgrade.md.`,
 			}
 			up.Logger = g.logger(cmd.ErrOrStderr())
 			up.Reporter = reporter(cmd, output)
+			if up.DryRun && output == "text" {
+				// The plan as tmbox plan --to --details prints it.
+				plan, err := up.Plan(cmd.Context(), true)
+				if plan == nil {
+					return err
+				}
+				return showPlan(cmd.OutOrStdout(), "table", plan, err, func(w io.Writer) { printUpgradePlan(w, plan, true) })
+			}
 			up.Confirm = func(p *installer.UpgradePlan) error {
 				if output == "text" {
 					printUpgradePlan(cmd.ErrOrStderr(), p, false)
@@ -69,6 +77,11 @@ hop is verified before anything is written. See docs/upgrade.md.`,
 	f.StringVar(&up.TriggerMeshRegistry, "triggermesh-registry", "", "registry of rebuilt TriggerMesh images")
 	f.DurationVar(&up.PhaseTimeout, "timeout", 0, "time budget for each phase to become ready (default 10m)")
 	f.BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	f.BoolVar(&up.DryRun, "dry-run", false, "show the plan (as tmbox plan --to --details), change nothing")
+	f.StringVar(&up.Bundle, "bundle", "", "upgrade from this bundle file (tmbox bundle create --from … --to …); verified before anything is read from it")
+	f.StringVar(&up.BundleKey, "bundle-key", "", "ed25519 public key (PEM) the bundle's signature must verify with")
+	f.BoolVar(&up.RequireSignature, "require-signature", false, "refuse an unsigned bundle")
+	f.StringVar(&up.Registry, "registry", "", "push the bundle's images to HOST[:PORT][/PREFIX] (default: the registry the install used)")
 	addPlatformFlags(f, &pf)
 	addResetFlag(f, &pf)
 	outputFlag(cmd, &output, "text", "json")
