@@ -69,6 +69,7 @@ func (in *Install) Run(ctx context.Context) (*Result, error) {
 		e.state.Platform = e.platformState()
 		if e.kind != nil {
 			e.state.KindCluster = e.kind.Config.Name
+			e.state.HostAddress = kindHostAddress(e.kind.Config.ListenAddress, e.kind.Config.HTTPPort)
 		}
 		e.state.URLPattern = e.urlPattern()
 		e.state.Registry = e.opts.Registry
@@ -76,7 +77,7 @@ func (in *Install) Run(ctx context.Context) (*Result, error) {
 	if err := e.endOperation(ctx, err); err != nil {
 		return nil, err
 	}
-	return e.result(), nil
+	return e.result(ctx), nil
 }
 
 // Plan says what Run would do, phase by phase, as data, and writes
@@ -138,7 +139,7 @@ func (e *env) open(ctx context.Context) error {
 }
 
 // result is what the install converged to.
-func (e *env) result() *Result {
+func (e *env) result(ctx context.Context) *Result {
 	res := &Result{Release: e.release.Name, Target: e.provider.Describe()}
 	for _, c := range e.release.ComponentList() {
 		if slices.Contains(e.opts.Components, c.Name) {
@@ -147,6 +148,13 @@ func (e *env) result() *Result {
 	}
 	if e.kind != nil {
 		res.Kubeconfig = e.kind.KubeconfigPath()
+	}
+	if e.state != nil {
+		res.URLPattern = e.state.URLPattern
+		if e.connected() {
+			in := ingressOf(ctx, e.client, e.state.HostAddress)
+			res.Ingress = &in
+		}
 	}
 	return res
 }

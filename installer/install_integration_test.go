@@ -204,6 +204,9 @@ func TestIntegrationLifecycle(t *testing.T) {
 	if !st.Healthy || st.Release != "1.21" || len(st.Components) != 6 {
 		t.Fatalf("status after install: %+v", st)
 	}
+	if st.Ingress == nil || st.Ingress.Type != "LoadBalancer" || len(st.Ingress.Addresses) == 0 || !strings.HasPrefix(st.Ingress.Endpoint, "http://"+testcluster.LoadBalancerAddressPrefix) {
+		t.Errorf("status ingress after install: %+v", st.Ingress)
+	}
 	for _, comp := range st.Components {
 		pinned, _ := rel.Component(comp.Name)
 		if !comp.Healthy || comp.Version != pinned.Version || comp.Workloads == 0 {

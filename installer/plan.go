@@ -58,6 +58,10 @@ type Result struct {
 	// Kubeconfig is the kubeconfig of a cluster tmbox created ("" for an
 	// existing cluster).
 	Kubeconfig string `json:"kubeconfig,omitempty"`
+	// URLPattern is where functions are reachable ("" without a domain).
+	URLPattern string `json:"urlPattern,omitempty"`
+	// Ingress is the gateway functions are reached through.
+	Ingress *Ingress `json:"ingress,omitempty"`
 }
 
 // ComponentVersion is a component at a version.

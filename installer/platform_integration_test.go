@@ -27,6 +27,8 @@ import (
 	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/installer/apply"
 	"github.com/tmbox/tmbox/installer/settings"
+	"github.com/tmbox/tmbox/internal/testcluster"
+	"github.com/tmbox/tmbox/preflight"
 )
 
 // writeCert writes a self-signed certificate and its key as PEM files.
@@ -328,6 +330,9 @@ func TestIntegrationPlatformSettings(t *testing.T) {
 	if st.URLPattern != "https://{name}.{namespace}.apps.example.com" || st.Platform == nil || st.Platform.Domain != s.Domain {
 		t.Errorf("status: url %q platform %+v", st.URLPattern, st.Platform)
 	}
+	if st.Ingress == nil || st.Ingress.Type != "NodePort" || st.Ingress.HTTPNodePort == 0 || !st.Healthy {
+		t.Errorf("status: healthy %v ingress %+v", st.Healthy, st.Ingress)
+	}
 
 	t.Run("a re-run with the same settings writes nothing", func(t *testing.T) {
 		before := snapshot(t, cfg)
@@ -453,4 +458,56 @@ spec:
 		}
 	}
 	assertNoTmboxWrites(t, before, snapshot(t, cfg))
+}
+
+// TestIntegrationIngressPending: on a cluster with no load-balancer
+// implementation, the gateway's LoadBalancer Service stays pending:
+// status says so and is unhealthy, preflight warns; a NodePort gateway
+// needs none.
+func TestIntegrationIngressPending(t *testing.T) {
+	shared := suite.Cluster(t)
+	c := testcluster.StartT(t, testcluster.Options{Nodes: 1, NoLoadBalancer: true, BinDir: shared.BinDir, SharedWebhookStandIn: shared.WebhookStandIn})
+	comps := []string{catalog.Istio, catalog.KnativeServing, catalog.NetIstio}
+	rep, err := (&Preflight{Options: Options{Release: "1.21", Mirror: mirrorDir(t), Components: comps}, Config: c.Config}).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range rep.Results {
+		if r.Name == preflight.CheckLoadBalancer {
+			found = true
+			if r.Status != preflight.StatusWarn {
+				t.Errorf("load-balancer check %s: %s, want a warning", r.Status, r.Message)
+			}
+		}
+	}
+	if !found {
+		t.Error("no load-balancer check")
+	}
+	if _, err := install(t, c.Config, "1.21", func(o *Options) { o.Components = comps }); err != nil {
+		t.Fatal(err)
+	}
+	st, err := (&GetStatus{Config: c.Config}).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Healthy || st.Ingress == nil || !strings.Contains(st.Ingress.Problem, "LoadBalancer still waiting for an address") {
+		t.Errorf("status healthy %v ingress %+v, want unhealthy with a pending LoadBalancer", st.Healthy, st.Ingress)
+	}
+	for _, comp := range st.Components {
+		if !comp.Healthy {
+			t.Errorf("component %s unhealthy: %v", comp.Name, comp.Problems)
+		}
+	}
+	cf := &Configure{Options: Options{Mirror: mirrorDir(t), PhaseTimeout: 2 * time.Minute, Platform: settings.Settings{Gateway: &settings.Gateway{Type: "NodePort"}}}, Config: c.Config}
+	if _, err := cf.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st, err = (&GetStatus{Config: c.Config}).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Healthy || st.Ingress.Type != "NodePort" || !strings.HasPrefix(st.Ingress.Endpoint, "http://NODE-ADDRESS:") {
+		t.Errorf("after --gateway-type NodePort: healthy %v ingress %+v", st.Healthy, st.Ingress)
+	}
 }

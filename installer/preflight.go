@@ -141,6 +141,12 @@ func (e *env) clusterTarget() preflight.ClusterTarget {
 	}
 	if p := e.render.platform; p != nil {
 		t.Domain = p.Settings.Domain
+		if g := p.Settings.Gateway; g != nil {
+			t.GatewayType = g.Type
+		}
+	}
+	if e.kind != nil || e.render.kindNodePorts {
+		t.GatewayType = "NodePort"
 	}
 	if e.desired != nil {
 		t.Objects = e.desired.unstructured()

@@ -48,6 +48,9 @@ type State struct {
 	// "http://{name}.{namespace}.127.0.0.1.sslip.io" ("" without a domain:
 	// only inside the cluster).
 	URLPattern string `json:"urlPattern,omitempty"`
+	// HostAddress is, on a kind cluster tmbox made, the host address kind
+	// maps to the gateway's HTTP port ("127.0.0.1:80").
+	HostAddress string `json:"hostAddress,omitempty"`
 	// Registry is the private registry the release's images run from
 	// (an install from a bundle with --registry); later runs use it
 	// unless given another, and refuse to run without a bundle.

@@ -24,6 +24,9 @@ type Status struct {
 	// URLPattern is where functions are reachable ("" when only inside
 	// the cluster: no domain is set).
 	URLPattern string `json:"urlPattern,omitempty"`
+	// Ingress is the gateway functions are reached through (nil when
+	// nothing is installed).
+	Ingress *Ingress `json:"ingress,omitempty"`
 }
 
 // ComponentStatus is one installed component's version and health.
@@ -58,6 +61,11 @@ func (g *GetStatus) Run(ctx context.Context) (*Status, error) {
 	}
 	if len(st.Components) == 0 {
 		return s, nil
+	}
+	in := ingressOf(ctx, e.client, st.HostAddress)
+	s.Ingress = &in
+	if in.Problem != "" {
+		s.Healthy = false
 	}
 	for _, name := range catalog.ComponentNames() {
 		cs, ok := st.Components[name]

@@ -30,6 +30,7 @@ const (
 	CheckStorageClass      = "default-storageclass"
 	CheckForeignInstall    = "foreign-install"
 	CheckDomain            = "knative-domain"
+	CheckLoadBalancer      = "load-balancer"
 )
 
 // ClusterTarget is what cluster checks look at.
@@ -58,6 +59,9 @@ type ClusterTarget struct {
 	// Domain is the Knative domain the run sets ("": none, so functions
 	// are reachable only inside the cluster).
 	Domain string
+	// GatewayType is the ingress gateway Service's type the run sets
+	// ("" is LoadBalancer, the default on an existing cluster).
+	GatewayType string
 }
 
 // Product identifies an installed product by its controller's image.
@@ -81,7 +85,39 @@ func ClusterChecks(t ClusterTarget) []Check {
 		New(CheckStorageClass, CategoryCluster, c.gated(c.storageClass)),
 		New(CheckForeignInstall, CategoryCluster, c.gated(c.foreign)),
 		New(CheckDomain, CategoryCluster, c.domain),
+		New(CheckLoadBalancer, CategoryCluster, c.gated(c.loadBalancer)),
 	}
+}
+
+// loadBalancer warns when the gateway is a LoadBalancer Service and
+// nothing shows the cluster can give it an address: no LoadBalancer
+// Service has one, no node names a cloud provider, no MetalLB.
+func (c *clusterChecks) loadBalancer(ctx context.Context) Result {
+	if c.t.GatewayType != "" && c.t.GatewayType != "LoadBalancer" {
+		return Pass("the gateway is a %s Service: no load balancer needed", c.t.GatewayType)
+	}
+	svcs, err := c.t.Client.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return Warn("", "cannot list Services: %v", err)
+	}
+	for _, s := range svcs.Items {
+		if s.Spec.Type == "LoadBalancer" && len(s.Status.LoadBalancer.Ingress) > 0 {
+			return Pass("LoadBalancer Service %s/%s has an address: the cluster allocates load balancers", s.Namespace, s.Name)
+		}
+	}
+	nodes, err := c.t.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err == nil {
+		for _, n := range nodes.Items {
+			if p, _, ok := strings.Cut(n.Spec.ProviderID, "://"); ok && p != "" && p != "kind" && p != "kwok" {
+				return Pass("node %s runs on cloud provider %s, which allocates load balancers", n.Name, p)
+			}
+		}
+	}
+	if _, err := c.t.Client.CoreV1().Namespaces().Get(ctx, "metallb-system", metav1.GetOptions{}); err == nil {
+		return Pass("MetalLB is installed (namespace metallb-system)")
+	}
+	return Warn("install a load-balancer implementation (MetalLB, a cloud controller), or use --gateway-type NodePort",
+		"nothing shows this cluster allocates load balancers: the ingress gateway's LoadBalancer Service may stay pending, and functions unreachable from outside")
 }
 
 // domain warns when functions will get cluster-local URLs only.

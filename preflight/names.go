@@ -5,6 +5,6 @@ package preflight
 func CheckNames() []string {
 	return []string{
 		CheckOSArch, CheckCPU, CheckMemory, CheckDisk, CheckContainerEngine, CheckCgroups, CheckInotify, CheckPorts, CheckProxy,
-		CheckClusterReachable, CheckKubernetesVersion, CheckRBAC, CheckNodesReady, CheckCapacity, CheckStorageClass, CheckForeignInstall, CheckDomain,
+		CheckClusterReachable, CheckKubernetesVersion, CheckRBAC, CheckNodesReady, CheckCapacity, CheckStorageClass, CheckForeignInstall, CheckDomain, CheckLoadBalancer,
 	}
 }

@@ -40,7 +40,10 @@ shapes are written; --dry-run shows which. See docs/configuration.md.`,
 			if err := confirm(cmd, yes, "Change the settings of the installed release?"); err != nil {
 				return err
 			}
-			_, err := c.Run(cmd.Context())
+			res, err := c.Run(cmd.Context())
+			if err == nil && res != nil && output == "text" {
+				printIngress(cmd.OutOrStdout(), res.URLPattern, res.Ingress)
+			}
 			return err
 		}),
 	}

@@ -64,7 +64,12 @@ interrupted install picks up where it stopped.`,
 					return err
 				}
 			}
-			_, err := in.Run(cmd.Context())
+			res, err := in.Run(cmd.Context())
+			if err == nil && res != nil && output == "text" {
+				w := cmd.OutOrStdout()
+				printIngress(w, res.URLPattern, res.Ingress)
+				printNext(w, res.URLPattern, res.Ingress)
+			}
 			return err
 		}),
 	}

@@ -72,6 +72,9 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 						bad = append(bad, c.Name)
 					}
 				}
+				if st.Ingress != nil && st.Ingress.Problem != "" {
+					bad = append(bad, "ingress ("+st.Ingress.Problem+")")
+				}
 				return fmt.Errorf("unhealthy: %s", strings.Join(append(bad, unfinished(st)...), ", "))
 			}
 			return nil
@@ -97,10 +100,8 @@ func orDash(s string) string {
 
 // printPlatform prints where functions live and the settings in effect.
 func printPlatform(w io.Writer, st *installer.Status) {
-	if st.URLPattern != "" {
-		fmt.Fprintf(w, "Functions: %s\n", st.URLPattern)
-	} else if st.Release != "" {
-		fmt.Fprintln(w, "Functions: reachable only inside the cluster (no domain set: tmbox configure --domain)")
+	if st.Release != "" {
+		printIngress(w, st.URLPattern, st.Ingress)
 	}
 	p := st.Platform
 	if p == nil {

@@ -64,6 +64,10 @@ type Options struct {
 	// SharedWebhookStandIn makes a second cluster in the same network
 	// namespace use another cluster's stand-in (there is one port 443).
 	SharedWebhookStandIn *WebhookStandIn
+	// NoLoadBalancer starts the cluster without the load-balancer stand-in:
+	// LoadBalancer Services stay pending, as on a cluster with no
+	// load-balancer implementation.
+	NoLoadBalancer bool
 	// BinDir holds the binaries (see hack/build-testcluster.sh). Default:
 	// $TMBOX_TESTCLUSTER_BIN, else the script is run to build or find them.
 	BinDir string
@@ -108,6 +112,7 @@ type Cluster struct {
 	opts        Options
 	ca          *authority
 	procs       []*process
+	lb          *loadBalancerStandIn
 	apiServer   string
 	ownsStandIn bool
 }
@@ -172,6 +177,11 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	if err := c.waitUsable(ctx); err != nil {
 		return c, err
+	}
+	if !opts.NoLoadBalancer {
+		if c.lb, err = startLoadBalancerStandIn(c.Config); err != nil {
+			return c, err
+		}
 	}
 	return c, nil
 }
@@ -423,6 +433,9 @@ func (c *Cluster) Stop() error { return c.stop(c.opts.KeepDir) }
 
 func (c *Cluster) stop(keep bool) error {
 	var errs []error
+	if c.lb != nil {
+		c.lb.stop()
+	}
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		c.procs[i].stop(10 * time.Second)
 	}
