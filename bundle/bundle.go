@@ -1,8 +1,10 @@
 // Package bundle is the air-gap bundle file: Create writes one (a manifest
 // of every entry's size and sha256, an optional ed25519 signature, the
-// release's catalog, its assets and an OCI layout of its images), Verify and
-// Extract read one while checking every byte against the manifest, Inspect
-// reads only the manifest, and Push copies its images to a registry.
+// catalog of the release or releases it carries, their assets and an OCI
+// layout of their images), Verify and Extract read one while checking every
+// byte against the manifest, Inspect reads only the manifest, and Push
+// copies its images to a registry. CreateMirror writes the other air-gap
+// artefact, a mirror directory of a release's assets.
 package bundle
 
 import (
@@ -44,10 +46,11 @@ const (
 	// encoding of the ed25519 signature of the manifest entry's bytes.
 	SignatureName = "tmbox-bundle.json.sig"
 	// CatalogName is the catalog entry: a catalog holding only the
-	// bundle's release and its components.
+	// bundle's releases and their components.
 	CatalogName = "catalog.yaml"
-	// AssetsDir holds the release's assets laid out as a Mirror
-	// reads them (assets/<Asset.Path>).
+	// AssetsDir holds the releases' assets laid out as a Mirror
+	// reads them (assets/<Asset.Path>); a file several releases share is
+	// stored once.
 	AssetsDir = "assets"
 	// ImagesDir holds the images as an OCI image layout
 	// (images/oci-layout, images/index.json, images/blobs/sha256/<hex>).
@@ -59,27 +62,48 @@ const (
 // spells it.
 const refNameAnnotation = "org.opencontainers.image.ref.name"
 
-// Manifest describes an air-gap bundle: the release it carries and the
-// size and sha256 of every file and image in it. It is the bundle's first
-// entry, and what the signature signs.
+// Manifest describes an air-gap bundle: the release or releases it
+// carries and the size and sha256 of every file and image in it. It is the
+// bundle's first entry, and what the signature signs.
+//
+// Release, Components and KindNodeImage describe the bundle's newest
+// release, so a reader of single-release bundles reads a multi-release one
+// as a bundle of its newest release; Releases lists every release only when
+// there are several (it is omitted for one, so a single-release manifest is
+// byte for byte what it was before multi-release bundles existed).
 type Manifest struct {
 	// Schema is Schema.
 	Schema string `json:"schema"`
-	// Release is the catalog release the bundle carries, e.g. "1.22".
+	// Release is the catalog release the bundle carries, e.g. "1.22"; the
+	// newest of Releases when there are several.
 	Release string `json:"release"`
-	// Components are the release's pinned components, in install order.
+	// Components are Release's pinned components, in install order.
 	Components []catalog.ComponentRef `json:"components"`
-	// KindNodeImage is the release's kind node image (also in Images).
+	// KindNodeImage is Release's kind node image (also in Images).
 	KindNodeImage string `json:"kindNodeImage"`
+	// Releases lists every release of a multi-release bundle, oldest
+	// first; the last is Release. Empty for a single-release bundle (see
+	// ReleaseEntries).
+	Releases []ReleaseEntry `json:"releases,omitempty"`
 	// Platforms are the image platforms the bundle holds, e.g.
 	// "linux/amd64", sorted.
 	Platforms []string `json:"platforms"`
 	// Files lists every tar entry except the manifest and the signature,
 	// sorted by path.
 	Files []File `json:"files"`
-	// Images lists every image of the release and the kind node image,
-	// sorted by reference.
+	// Images lists every image of every release and each release's kind
+	// node image, sorted by reference, each once.
 	Images []Image `json:"images"`
+}
+
+// ReleaseEntry is one release of a multi-release bundle.
+type ReleaseEntry struct {
+	// Name is the catalog release, e.g. "1.22".
+	Name string `json:"name"`
+	// Components are the release's pinned components, in install order.
+	Components []catalog.ComponentRef `json:"components"`
+	// KindNodeImage is the release's kind node image (also in Images).
+	KindNodeImage string `json:"kindNodeImage"`
 }
 
 // File is one file of a bundle.
@@ -110,11 +134,16 @@ type Image struct {
 
 // CreateOptions configures Create.
 type CreateOptions struct {
-	// Catalog holds the release; required.
+	// Catalog holds the releases; required.
 	Catalog *catalog.Catalog
-	// Release names the release to bundle; required.
+	// Release names the release to bundle when Releases is empty. When
+	// Releases is set, Release may be empty, or must be one of them.
 	Release string
-	// Source delivers the release's assets; each is verified against its
+	// Releases names every release to bundle, in any order (duplicates
+	// are ignored); the bundle holds them oldest first. Empty means
+	// Release alone.
+	Releases []string
+	// Source delivers the releases' assets; each is verified against its
 	// pin with Fetch. Required.
 	Source catalog.Source
 	// Platforms are the image platforms to store, as "os/arch[/variant]"
@@ -135,12 +164,14 @@ type CreateOptions struct {
 	Progress func(done, total int, what string)
 }
 
-// Create writes the air-gap bundle of a release to w and returns its
-// manifest. The bundle is an uncompressed tar holding the manifest, its
-// signature when opts.SignKey is set, a catalog with only the release, every
-// asset of the release (optional ones included) verified against its pin,
-// and every image of the release plus the kind node image as an OCI image
-// layout, so layers shared between images are stored once.
+// Create writes the air-gap bundle of one release, or of several, to w
+// and returns its manifest. The bundle is an uncompressed tar holding the
+// manifest, its signature when opts.SignKey is set, a catalog with only the
+// bundled releases, every asset of every release (optional ones included)
+// verified against its pin, a file that several releases share stored
+// once, and every image of every release plus each release's kind node
+// image as one OCI image layout, each image once, so layers shared between
+// images (of one release or of several) are stored once.
 //
 // Images are pulled with opts.RemoteOptions. A single-platform image is
 // stored as the registry serves it (its digest is preserved), whatever
@@ -151,10 +182,11 @@ type CreateOptions struct {
 // manifests, which gives it a new digest. Every requested platform must be
 // present. A reference pinned by digest must resolve to exactly that digest.
 //
-// The output is reproducible: the same catalog, assets, images, platforms
-// and key give the same bytes. On error, w may hold a partial bundle;
-// callers write to a temporary file and rename it when Create
-// succeeds.
+// The output is reproducible: the same catalog, releases, assets, images,
+// platforms and key give the same bytes, and a bundle of one release is
+// the same whether it was asked for with Release or with a one-element
+// Releases. On error, w may hold a partial bundle; callers write to a
+// temporary file and rename it when Create succeeds.
 func Create(ctx context.Context, w io.Writer, opts CreateOptions) (*Manifest, error) {
 	if opts.Catalog == nil {
 		return nil, errors.New("create bundle: no catalog")
@@ -165,7 +197,7 @@ func Create(ctx context.Context, w io.Writer, opts CreateOptions) (*Manifest, er
 	if opts.SignKey != nil && len(opts.SignKey) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("create bundle: signing key has %d bytes, want %d", len(opts.SignKey), ed25519.PrivateKeySize)
 	}
-	rel, err := opts.Catalog.Release(opts.Release)
+	rels, err := bundleReleases(opts.Catalog, opts.Release, opts.Releases)
 	if err != nil {
 		return nil, fmt.Errorf("create bundle: %w", err)
 	}
@@ -184,8 +216,11 @@ func Create(ctx context.Context, w io.Writer, opts CreateOptions) (*Manifest, er
 	defer os.RemoveAll(scratch)
 	root := filepath.Join(scratch, "bundle")
 
-	assets := releaseAssets(rel)
-	images := bundleImageRefs(rel)
+	assets, err := uniqueAssets(rels)
+	if err != nil {
+		return nil, fmt.Errorf("create bundle: %w", err)
+	}
+	images := bundleImageRefs(rels...)
 	total := len(assets) + len(images) + 1
 	done := 0
 	step := func(what string) {
@@ -196,19 +231,10 @@ func Create(ctx context.Context, w io.Writer, opts CreateOptions) (*Manifest, er
 	}
 
 	// Assets, verified against their pins.
-	seen := map[string]catalog.Asset{}
 	for _, a := range assets {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("create bundle: %w", err)
 		}
-		if prev, dup := seen[a.Path]; dup {
-			if prev.SHA256 != a.SHA256 || prev.Size != a.Size {
-				return nil, fmt.Errorf("create bundle: asset path %s is pinned twice with different digests", a.Path)
-			}
-			step("asset " + a.Path)
-			continue
-		}
-		seen[a.Path] = a
 		if !safeBundlePath(path.Join(AssetsDir, a.Path)) {
 			return nil, fmt.Errorf("create bundle: asset path %q is not a clean relative path", a.Path)
 		}
@@ -223,8 +249,9 @@ func Create(ctx context.Context, w io.Writer, opts CreateOptions) (*Manifest, er
 		step("asset " + a.Path)
 	}
 
-	// The release's catalog.
-	catData, err := opts.Catalog.Subset(rel.Name)
+	// The releases' catalog.
+	names := releaseNames(rels)
+	catData, err := opts.Catalog.Subset(names...)
 	if err != nil {
 		return nil, fmt.Errorf("create bundle: %w", err)
 	}
@@ -242,14 +269,20 @@ func Create(ctx context.Context, w io.Writer, opts CreateOptions) (*Manifest, er
 	if err != nil {
 		return nil, fmt.Errorf("create bundle: %w", err)
 	}
+	newest := rels[len(rels)-1]
 	m := &Manifest{
 		Schema:        Schema,
-		Release:       rel.Name,
-		Components:    slices.Clone(rel.Components),
-		KindNodeImage: rel.KindNodeImage,
+		Release:       newest.Name,
+		Components:    slices.Clone(newest.Components),
+		KindNodeImage: newest.KindNodeImage,
 		Platforms:     platformStrings(platforms),
 		Files:         files,
 		Images:        pulled,
+	}
+	if len(rels) > 1 {
+		for _, r := range rels {
+			m.Releases = append(m.Releases, ReleaseEntry{Name: r.Name, Components: slices.Clone(r.Components), KindNodeImage: r.KindNodeImage})
+		}
 	}
 	if err := m.validate(); err != nil {
 		return nil, fmt.Errorf("create bundle: internal error: %w", err)
@@ -266,8 +299,44 @@ func Create(ctx context.Context, w io.Writer, opts CreateOptions) (*Manifest, er
 		return nil, fmt.Errorf("create bundle: %w", err)
 	}
 	step("bundle written")
-	log.Info("bundle created", "release", rel.Name, "files", len(files), "images", len(pulled), "signed", sig != nil)
+	log.Info("bundle created", "releases", strings.Join(names, ","), "files", len(files), "images", len(pulled), "signed", sig != nil)
 	return m, nil
+}
+
+// bundleReleases resolves CreateOptions' Release and Releases to catalog
+// releases, unique, in catalog order (oldest first: the catalog refuses
+// releases out of order).
+func bundleReleases(cat *catalog.Catalog, release string, releases []string) ([]*catalog.Release, error) {
+	if len(releases) == 0 {
+		if release == "" {
+			return nil, errors.New("no release named")
+		}
+		releases = []string{release}
+	} else if release != "" && !slices.Contains(releases, release) {
+		return nil, fmt.Errorf("release %s is not among the releases %s", catalog.QuoteShort(release), strings.Join(releases, ", "))
+	}
+	want := map[string]bool{}
+	for _, name := range releases {
+		if _, err := cat.Release(name); err != nil {
+			return nil, err
+		}
+		want[name] = true
+	}
+	var out []*catalog.Release
+	for i := range cat.Releases {
+		if want[cat.Releases[i].Name] {
+			out = append(out, &cat.Releases[i])
+		}
+	}
+	return out, nil
+}
+
+func releaseNames(rels []*catalog.Release) []string {
+	out := make([]string, len(rels))
+	for i, r := range rels {
+		out[i] = r.Name
+	}
+	return out
 }
 
 // releaseAssets lists every asset of the release, optional ones included,
@@ -280,10 +349,35 @@ func releaseAssets(r *catalog.Release) []catalog.Asset {
 	return out
 }
 
-// bundleImageRefs is every image of the release plus its kind node image,
-// sorted and unique.
-func bundleImageRefs(r *catalog.Release) []string {
-	refs := append(r.Images(), r.KindNodeImage)
+// uniqueAssets lists every asset of the releases, optional ones included,
+// in release and install order, each path once. A path pinned twice with
+// different sizes or digests is an error.
+func uniqueAssets(rels []*catalog.Release) ([]catalog.Asset, error) {
+	seen := map[string]catalog.Asset{}
+	var out []catalog.Asset
+	for _, r := range rels {
+		for _, a := range releaseAssets(r) {
+			if prev, dup := seen[a.Path]; dup {
+				if prev.SHA256 != a.SHA256 || prev.Size != a.Size {
+					return nil, fmt.Errorf("asset path %s is pinned twice with different digests", a.Path)
+				}
+				continue
+			}
+			seen[a.Path] = a
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// bundleImageRefs is every image of the releases plus each one's kind node
+// image, sorted and unique.
+func bundleImageRefs(rels ...*catalog.Release) []string {
+	var refs []string
+	for _, r := range rels {
+		refs = append(refs, r.Images()...)
+		refs = append(refs, r.KindNodeImage)
+	}
 	slices.Sort(refs)
 	return slices.Compact(refs)
 }

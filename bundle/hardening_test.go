@@ -326,7 +326,21 @@ func FuzzDecodeManifest(f *testing.F) {
 	if _, err := decodeManifest(valid, DefaultMaxFileSize); err != nil {
 		f.Fatalf("the seed manifest is invalid: %v", err)
 	}
+	multi := fuzzManifest()
+	multi.Releases = []ReleaseEntry{
+		{Name: "1.29", Components: multi.Components, KindNodeImage: multi.KindNodeImage},
+		{Name: "1.30", Components: multi.Components, KindNodeImage: multi.KindNodeImage},
+	}
+	multiData, err := marshalManifest(multi)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := decodeManifest(multiData, DefaultMaxFileSize); err != nil {
+		f.Fatalf("the multi-release seed manifest is invalid: %v", err)
+	}
 	f.Add(valid)
+	f.Add(multiData)
+	f.Add(bytes.Replace(multiData, []byte(`"1.29"`), []byte(`"1.31"`), 1))
 	f.Add(append(bytes.Clone(valid), "{}"...))
 	f.Add(bytes.Replace(valid, []byte(`"linux/amd64"`), []byte(`"../../x"`), 1))
 	f.Add(bytes.Replace(valid, []byte(`"images/index.json"`), []byte(`"images/../index.json"`), 1))

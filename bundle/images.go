@@ -302,6 +302,16 @@ func Push(ctx context.Context, b *Extracted, registry string, opts ...remote.Opt
 	if b == nil || b.Manifest == nil {
 		return nil, errors.New("push bundle images: no bundle")
 	}
+	return PushImages(ctx, b, registry, b.Manifest.Images, opts...)
+}
+
+// PushImages is Push of some of the bundle's images: e.g. one release's
+// (Manifest.ReleaseImages), for one upgrade hop. Every image must be one
+// the manifest lists, with its stored digest.
+func PushImages(ctx context.Context, b *Extracted, registry string, images []Image, opts ...remote.Option) (map[string]string, error) {
+	if b == nil || b.Manifest == nil {
+		return nil, errors.New("push bundle images: no bundle")
+	}
 	lp, err := layout.FromPath(b.LayoutDir)
 	if err != nil {
 		return nil, fmt.Errorf("push bundle images: %w", err)
@@ -315,10 +325,13 @@ func Push(ctx context.Context, b *Extracted, registry string, opts ...remote.Opt
 		return nil, fmt.Errorf("push bundle images: %w", err)
 	}
 	ropts := append(slices.Clone(opts), remote.WithContext(ctx))
-	out := make(map[string]string, len(b.Manifest.Images))
-	for _, img := range b.Manifest.Images {
+	out := make(map[string]string, len(images))
+	for _, img := range images {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("push bundle images: %w", err)
+		}
+		if !slices.Contains(b.Manifest.Images, img) {
+			return nil, fmt.Errorf("push bundle images: %s (%s) is not an image of the bundle", img.Ref, img.Digest)
 		}
 		if stored[img.Ref] != img.Digest {
 			return nil, fmt.Errorf("push bundle images: %s: the layout does not hold %s", img.Ref, img.Digest)

@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/hashicorp/go-version"
 	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/internal/ctxio"
 )
@@ -103,8 +104,10 @@ type Extracted struct {
 	AssetsDir string
 	// LayoutDir is the OCI image layout holding the images.
 	LayoutDir string
-	// CatalogFile is the catalog holding only the bundle's release.
+	// CatalogFile is the catalog holding only the bundle's releases.
 	CatalogFile string
+	// Catalog is CatalogFile, parsed and checked against the manifest.
+	Catalog *catalog.Catalog
 	// Signed reports whether the bundle carries a signature. It was
 	// checked against VerifyOptions.PublicKey when one was given.
 	Signed bool
@@ -116,9 +119,10 @@ type Extracted struct {
 // must still be base64 of 64 bytes), every entry's size and sha256 against
 // the manifest, that every file of the manifest is present exactly once and
 // nothing else is, that every OCI blob's name is its sha256, and then
-// everything checkContents checks: the catalog parses and holds the
-// manifest's release with the manifest's images and assets, and the
-// layout's index.json names every image with its stored digest. Entries
+// everything checkContents checks: the catalog parses and holds exactly
+// the manifest's releases (each with the manifest's components and kind
+// node image) with the manifest's images and assets, and the layout's
+// index.json names every image with its stored digest and nothing else. Entries
 // that are not regular files, have unsafe paths or claim more than
 // MaxFileSize bytes are refused before their content is read. It returns
 // the first problem as a *Error naming the entry. Extract runs the same
@@ -131,8 +135,8 @@ func Verify(ctx context.Context, r io.Reader, opts VerifyOptions) (*Manifest, er
 	return res.manifest, nil
 }
 
-// Extract verifies the bundle file at path while extracting it into a
-// fresh staging directory under dir, and renames that to
+// Extract verifies the bundle file at path (opened with OpenFile) while
+// extracting it into a fresh staging directory under dir, and renames that to
 // dir/<first 16 hex digits of the manifest's sha256> only when everything
 // verified (replacing an earlier extraction of the same bundle). On any
 // error the staging directory is removed, so nothing of a bad bundle stays
@@ -141,7 +145,7 @@ func Verify(ctx context.Context, r io.Reader, opts VerifyOptions) (*Manifest, er
 // directory holds the manifest and its signature. It checks exactly what
 // Verify checks.
 func Extract(ctx context.Context, path, dir string, opts VerifyOptions) (_ *Extracted, rerr error) {
-	f, err := os.Open(path)
+	f, err := OpenFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("extract bundle: %w", err)
 	}
@@ -192,47 +196,65 @@ func Extract(ctx context.Context, path, dir string, opts VerifyOptions) (_ *Extr
 		AssetsDir:   filepath.Join(final, AssetsDir),
 		LayoutDir:   filepath.Join(final, ImagesDir),
 		CatalogFile: filepath.Join(final, CatalogName),
+		Catalog:     res.catalog,
 		Signed:      res.sig != nil,
 	}, nil
 }
 
 // checkContents checks what digests alone cannot; Verify and Extract
 // both run it (through verifyStream) once every entry verified, so they
-// give the same verdict on every bundle. It checks that:
-//   - the catalog parses and holds exactly the manifest's release, with
-//     the manifest's components and kind node image;
-//   - the manifest's images are exactly that release's images plus its
-//     kind node image;
-//   - the files are what a bundle holds: the catalog, the release's assets
+// give the same verdict on every bundle. It returns the parsed catalog.
+// It checks that:
+//   - the catalog parses and holds exactly the manifest's releases (see
+//     ReleaseEntries), each with the manifest's components and kind node
+//     image;
+//   - the manifest's images are exactly those releases' images plus their
+//     kind node images;
+//   - the files are what a bundle holds: the catalog, the releases' assets
 //     under assets/ (each with the size and sha256 the catalog pins, none
 //     missing), and an OCI layout under images/;
 //   - the layout's oci-layout is an OCI image layout marker, and its
 //     index.json names every image of the manifest with the digest, media
 //     type and size stored for it, and names nothing else.
-func checkContents(m *Manifest, catalogData, indexData, layoutData []byte) error {
+func checkContents(m *Manifest, catalogData, indexData, layoutData []byte) (*catalog.Catalog, error) {
 	cat, err := catalog.Parse(catalogData, CatalogName)
 	if err != nil {
-		return bundleErr(CatalogName, "%v", err)
+		return nil, bundleErr(CatalogName, "%v", err)
 	}
-	if len(cat.Releases) != 1 || cat.Releases[0].Name != m.Release {
-		return bundleErr(CatalogName, "does not hold exactly release %s (it holds %s)", m.Release, strings.Join(cat.ReleaseNames(), ", "))
+	names := m.ReleaseNames()
+	held := releasesLabel(names)
+	if !slices.Equal(cat.ReleaseNames(), names) {
+		return nil, bundleErr(CatalogName, "does not hold exactly %s (it holds %s)", held, strings.Join(cat.ReleaseNames(), ", "))
 	}
-	rel := &cat.Releases[0]
-	if !slices.Equal(rel.Components, m.Components) || rel.KindNodeImage != m.KindNodeImage {
-		return bundleErr(CatalogName, "release %s differs from the manifest's", m.Release)
+	rels := make([]*catalog.Release, 0, len(names))
+	for _, e := range m.ReleaseEntries() {
+		rel, _ := cat.Release(e.Name) // the names are equal
+		if !slices.Equal(rel.Components, e.Components) || rel.KindNodeImage != e.KindNodeImage {
+			return nil, bundleErr(CatalogName, "release %s differs from the manifest's", e.Name)
+		}
+		rels = append(rels, rel)
 	}
-	want := bundleImageRefs(rel)
+	want := bundleImageRefs(rels...)
 	got := make([]string, 0, len(m.Images))
 	for _, img := range m.Images {
 		got = append(got, img.Ref)
 	}
 	if !slices.Equal(got, want) {
-		return bundleErr(ManifestName, "images differ from release %s's images in %s: %s", m.Release, CatalogName, firstDifference(got, want))
+		return nil, bundleErr(ManifestName, "images differ from %s's images in %s: %s", held, CatalogName, firstDifference(got, want))
 	}
 
 	assets := map[string]catalog.Asset{}
-	for _, a := range releaseAssets(rel) {
-		assets[path.Join(AssetsDir, a.Path)] = a
+	pinnedBy := map[string]string{}
+	for _, rel := range rels {
+		for _, a := range releaseAssets(rel) {
+			p := path.Join(AssetsDir, a.Path)
+			if prev, dup := assets[p]; dup && (prev.Size != a.Size || prev.SHA256 != a.SHA256) {
+				return nil, bundleErr(CatalogName, "pins asset %s twice with different digests (releases %s and %s)", a.Path, pinnedBy[p], rel.Name)
+			} else if !dup {
+				pinnedBy[p] = rel.Name
+			}
+			assets[p] = a
+		}
 	}
 	blobSizes := map[string]int64{}
 	listed := map[string]bool{}
@@ -245,18 +267,18 @@ func checkContents(m *Manifest, catalogData, indexData, layoutData []byte) error
 		case strings.HasPrefix(f.Path, AssetsDir+"/"):
 			a, ok := assets[f.Path]
 			if !ok {
-				return bundleErr(f.Path, "is not an asset of release %s in %s", m.Release, CatalogName)
+				return nil, bundleErr(f.Path, "is not an asset of %s in %s", held, CatalogName)
 			}
 			if a.Size != f.Size || a.SHA256 != f.SHA256 {
-				return bundleErr(f.Path, "the manifest lists %d bytes with sha256 %s, but %s pins %d bytes with sha256 %s", f.Size, f.SHA256, CatalogName, a.Size, a.SHA256)
+				return nil, bundleErr(f.Path, "the manifest lists %d bytes with sha256 %s, but %s pins %d bytes with sha256 %s", f.Size, f.SHA256, CatalogName, a.Size, a.SHA256)
 			}
 		default:
-			return bundleErr(f.Path, "is not part of a bundle (%s, assets under %s/, an OCI layout under %s/)", CatalogName, AssetsDir, ImagesDir)
+			return nil, bundleErr(f.Path, "is not part of a bundle (%s, assets under %s/, an OCI layout under %s/)", CatalogName, AssetsDir, ImagesDir)
 		}
 	}
 	for _, p := range slices.Sorted(maps.Keys(assets)) {
 		if !listed[p] {
-			return bundleErr(p, "missing: %s pins it for release %s", CatalogName, m.Release)
+			return nil, bundleErr(p, "missing: %s pins it for release %s", CatalogName, pinnedBy[p])
 		}
 	}
 
@@ -264,40 +286,40 @@ func checkContents(m *Manifest, catalogData, indexData, layoutData []byte) error
 		ImageLayoutVersion string `json:"imageLayoutVersion"`
 	}
 	if err := json.Unmarshal(layoutData, &marker); err != nil || marker.ImageLayoutVersion != ociLayoutVersion {
-		return bundleErr(layoutMarkerName, "not an OCI image layout marker (want {\"imageLayoutVersion\": %q})", ociLayoutVersion)
+		return nil, bundleErr(layoutMarkerName, "not an OCI image layout marker (want {\"imageLayoutVersion\": %q})", ociLayoutVersion)
 	}
 	idx, err := v1.ParseIndexManifest(bytes.NewReader(indexData))
 	if err != nil {
-		return bundleErr(indexName, "not an OCI image index: %v", err)
+		return nil, bundleErr(indexName, "not an OCI image index: %v", err)
 	}
 	stored := make(map[string]v1.Descriptor, len(idx.Manifests))
 	for _, d := range idx.Manifests {
 		ref := d.Annotations[refNameAnnotation]
 		if ref == "" {
-			return bundleErr(indexName, "holds %s without a %s annotation", d.Digest, refNameAnnotation)
+			return nil, bundleErr(indexName, "holds %s without a %s annotation", d.Digest, refNameAnnotation)
 		}
 		if _, dup := stored[ref]; dup {
-			return bundleErr(indexName, "names %s twice", ref)
+			return nil, bundleErr(indexName, "names %s twice", ref)
 		}
 		stored[ref] = d
 	}
 	for _, img := range m.Images {
 		d, ok := stored[img.Ref]
 		if !ok || d.Digest.String() != img.Digest {
-			return bundleErr(indexName, "does not name %s as %s", img.Ref, img.Digest)
+			return nil, bundleErr(indexName, "does not name %s as %s", img.Ref, img.Digest)
 		}
 		if string(d.MediaType) != img.MediaType {
-			return bundleErr(indexName, "names %s with media type %s, the manifest says %s", img.Ref, d.MediaType, img.MediaType)
+			return nil, bundleErr(indexName, "names %s with media type %s, the manifest says %s", img.Ref, d.MediaType, img.MediaType)
 		}
 		if d.Size != blobSizes[img.Digest] {
-			return bundleErr(indexName, "names %s with %d bytes, its blob has %d", img.Ref, d.Size, blobSizes[img.Digest])
+			return nil, bundleErr(indexName, "names %s with %d bytes, its blob has %d", img.Ref, d.Size, blobSizes[img.Digest])
 		}
 		delete(stored, img.Ref)
 	}
 	if len(stored) > 0 {
-		return bundleErr(indexName, "names %s, which the manifest does not list", slices.Sorted(maps.Keys(stored))[0])
+		return nil, bundleErr(indexName, "names %s, which the manifest does not list", slices.Sorted(maps.Keys(stored))[0])
 	}
-	return nil
+	return cat, nil
 }
 
 // ociLayoutVersion is the imageLayoutVersion of an OCI image layout.
@@ -319,12 +341,13 @@ func firstDifference(got, want []string) string {
 	return "they are not sorted and unique"
 }
 
-// Inspect reads only the first entries of the bundle file at path and
+// Inspect reads only the first entries of the bundle file at path (opened
+// with OpenFile) and
 // returns its manifest and whether it is signed. Nothing is verified beyond
 // the manifest's form and the signature's encoding; use Verify or
 // Extract before trusting the contents.
 func Inspect(path string) (*Manifest, bool, error) {
-	f, err := os.Open(path)
+	f, err := OpenFile(path)
 	if err != nil {
 		return nil, false, fmt.Errorf("inspect bundle: %w", err)
 	}
@@ -344,11 +367,64 @@ func Inspect(path string) (*Manifest, bool, error) {
 	return m, true, nil
 }
 
+// InspectCatalog reads the bundle file at path up to its catalog entry
+// and returns the manifest and the parsed catalog, checking the catalog's
+// size and sha256 against the manifest. Like Inspect, it verifies nothing
+// else (entries before the catalog, assets, are skipped unread): use it to
+// show what a bundle holds, e.g. the hops it can serve (Manifest.Hops),
+// and Verify or Extract before trusting the contents.
+func InspectCatalog(path string) (*Manifest, *catalog.Catalog, error) {
+	f, err := OpenFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("inspect bundle: %w", err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	m, _, err := readManifest(tr, DefaultMaxFileSize)
+	if err != nil {
+		return nil, nil, err
+	}
+	var want File
+	for _, file := range m.Files {
+		if file.Path == CatalogName {
+			want = file // validate made sure it is listed
+		}
+	}
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil, nil, bundleErr(CatalogName, "missing from the bundle")
+		}
+		if err != nil {
+			return nil, nil, bundleErr("(entry before "+CatalogName+")", "unreadable tar header: %v", err)
+		}
+		if hdr.Name != CatalogName {
+			continue
+		}
+		if err := checkHeader(hdr, DefaultMaxFileSize); err != nil {
+			return nil, nil, err
+		}
+		if hdr.Size != want.Size {
+			return nil, nil, bundleErr(CatalogName, "has %d bytes, the manifest says %d", hdr.Size, want.Size)
+		}
+		var buf bytes.Buffer
+		if err := copyEntry(tr, &want, nil, make([]byte, 32<<10), &buf); err != nil {
+			return nil, nil, err
+		}
+		cat, err := catalog.Parse(buf.Bytes(), CatalogName)
+		if err != nil {
+			return nil, nil, bundleErr(CatalogName, "%v", err)
+		}
+		return m, cat, nil
+	}
+}
+
 // verifyResult is what a verified stream held.
 type verifyResult struct {
 	manifest      *Manifest
 	manifestBytes []byte
 	sig           []byte
+	catalog       *catalog.Catalog
 }
 
 // sink receives the content of verified-so-far file entries. Whatever it
@@ -453,9 +529,11 @@ func verifyStream(ctx context.Context, r io.Reader, opts VerifyOptions, s sink) 
 		}
 	}
 	// validate made sure the manifest lists the three, so they were read.
-	if err := checkContents(m, contents[CatalogName].Bytes(), contents[indexName].Bytes(), contents[layoutMarkerName].Bytes()); err != nil {
+	cat, err := checkContents(m, contents[CatalogName].Bytes(), contents[indexName].Bytes(), contents[layoutMarkerName].Bytes())
+	if err != nil {
 		return nil, err
 	}
+	res.catalog = cat
 	return res, nil
 }
 
@@ -709,6 +787,44 @@ func (m *Manifest) validate() error {
 	}
 	if !slices.ContainsFunc(m.Images, func(img Image) bool { return img.Ref == m.KindNodeImage }) {
 		return fmt.Errorf("kind node image %s is not among the images", m.KindNodeImage)
+	}
+	return m.validateReleases()
+}
+
+// validateReleases checks a multi-release manifest's Releases: at least
+// two (a single-release manifest omits the list), valid names strictly
+// oldest first, kind node images pinned by digest and among the images,
+// and the newest equal to Release, Components and KindNodeImage.
+func (m *Manifest) validateReleases() error {
+	if m.Releases == nil {
+		return nil
+	}
+	if len(m.Releases) < 2 {
+		return fmt.Errorf("releases lists %d release(s): a bundle of one release names it in release only", len(m.Releases))
+	}
+	var prev *version.Version
+	for _, e := range m.Releases {
+		if !catalog.ValidReleaseName(e.Name) {
+			return fmt.Errorf("releases: %s is not a Knative minor like \"1.22\"", catalog.QuoteShort(e.Name))
+		}
+		v, err := version.NewVersion(e.Name)
+		if err != nil {
+			return fmt.Errorf("releases: %s: %w", e.Name, err)
+		}
+		if prev != nil && !v.GreaterThan(prev) {
+			return fmt.Errorf("releases: %s follows %s: releases are listed oldest first, each once", e.Name, prev.Original())
+		}
+		prev = v
+		if !catalog.DigestPinned(e.KindNodeImage) {
+			return fmt.Errorf("releases: %s: kind node image %s is not pinned by digest", e.Name, catalog.QuoteShort(e.KindNodeImage))
+		}
+		if !slices.ContainsFunc(m.Images, func(img Image) bool { return img.Ref == e.KindNodeImage }) {
+			return fmt.Errorf("releases: %s: kind node image %s is not among the images", e.Name, e.KindNodeImage)
+		}
+	}
+	newest := m.Releases[len(m.Releases)-1]
+	if newest.Name != m.Release || !slices.Equal(newest.Components, m.Components) || newest.KindNodeImage != m.KindNodeImage {
+		return fmt.Errorf("releases: the newest, %s, is not the manifest's release %s with its components and kind node image", newest.Name, m.Release)
 	}
 	return nil
 }

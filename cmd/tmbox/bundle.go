@@ -3,12 +3,17 @@ package main
 import (
 	"bufio"
 	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,11 +25,13 @@ func newBundleCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bundle",
 		Short: "Create, inspect and verify air-gap bundles",
-		Long: `A bundle is one file holding a release's catalog entry, every manifest
-(verified against its pin), every image of the release and the kind node image,
-with a manifest of every file's and image's sha256 and an optional ed25519
-signature. Build it on a connected machine; on the isolated host,
-tmbox install --bundle FILE verifies it and installs from it. See docs/airgap.md.`,
+		Long: `A bundle is one file holding the catalog entry of a release (or of several),
+every manifest (verified against its pin), every image of the releases and their
+kind node images, with a manifest of every file's and image's sha256 and an
+optional ed25519 signature. Build it on a connected machine; on the isolated
+host, tmbox install --bundle FILE verifies it and installs from it, and
+tmbox upgrade --bundle FILE walks through the releases it holds. See
+docs/airgap.md.`,
 		Args: noArgs,
 	}
 	cmd.AddCommand(newBundleCreateCmd(g), newBundleInspectCmd(), newBundleVerifyCmd(), newBundleKeygenCmd())
@@ -32,14 +39,23 @@ tmbox install --bundle FILE verifies it and installs from it. See docs/airgap.md
 }
 
 func newBundleCreateCmd(g *globalOptions) *cobra.Command {
-	var release, mirror, signKey, out, cacheDir string
-	var platforms []string
+	var mirror, signKey, out, cacheDir, from, to string
+	var releases, platforms []string
 	cmd := &cobra.Command{
 		Use:   "create -o FILE",
-		Short: "Build a bundle of a release (connected side)",
-		Args:  noArgs,
+		Short: "Build a bundle of one release or several (connected side)",
+		Long: `Build a bundle of one release or several (connected side).
+
+--release names the releases (default: the latest); --from R1 --to R2 names
+every release an upgrade walk from R1 to R2 needs (R1, each hop's target).
+A bundle of several releases holds each one's catalog entry, assets and
+images, files and layers they share stored once, with one manifest and one
+signature; tmbox upgrade --bundle FILE walks through them.`,
+		Args: noArgs,
 		Example: `  tmbox bundle create --release 1.23 -o tmbox-1.23.bundle
-  tmbox bundle create --release 1.23 --mirror /srv/tmbox --sign-key tmbox.key -o tmbox-1.23.bundle`,
+  tmbox bundle create --release 1.23 --mirror /srv/tmbox --sign-key tmbox.key -o tmbox-1.23.bundle
+  tmbox bundle create --from 1.21 --to 1.23 --sign-key tmbox.key -o tmbox-1.21-1.23.bundle
+  tmbox bundle create --release 1.22,1.23 -o tmbox-1.22-1.23.bundle`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
 				return &usageError{errors.New("-o FILE is required")}
@@ -49,28 +65,26 @@ func newBundleCreateCmd(g *globalOptions) *cobra.Command {
 					return &usageError{fmt.Errorf("--platform: %w", err)}
 				}
 			}
+			if mirror != "" {
+				if fi, err := os.Stat(mirror); err != nil || !fi.IsDir() {
+					return &usageError{fmt.Errorf("--mirror %s is not a directory", mirror)}
+				}
+			}
 			cat, err := g.catalog()
 			if err != nil {
 				return err
 			}
-			if release == "" {
-				release = cat.Latest().Name
+			names, err := bundleReleaseFlags(cmd, cat, releases, from, to)
+			if err != nil {
+				return err
 			}
-			if _, err := cat.Release(release); err != nil {
-				return &usageError{err}
-			}
-			opts := bundle.CreateOptions{Catalog: cat, Release: release, Platforms: platforms, Logger: g.logger(cmd.ErrOrStderr())}
+			opts := bundle.CreateOptions{Catalog: cat, Releases: names, Platforms: platforms, Logger: g.logger(cmd.ErrOrStderr())}
 			if mirror != "" {
 				opts.Source = catalog.Mirror{Dir: mirror}
 			} else {
-				if cacheDir == "" {
-					base, err := os.UserCacheDir()
-					if err != nil {
-						return err
-					}
-					cacheDir = filepath.Join(base, "tmbox", "assets")
+				if opts.Source, err = upstreamSource(cacheDir, ""); err != nil {
+					return err
 				}
-				opts.Source = catalog.Upstream{CacheDir: cacheDir}
 			}
 			if signKey != "" {
 				if opts.SignKey, err = bundle.ReadPrivateKeyFile(signKey); err != nil {
@@ -102,26 +116,144 @@ func newBundleCreateCmd(g *globalOptions) *cobra.Command {
 			if err := os.Rename(tmp.Name(), out); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "bundle %s: release %s, %d files, %d images\n", out, m.Release, len(m.Files), len(m.Images))
+			fmt.Fprintf(cmd.OutOrStdout(), "bundle %s: %s, %d files, %d images\n", out, releasesLabel(m.ReleaseNames()), len(m.Files), len(m.Images))
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&release, "release", "", "release to bundle (default: the latest)")
+	f.StringSliceVar(&releases, "release", nil, "releases to bundle, comma-separated or repeated (default: the latest)")
+	f.StringVar(&from, "from", "", "bundle every release an upgrade from this release to --to needs")
+	f.StringVar(&to, "to", "", "the newest release of an upgrade walk (with --from)")
 	f.StringSliceVar(&platforms, "platform", nil, "image platforms as os/arch[/variant] (default linux/amd64)")
 	f.StringVar(&mirror, "mirror", "", "read manifests from this directory instead of downloading them")
 	f.StringVar(&cacheDir, "cache-dir", "", "download cache for manifests (default ~/.cache/tmbox/assets)")
 	f.StringVar(&signKey, "sign-key", "", "sign with this ed25519 private key (PEM, from tmbox bundle keygen)")
 	f.StringVarP(&out, "output-file", "o", "", "bundle file to write")
-	_ = cmd.RegisterFlagCompletionFunc("release", g.completeReleases)
+	for _, name := range []string{"release", "from", "to"} {
+		_ = cmd.RegisterFlagCompletionFunc(name, g.completeReleases)
+	}
 	return cmd
+}
+
+// bundleReleaseFlags turns bundle create's --release or --from/--to into
+// the releases to bundle, refusing as usage errors, before anything is
+// downloaded: both forms at once, --from or --to alone, an empty list or
+// element, a release the catalog does not hold, and a walk the planner
+// refuses.
+func bundleReleaseFlags(cmd *cobra.Command, cat *catalog.Catalog, releases []string, from, to string) ([]string, error) {
+	walk := cmd.Flags().Changed("from") || cmd.Flags().Changed("to")
+	switch {
+	case walk && cmd.Flags().Changed("release"):
+		return nil, &usageError{fmt.Errorf("--release and --from/--to name the releases two ways: give one (%s)", settingSources("release", "from", "to"))}
+	case walk && (from == "" || to == ""):
+		return nil, &usageError{fmt.Errorf("--from and --to go together: --from R1 --to R2 bundles every release of the upgrade walk from R1 to R2 (%s)", settingSources("from", "to"))}
+	case walk:
+		for _, r := range []string{from, to} {
+			if _, err := cat.Release(r); err != nil {
+				return nil, &usageError{err}
+			}
+		}
+		plan, err := cat.Plan(from, to, nil, catalog.PlanOptions{})
+		if err != nil {
+			return nil, &usageError{fmt.Errorf("--from %s --to %s: %w", from, to, err)}
+		}
+		names := []string{from}
+		for _, h := range plan.Hops {
+			names = append(names, h.To)
+		}
+		return names, nil
+	case cmd.Flags().Changed("release"):
+		if len(releases) == 0 {
+			return nil, &usageError{errors.New("--release: an empty list: name at least one release")}
+		}
+		for _, r := range releases {
+			if strings.TrimSpace(r) == "" {
+				return nil, &usageError{fmt.Errorf("--release %s: an empty release name", strings.Join(releases, ","))}
+			}
+			if _, err := cat.Release(r); err != nil {
+				return nil, &usageError{err}
+			}
+		}
+		return releases, nil
+	}
+	return []string{cat.Latest().Name}, nil
+}
+
+// bundleFileUsage reports a bundle path that is missing or not a regular
+// file (*bundle.FileError) as a usage error; other errors are returned as
+// they are.
+func bundleFileUsage(err error) error {
+	var fe *bundle.FileError
+	if errors.As(err, &fe) {
+		return &usageError{err}
+	}
+	return err
+}
+
+// settingSources reminds that flags are also set from the environment
+// and the config file (applySettings), naming the variables.
+func settingSources(flags ...string) string {
+	vars := make([]string, len(flags))
+	for i, f := range flags {
+		vars[i] = envName(f)
+	}
+	return strings.Join(vars, ", ") + " and a --config file set these flags too"
+}
+
+// upstreamSource is the download source of bundle and mirror create:
+// assets from their upstream URLs through the download cache (cacheDir,
+// default ~/.cache/tmbox/assets), trusting the CA certificates in caFile
+// besides the system's when it is set.
+func upstreamSource(cacheDir, caFile string) (catalog.Upstream, error) {
+	if cacheDir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return catalog.Upstream{}, err
+		}
+		cacheDir = filepath.Join(base, "tmbox", "assets")
+	}
+	src := catalog.Upstream{CacheDir: cacheDir}
+	if caFile != "" {
+		pem, err := catalog.ReadLimited(caFile, maxCAFileSize)
+		if err != nil {
+			return catalog.Upstream{}, &usageError{fmt.Errorf("--ca-file: %w", err)}
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return catalog.Upstream{}, &usageError{fmt.Errorf("--ca-file %s: no PEM certificate in it", caFile)}
+		}
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		src.Client = &http.Client{Timeout: downloadTimeout, Transport: transport}
+	}
+	return src, nil
+}
+
+const (
+	// maxCAFileSize bounds a --ca-file (a bundle of a few hundred
+	// certificates).
+	maxCAFileSize = 1 << 20
+	// downloadTimeout is the time one asset download may take, as
+	// catalog.Upstream's default client allows.
+	downloadTimeout = 60 * time.Second
+)
+
+// releasesLabel is "release 1.23" or "releases 1.21, 1.22, 1.23".
+func releasesLabel(names []string) string {
+	if len(names) == 1 {
+		return "release " + names[0]
+	}
+	return "releases " + strings.Join(names, ", ")
 }
 
 func newBundleInspectCmd() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "inspect FILE",
-		Short: "Show a bundle's release, components, images and sizes (reads its manifest only; use verify to check it)",
+		Short: "Show a bundle's releases, the hops it can serve, components, images and sizes (reads its manifest and catalog only; use verify to check it)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output, "table", "json"); err != nil {
@@ -129,39 +261,84 @@ func newBundleInspectCmd() *cobra.Command {
 			}
 			m, signed, err := bundle.Inspect(args[0])
 			if err != nil {
-				return err
+				return bundleFileUsage(err)
+			}
+			hops := []catalog.Hop{}
+			if len(m.Releases) > 0 {
+				var cat *catalog.Catalog
+				if m, cat, err = bundle.InspectCatalog(args[0]); err != nil {
+					return bundleFileUsage(err)
+				}
+				hops = m.Hops(cat)
 			}
 			if output == "json" {
 				return writeStructured(cmd.OutOrStdout(), "json", struct {
 					*bundle.Manifest
-					Signed bool `json:"signed"`
-				}{m, signed})
+					// Releases shadows the manifest's: every release,
+					// one for a single-release bundle too.
+					Releases []bundle.ReleaseEntry `json:"releases"`
+					Hops     []catalog.Hop         `json:"hops"`
+					Signed   bool                  `json:"signed"`
+				}{m, m.ReleaseEntries(), hops, signed})
 			}
-			w := cmd.OutOrStdout()
-			var total int64
-			for _, f := range m.Files {
-				total += f.Size
-			}
-			fmt.Fprintf(w, "Release %s (%s), signed: %v, platforms: %s, %d files, %s\n\n", m.Release, m.Schema, signed, strings.Join(m.Platforms, ","), len(m.Files), humanBytes(total))
-			var rows [][]string
-			for _, c := range m.Components {
-				rows = append(rows, []string{c.Name, c.Version})
-			}
-			if err := table(w, []string{"COMPONENT", "VERSION"}, rows); err != nil {
-				return err
-			}
-			fmt.Fprintln(w)
-			images := append([]bundle.Image(nil), m.Images...)
-			sort.Slice(images, func(i, j int) bool { return images[i].Ref < images[j].Ref })
-			rows = nil
-			for _, img := range images {
-				rows = append(rows, []string{img.Ref, img.Digest, humanBytes(img.Size)})
-			}
-			return table(w, []string{"IMAGE", "DIGEST", "SIZE"}, rows)
+			return writeBundleInspectTable(cmd.OutOrStdout(), m, hops, signed)
 		},
 	}
 	outputFlag(cmd, &output, "table", "json")
 	return cmd
+}
+
+// writeBundleInspectTable is bundle inspect's table: a header line, the
+// releases and hops of a multi-release bundle, the components (one version
+// column per release), the images.
+func writeBundleInspectTable(w io.Writer, m *bundle.Manifest, hops []catalog.Hop, signed bool) error {
+	var total int64
+	for _, f := range m.Files {
+		total += f.Size
+	}
+	entries := m.ReleaseEntries()
+	if len(entries) == 1 {
+		fmt.Fprintf(w, "Release %s (%s), signed: %v, platforms: %s, %d files, %s\n\n", m.Release, m.Schema, signed, strings.Join(m.Platforms, ","), len(m.Files), humanBytes(total))
+	} else {
+		names := make([]string, len(hops))
+		for i, h := range hops {
+			names[i] = h.Name()
+		}
+		served := strings.Join(names, ", ")
+		if served == "" {
+			served = "none"
+		}
+		fmt.Fprintf(w, "Releases %s (%s), signed: %v, platforms: %s, %d files, %s\nHops: %s\n\n", strings.Join(m.ReleaseNames(), ", "), m.Schema, signed, strings.Join(m.Platforms, ","), len(m.Files), humanBytes(total), served)
+	}
+	header := []string{"COMPONENT", "VERSION"}
+	if len(entries) > 1 {
+		header = append([]string{"COMPONENT"}, m.ReleaseNames()...)
+	}
+	var rows [][]string
+	for _, c := range m.Components {
+		row := []string{c.Name}
+		for _, e := range entries {
+			v := "-"
+			for _, ec := range e.Components {
+				if ec.Name == c.Name {
+					v = ec.Version
+				}
+			}
+			row = append(row, v)
+		}
+		rows = append(rows, row)
+	}
+	if err := table(w, header, rows); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	images := append([]bundle.Image(nil), m.Images...)
+	sort.Slice(images, func(i, j int) bool { return images[i].Ref < images[j].Ref })
+	rows = nil
+	for _, img := range images {
+		rows = append(rows, []string{img.Ref, img.Digest, humanBytes(img.Size)})
+	}
+	return table(w, []string{"IMAGE", "DIGEST", "SIZE"}, rows)
 }
 
 func newBundleVerifyCmd() *cobra.Command {
@@ -180,9 +357,9 @@ func newBundleVerifyCmd() *cobra.Command {
 				}
 				opts.PublicKey = pub
 			}
-			f, err := os.Open(args[0])
+			f, err := bundle.OpenFile(args[0])
 			if err != nil {
-				return err
+				return bundleFileUsage(err)
 			}
 			defer f.Close()
 			m, err := bundle.Verify(cmd.Context(), bufio.NewReaderSize(f, 1<<20), opts)
@@ -196,7 +373,7 @@ func newBundleVerifyCmd() *cobra.Command {
 					sig = "signature verified with " + key
 				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "bundle %s verified: release %s, %d files, %d images, %s\n", args[0], m.Release, len(m.Files), len(m.Images), sig)
+			fmt.Fprintf(cmd.OutOrStdout(), "bundle %s verified: %s, %d files, %d images, %s\n", args[0], releasesLabel(m.ReleaseNames()), len(m.Files), len(m.Images), sig)
 			return nil
 		},
 	}

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -21,7 +24,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -46,26 +51,48 @@ func startRegistry(t *testing.T) string {
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
-// airgapFixture is a synthetic release "1.30": each component a small
-// manifest whose workloads use images from an in-process "upstream"
-// registry — as a container, an init container, an env value and a
-// ConfigMap value — and a catalog pinning all of it.
+// airgapFixture is a synthetic catalog of one release ("1.30") or several:
+// each component a small manifest whose workloads use images from an
+// in-process "upstream" registry — as a container, an init container, an
+// env value and a ConfigMap value — and a catalog pinning all of it. Every
+// image shares one layer; TriggerMesh's components (their manifests and
+// images), the init image and the kind node image are the same in every
+// release.
 type airgapFixture struct {
 	catalog, mirror, upstream string
-	images                    []string
+	// images is every image of every release but the kind node image.
+	images []string
 	// side is each component's image named only in an env value and a
-	// ConfigMap value.
+	// ConfigMap value, in the newest release.
 	side map[string]string
+	// releaseImages maps each release to its images, kind node image
+	// included, sorted.
+	releaseImages map[string][]string
+	// kindImage is the kind node image of every release.
+	kindImage string
 }
 
 func newAirgapFixture(t *testing.T) *airgapFixture {
 	t.Helper()
-	f := &airgapFixture{upstream: startRegistry(t), mirror: t.TempDir(), side: map[string]string{}}
+	return newAirgapReleases(t, "1.30")
+}
+
+// newAirgapReleases is an airgapFixture of the releases named (Knative
+// minors, oldest first): release 1.N pins Istio 1.(N-4).0, Knative 1.N.0,
+// TriggerMesh 1.27.0 and TriggerMesh Core 1.5.0, so consecutive releases
+// are hops the planner allows.
+func newAirgapReleases(t *testing.T, releases ...string) *airgapFixture {
+	t.Helper()
+	f := &airgapFixture{upstream: startRegistry(t), mirror: t.TempDir(), side: map[string]string{}, releaseImages: map[string][]string{}}
 	shared, err := random.Layer(64<<10, types.DockerLayer)
 	if err != nil {
 		t.Fatal(err)
 	}
+	pushed := map[string]string{}
 	push := func(repo string, byDigest bool) string {
+		if ref, ok := pushed[repo]; ok {
+			return ref
+		}
 		own, err := random.Layer(16<<10, types.DockerLayer)
 		if err != nil {
 			t.Fatal(err)
@@ -86,34 +113,52 @@ func newAirgapFixture(t *testing.T) *airgapFixture {
 			d, _ := img.Digest()
 			ref = f.upstream + "/" + strings.Split(repo, ":")[0] + "@" + d.String()
 		}
+		pushed[repo] = ref
 		f.images = append(f.images, ref)
 		return ref
 	}
-	versions := map[string]string{
-		catalog.Istio: "1.26.0", catalog.KnativeServing: "1.30.0", catalog.NetIstio: "1.30.0",
-		catalog.KnativeEventing: "1.30.0", catalog.TriggerMesh: "1.27.0", catalog.TriggerMeshCore: "1.5.0",
+	versions := func(release string) map[string]string {
+		var minor int
+		if _, err := fmt.Sscanf(release, "1.%d", &minor); err != nil {
+			t.Fatalf("release %s: %v", release, err)
+		}
+		return map[string]string{
+			catalog.Istio: fmt.Sprintf("1.%d.0", minor-4), catalog.KnativeServing: release + ".0", catalog.NetIstio: release + ".0",
+			catalog.KnativeEventing: release + ".0", catalog.TriggerMesh: "1.27.0", catalog.TriggerMeshCore: "1.5.0",
+		}
 	}
 	init := push("library/busybox:1.36", false)
-	kindImage := push("kindest/node:v1.34.0", true)
-	f.images = slices.DeleteFunc(f.images, func(s string) bool { return s == kindImage })
+	f.kindImage = push("kindest/node:v1.34.0", true)
+	f.images = slices.DeleteFunc(f.images, func(s string) bool { return s == f.kindImage })
 	var cat strings.Builder
 	cat.WriteString("apiVersion: tmbox.dev/v1alpha1\nkind: Catalog\nreleases:\n")
-	fmt.Fprintf(&cat, "- name: \"1.30\"\n  kindNodeImage: %s\n  host: {cpus: 2, memory: 4Gi, disk: 10Gi}\n  components:\n", kindImage)
-	for _, c := range catalog.ComponentNames() {
-		fmt.Fprintf(&cat, "  - name: %s\n    version: %q\n", c, versions[c])
+	for _, rel := range releases {
+		fmt.Fprintf(&cat, "- name: %q\n  kindNodeImage: %s\n  host: {cpus: 2, memory: 4Gi, disk: 10Gi}\n  components:\n", rel, f.kindImage)
+		for _, c := range catalog.ComponentNames() {
+			fmt.Fprintf(&cat, "  - name: %s\n    version: %q\n", c, versions(rel)[c])
+		}
 	}
 	cat.WriteString("components:\n")
-	for i, c := range catalog.ComponentNames() {
-		main := push(c+"/controller:"+versions[c], i%2 == 1)
-		side := push(c+"/adapter:"+versions[c], i%2 == 0)
-		imgs := []string{main, side}
-		f.side[c] = side
-		initBlock := ""
-		if i == 0 {
-			initBlock = fmt.Sprintf("      initContainers:\n      - name: init\n        image: %s\n", init)
-			imgs = append(imgs, init)
-		}
-		manifest := fmt.Sprintf(`apiVersion: v1
+	written := map[string]bool{}
+	for _, rel := range releases {
+		f.releaseImages[rel] = []string{f.kindImage}
+		for i, c := range catalog.ComponentNames() {
+			v := versions(rel)[c]
+			main := push(c+"/controller:"+v, i%2 == 1)
+			side := push(c+"/adapter:"+v, i%2 == 0)
+			imgs := []string{main, side}
+			f.side[c] = side
+			initBlock := ""
+			if i == 0 {
+				initBlock = fmt.Sprintf("      initContainers:\n      - name: init\n        image: %s\n", init)
+				imgs = append(imgs, init)
+			}
+			f.releaseImages[rel] = append(f.releaseImages[rel], imgs...)
+			if written[c+"@"+v] {
+				continue
+			}
+			written[c+"@"+v] = true
+			manifest := fmt.Sprintf(`apiVersion: v1
 kind: ConfigMap
 metadata: {name: %[1]s-images, namespace: tm-%[1]s}
 data:
@@ -133,21 +178,24 @@ spec:
         env:
         - {name: ADAPTER_IMAGE, value: "%[3]s"}
 `, c, main, side, initBlock)
-		path := fmt.Sprintf("%s/%s/%s.yaml", c, versions[c], c)
-		full := filepath.Join(f.mirror, path)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
+			path := fmt.Sprintf("%s/%s/%s.yaml", c, v, c)
+			full := filepath.Join(f.mirror, path)
+			if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(full, []byte(manifest), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256([]byte(manifest))
+			fmt.Fprintf(&cat, "- name: %s\n  version: %q\n  kubernetes: \">= 1.30\"\n  assets:\n  - name: %s.yaml\n    path: %s\n    url: https://example.invalid/%s\n    size: %d\n    sha256: %s\n  images:\n",
+				c, v, c, path, path, len(manifest), hex.EncodeToString(sum[:]))
+			slices.Sort(imgs)
+			for _, img := range imgs {
+				fmt.Fprintf(&cat, "  - %q\n", img)
+			}
 		}
-		if err := os.WriteFile(full, []byte(manifest), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		sum := sha256.Sum256([]byte(manifest))
-		fmt.Fprintf(&cat, "- name: %s\n  version: %q\n  kubernetes: \">= 1.30\"\n  assets:\n  - name: %s.yaml\n    path: %s\n    url: https://example.invalid/%s\n    size: %d\n    sha256: %s\n  images:\n",
-			c, versions[c], c, path, path, len(manifest), hex.EncodeToString(sum[:]))
-		slices.Sort(imgs)
-		for _, img := range imgs {
-			fmt.Fprintf(&cat, "  - %q\n", img)
-		}
+		slices.Sort(f.releaseImages[rel])
+		f.releaseImages[rel] = slices.Compact(f.releaseImages[rel])
 	}
 	f.catalog = filepath.Join(t.TempDir(), "catalog.yaml")
 	if err := os.WriteFile(f.catalog, []byte(cat.String()), 0o644); err != nil {
@@ -472,5 +520,353 @@ func TestBundleVerifyKeyRequiresSignature(t *testing.T) {
 	}
 	if _, _, err := run(t, "bundle", "verify", unsigned, "--key", big); err == nil || !strings.Contains(err.Error(), big) || !strings.Contains(err.Error(), "limit of 64 KiB") {
 		t.Errorf("oversized key: %v", err)
+	}
+}
+
+// bundleInspection is bundle inspect -o json.
+type bundleInspection struct {
+	Release  string                `json:"release"`
+	Releases []bundle.ReleaseEntry `json:"releases"`
+	Hops     []catalog.Hop         `json:"hops"`
+	Images   []bundle.Image        `json:"images"`
+	Signed   bool                  `json:"signed"`
+}
+
+func inspectBundle(t *testing.T, file string) bundleInspection {
+	t.Helper()
+	out, errOut, err := run(t, "bundle", "inspect", file, "-o", "json")
+	if err != nil {
+		t.Fatalf("inspect: %v\n%s", err, errOut)
+	}
+	var got bundleInspection
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("inspect -o json: %v\n%s", err, out)
+	}
+	return got
+}
+
+func (b bundleInspection) names() (releases, hops []string) {
+	for _, r := range b.Releases {
+		releases = append(releases, r.Name)
+	}
+	for _, h := range b.Hops {
+		hops = append(hops, h.Name())
+	}
+	return releases, hops
+}
+
+// TestBundleMultiRelease: bundle create --from 1.21 --to 1.23 writes one
+// signed bundle of the three releases; inspect lists them and the two hops
+// they serve; the images of all three share their layers, stored once;
+// verify passes, twice the same bytes; tampered copies are refused by
+// bundle verify and by the extraction install and upgrade use, with the
+// same error.
+func TestBundleMultiRelease(t *testing.T) {
+	f := newAirgapReleases(t, "1.21", "1.22", "1.23")
+	dir := t.TempDir()
+	if _, errOut, err := run(t, "bundle", "keygen", "-o", filepath.Join(dir, "signing")); err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	key, pub := filepath.Join(dir, "signing.key"), filepath.Join(dir, "signing.pub")
+	file := filepath.Join(dir, "walk.bundle")
+	create := func(out string, releaseArgs ...string) {
+		t.Helper()
+		args := append([]string{"--catalog", f.catalog, "bundle", "create", "--mirror", f.mirror, "--sign-key", key, "-o", out}, releaseArgs...)
+		stdout, errOut, err := run(t, args...)
+		if err != nil {
+			t.Fatalf("bundle create %v: %v\n%s", releaseArgs, err, errOut)
+		}
+		t.Logf("%s", strings.TrimSpace(stdout))
+	}
+	start := time.Now()
+	create(file, "--from", "1.21", "--to", "1.23")
+	t.Logf("bundle create --from 1.21 --to 1.23 took %s", time.Since(start).Round(time.Millisecond))
+	create(file+".again", "--release", "1.23,1.21", "--release", "1.22")
+	if a, b := fileSHA(t, file), fileSHA(t, file+".again"); a != b {
+		t.Errorf("--from 1.21 --to 1.23 and --release 1.23,1.21 --release 1.22 differ: %s vs %s", a, b)
+	}
+
+	got := inspectBundle(t, file)
+	releases, hops := got.names()
+	if !slices.Equal(releases, []string{"1.21", "1.22", "1.23"}) || !slices.Equal(hops, []string{"1.21→1.22", "1.22→1.23"}) || got.Release != "1.23" || !got.Signed {
+		t.Errorf("inspect: release %s, releases %v, hops %v, signed %v", got.Release, releases, hops, got.Signed)
+	}
+	var union, refs []string
+	for _, imgs := range f.releaseImages {
+		union = append(union, imgs...)
+	}
+	slices.Sort(union)
+	union = slices.Compact(union)
+	for _, img := range got.Images {
+		refs = append(refs, img.Ref)
+	}
+	if !slices.Equal(refs, union) {
+		t.Errorf("images\n%v\nwant\n%v", refs, union)
+	}
+	table, _, err := run(t, "bundle", "inspect", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Releases 1.21, 1.22, 1.23", "Hops: 1.21→1.22, 1.22→1.23", "1.21.0  1.22.0  1.23.0"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("inspect table lacks %q:\n%s", want, table)
+		}
+	}
+	out, _, err := run(t, "bundle", "verify", file, "--key", pub, "--require-signature")
+	if err != nil || !strings.Contains(out, "releases 1.21, 1.22, 1.23") || !strings.Contains(out, "signature verified") {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+
+	// Shared layers are stored once: the layout's blobs are exactly the
+	// unique digests its images reference.
+	b, err := bundle.Extract(context.Background(), file, t.TempDir(), bundle.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unique, references := layoutDigests(t, b)
+	blobs, err := os.ReadDir(filepath.Join(b.LayoutDir, "blobs", "sha256"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(blobs) != len(unique) || references <= len(unique) {
+		t.Errorf("%d blobs stored for %d unique digests (%d references)", len(blobs), len(unique), references)
+	}
+	t.Logf("%d images, %d blobs, %d blob references", len(got.Images), len(blobs), references)
+
+	// Two releases: one hop.
+	two := filepath.Join(dir, "two.bundle")
+	create(two, "--release", "1.22,1.23")
+	if releases, hops := inspectBundle(t, two).names(); !slices.Equal(releases, []string{"1.22", "1.23"}) || !slices.Equal(hops, []string{"1.22→1.23"}) {
+		t.Errorf("--release 1.22,1.23: releases %v, hops %v", releases, hops)
+	}
+
+	// Tampered copies, re-signed with the key so only the content checks
+	// stand.
+	signKey, err := bundle.ReadPrivateKeyFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oldest string
+	for _, img := range f.releaseImages["1.21"] {
+		if !slices.Contains(f.releaseImages["1.22"], img) {
+			oldest = img
+			break
+		}
+	}
+	tampers := []struct {
+		name, entry, reason string
+		edit                func(files map[string][]byte, m map[string]any)
+	}{
+		{"index drops an image of the oldest release", "images/index.json", "does not name " + oldest, func(files map[string][]byte, _ map[string]any) {
+			var idx map[string]any
+			if err := json.Unmarshal(files["images/index.json"], &idx); err != nil {
+				t.Fatal(err)
+			}
+			idx["manifests"] = slices.DeleteFunc(idx["manifests"].([]any), func(d any) bool {
+				return d.(map[string]any)["annotations"].(map[string]any)["org.opencontainers.image.ref.name"] == oldest
+			})
+			files["images/index.json"], _ = json.Marshal(idx)
+		}},
+		{"catalog entry swapped", bundle.CatalogName, "release 1.22 differs from the manifest's", func(files map[string][]byte, _ map[string]any) {
+			// Release 1.22 pins 1.21's Istio.
+			c := string(files[bundle.CatalogName])
+			i := strings.Index(c, `name: "1.22"`)
+			j := i + strings.Index(c[i:], "version: 1.18.0")
+			files[bundle.CatalogName] = []byte(c[:j] + "version: 1.17.0" + c[j+len("version: 1.18.0"):])
+		}},
+		{"Releases edited", bundle.CatalogName, "does not hold exactly releases 1.21, 1.23", func(_ map[string][]byte, m map[string]any) {
+			m["releases"] = slices.Delete(m["releases"].([]any), 1, 2)
+		}},
+	}
+	for _, tt := range tampers {
+		t.Run(tt.name, func(t *testing.T) {
+			bad := filepath.Join(t.TempDir(), "bad.bundle")
+			rebuildBundleFile(t, file, bad, signKey, tt.edit)
+			_, _, verr := run(t, "bundle", "verify", bad, "--key", pub, "--require-signature")
+			work := filepath.Join(t.TempDir(), "work")
+			_, eerr := bundle.Extract(context.Background(), bad, work, bundle.VerifyOptions{PublicKey: signKey.Public().(ed25519.PublicKey), RequireSignature: true})
+			var vbe, ebe *bundle.Error
+			if !errors.As(verr, &vbe) || !errors.As(eerr, &ebe) {
+				t.Fatalf("verify: %v; extract: %v; want both to refuse with a *bundle.Error", verr, eerr)
+			}
+			if vbe.Error() != ebe.Error() {
+				t.Errorf("verdicts differ:\nverify:  %v\nextract: %v", vbe, ebe)
+			}
+			if vbe.Entry != tt.entry || !strings.Contains(vbe.Reason, tt.reason) {
+				t.Errorf("got %v, want entry %s and reason containing %q", vbe, tt.entry, tt.reason)
+			}
+			if entries, _ := os.ReadDir(work); len(entries) != 0 {
+				t.Errorf("extraction left %v", entries)
+			}
+		})
+	}
+}
+
+// layoutDigests returns the unique digests the images of an extracted
+// bundle's layout reference (each image's manifest, config and layers) and
+// how many references there are.
+func layoutDigests(t *testing.T, b *bundle.Extracted) (map[string]bool, int) {
+	t.Helper()
+	lp, err := layout.FromPath(b.LayoutDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := lp.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unique := map[string]bool{}
+	n := 0
+	for _, bi := range b.Manifest.Images {
+		h, _ := v1.NewHash(bi.Digest)
+		img, err := root.Image(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mf, err := img.Manifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds := []string{bi.Digest, mf.Config.Digest.String()}
+		for _, l := range mf.Layers {
+			ds = append(ds, l.Digest.String())
+		}
+		for _, d := range ds {
+			unique[d] = true
+			n++
+		}
+	}
+	return unique, n
+}
+
+// rebuildBundleFile re-tars the bundle at src into dst after edit changed
+// its files (path → content) and its manifest (as generic JSON),
+// recomputing every file's size and sha256 and signing the manifest with
+// key: a tampered bundle whose digests are consistent.
+func rebuildBundleFile(t *testing.T, src, dst string, key ed25519.PrivateKey, edit func(files map[string][]byte, m map[string]any)) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(bytes.NewReader(data))
+	files := map[string][]byte{}
+	var m map[string]any
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		content, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch hdr.Name {
+		case bundle.ManifestName:
+			if err := json.Unmarshal(content, &m); err != nil {
+				t.Fatal(err)
+			}
+		case bundle.SignatureName:
+		default:
+			files[hdr.Name] = content
+		}
+	}
+	edit(files, m)
+	var listed []any
+	for _, p := range slices.Sorted(maps.Keys(files)) {
+		sum := sha256.Sum256(files[p])
+		listed = append(listed, map[string]any{"path": p, "size": len(files[p]), "sha256": hex.EncodeToString(sum[:])})
+	}
+	m["files"] = listed
+	// The manifest's field order, as bundle.Create writes it.
+	var mf bundle.Manifest
+	raw, _ := json.Marshal(m)
+	if err := json.Unmarshal(raw, &mf); err != nil {
+		t.Fatal(err)
+	}
+	manifest, err := json.MarshalIndent(&mf, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest = append(manifest, '\n')
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	write := func(name string, content []byte) {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(content)), Mode: 0o644, Format: tar.FormatPAX}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(content); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(bundle.ManifestName, manifest)
+	write(bundle.SignatureName, []byte(base64.StdEncoding.EncodeToString(ed25519.Sign(key, manifest))))
+	for _, p := range slices.Sorted(maps.Keys(files)) {
+		write(p, files[p])
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBundleCreateReleaseFlags: the ways bundle create's --release and
+// --from/--to can be wrong are usage errors (exit 2) before anything is
+// downloaded or written.
+func TestBundleCreateReleaseFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"both forms", []string{"--release", "1.22", "--from", "1.21", "--to", "1.23"}, "give one"},
+		{"--from alone", []string{"--from", "1.21"}, "--from and --to go together"},
+		{"--to alone", []string{"--to", "1.23"}, "--from and --to go together"},
+		{"unknown release", []string{"--release", "1.22,9.9"}, `unknown release "9.9"`},
+		{"unknown --to", []string{"--from", "1.21", "--to", "9.9"}, `unknown release "9.9"`},
+		{"empty list", []string{"--release", ""}, "an empty list"},
+		{"empty element", []string{"--release", "1.21,,1.22"}, "an empty release name"},
+		{"a downgrade walk", []string{"--from", "1.23", "--to", "1.22"}, "--from 1.23 --to 1.22"},
+		{"a walk of two minors in one hop", []string{"--from", "1.21", "--to", "1.23", "--catalog", "SPARSE"}, "Knative moves one minor per hop"},
+	}
+	// A catalog without 1.22: its walk from 1.21 to 1.23 is refused.
+	sparse := filepath.Join(t.TempDir(), "sparse.yaml")
+	full, err := catalog.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := full.Subset("1.21", "1.23")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sparse, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := t.TempDir()
+			args := []string{"bundle", "create", "--mirror", t.TempDir(), "-o", filepath.Join(out, "b.bundle")}
+			for _, a := range tt.args {
+				if a == "SPARSE" {
+					a = sparse
+				}
+				args = append(args, a)
+			}
+			_, errOut, err := run(t, args...)
+			if code := exitCode(context.Background(), err); code != exitUsage || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("exit code %d, error %v; want %d and %q", code, err, exitUsage, tt.want)
+			}
+			if strings.Contains(errOut, "[1/") {
+				t.Errorf("progress before the refusal: %s", errOut)
+			}
+			if entries, _ := os.ReadDir(out); len(entries) != 0 {
+				t.Errorf("wrote %v", entries)
+			}
+		})
 	}
 }
