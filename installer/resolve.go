@@ -122,7 +122,7 @@ func resolve(ctx context.Context, user Options, t target) (_ *resolved, rerr err
 	}
 	if r.release, err = r.catalog.Release(o.Release); err != nil {
 		if r.bundle != nil {
-			return nil, &SettingError{Setting: "release", Err: fmt.Errorf("bundle %s holds release %s, not %s", o.Bundle, strings.Join(r.catalog.ReleaseNames(), ", "), o.Release)}
+			return nil, &SettingError{Setting: "release", Err: fmt.Errorf("bundle %s holds release %s: missing %s", o.Bundle, strings.Join(r.catalog.ReleaseNames(), ", "), o.Release)}
 		}
 		return nil, &SettingError{Setting: "release", Err: err}
 	}

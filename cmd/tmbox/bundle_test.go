@@ -68,6 +68,9 @@ type airgapFixture struct {
 	// releaseImages maps each release to its images, kind node image
 	// included, sorted.
 	releaseImages map[string][]string
+	// stopUpstream stops the upstream registry (isolated-side steps
+	// prove they need nothing from it).
+	stopUpstream func()
 	// kindImage is the kind node image of every release.
 	kindImage string
 }
@@ -83,7 +86,9 @@ func newAirgapFixture(t *testing.T) *airgapFixture {
 // are hops the planner allows.
 func newAirgapReleases(t *testing.T, releases ...string) *airgapFixture {
 	t.Helper()
-	f := &airgapFixture{upstream: startRegistry(t), mirror: t.TempDir(), side: map[string]string{}, releaseImages: map[string][]string{}}
+	upstream := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(upstream.Close)
+	f := &airgapFixture{upstream: strings.TrimPrefix(upstream.URL, "http://"), stopUpstream: upstream.Close, mirror: t.TempDir(), side: map[string]string{}, releaseImages: map[string][]string{}}
 	shared, err := random.Layer(64<<10, types.DockerLayer)
 	if err != nil {
 		t.Fatal(err)

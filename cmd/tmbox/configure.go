@@ -51,6 +51,7 @@ shapes are written; --dry-run shows which. See docs/configuration.md.`,
 	f.StringVar(&c.Mirror, "mirror", "", "read manifests from this directory instead of downloading them")
 	f.StringVar(&c.Bundle, "bundle", "", "read manifests from this bundle file (as the install did)")
 	f.StringVar(&c.BundleKey, "bundle-key", "", "ed25519 public key (PEM) the bundle's signature must verify with")
+	f.StringVar(&c.StateDir, "state-dir", "", "tmbox's files on this host, a bundle's work directory among them (default ~/.local/state/tmbox)")
 	f.StringVar(&c.Registry, "registry", "", "the private registry the install used (HOST[:PORT][/PREFIX])")
 	f.StringVar(&c.IstioOverlay, "istio-overlay", "", "IstioOperator file merged over tmbox's Istio profile (compiled-in Istio)")
 	f.StringVar(&c.TriggerMeshRegistry, "triggermesh-registry", "", "registry of rebuilt TriggerMesh images")

@@ -15,6 +15,7 @@ import (
 func newPlanCmd(g *globalOptions) *cobra.Command {
 	var (
 		from, to, kube, output, mirror string
+		bundleFile, bundleKey, stateDir string
 		allowDowngrade, details        bool
 	)
 	formats := []string{"table", "json", "yaml"}
@@ -49,6 +50,7 @@ a cluster version too.`,
 				}
 				up := &installer.Upgrade{AllowDowngrade: allowDowngrade}
 				up.Release, up.Mirror, up.CatalogFile, up.Kubeconfig, up.Context = to, mirror, g.catalogFile, g.kubeconfig, g.context
+				up.Bundle, up.BundleKey, up.StateDir = bundleFile, bundleKey, stateDir
 				up.Logger = g.logger(cmd.ErrOrStderr())
 				plan, err := up.Plan(cmd.Context(), details)
 				if plan == nil {
@@ -76,6 +78,9 @@ a cluster version too.`,
 	}
 	cmd.Flags().StringVar(&from, "from", "", "plan offline from this release (default: the cluster's installed release)")
 	cmd.Flags().StringVar(&mirror, "mirror", "", "read manifests from this directory (live planning)")
+	cmd.Flags().StringVar(&bundleFile, "bundle", "", "read releases and manifests from this bundle file (live planning; verified first)")
+	cmd.Flags().StringVar(&bundleKey, "bundle-key", "", "ed25519 public key (PEM) the bundle's signature must verify with")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "tmbox's files on this host, a bundle's work directory among them")
 	cmd.Flags().BoolVar(&details, "details", false, "list every object each hop adds, changes and prunes (live planning)")
 	cmd.Flags().StringVar(&to, "to", "", "target release")
 	cmd.Flags().StringVar(&kube, "kubernetes-version", "", "check the hops against this cluster version (e.g. 1.34.2)")

@@ -81,6 +81,7 @@ hop is verified before anything is written. See docs/upgrade.md.`,
 	f.StringVar(&up.Bundle, "bundle", "", "upgrade from this bundle file (tmbox bundle create --from … --to …); verified before anything is read from it")
 	f.StringVar(&up.BundleKey, "bundle-key", "", "ed25519 public key (PEM) the bundle's signature must verify with")
 	f.BoolVar(&up.RequireSignature, "require-signature", false, "refuse an unsigned bundle")
+	f.StringVar(&up.StateDir, "state-dir", "", "tmbox's files on this host, a bundle's work directory among them (default ~/.local/state/tmbox)")
 	f.StringVar(&up.Registry, "registry", "", "push the bundle's images to HOST[:PORT][/PREFIX] (default: the registry the install used)")
 	addPlatformFlags(f, &pf)
 	addResetFlag(f, &pf)
