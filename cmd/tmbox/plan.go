@@ -14,9 +14,9 @@ import (
 
 func newPlanCmd(g *globalOptions) *cobra.Command {
 	var (
-		from, to, kube, output, mirror string
+		from, to, kube, output, mirror  string
 		bundleFile, bundleKey, stateDir string
-		allowDowngrade, details        bool
+		allowDowngrade, details         bool
 	)
 	formats := []string{"table", "json", "yaml"}
 	cmd := &cobra.Command{
