@@ -48,6 +48,11 @@ type env struct {
 	// (their apply started); restore, during a rollback, the ones to
 	// converge back, in that order.
 	touched, restore []string
+	// lock is the cluster's Lease while this run holds it; lockCommand,
+	// when set, says the run writes and must hold it (what it does, for
+	// other runs' messages).
+	lock        *clusterLock
+	lockCommand string
 
 	// release is the release being applied (an upgrade hop's target, or
 	// its start while rolling back); desired is its objects.

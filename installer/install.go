@@ -40,16 +40,17 @@ func (in *Install) Run(ctx context.Context) (*Result, error) {
 		_, err := in.Plan(ctx)
 		return nil, err
 	}
-	e, err := in.start(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer e.cleanup()
-	rel := e.release
 	kind := "install"
 	if in.settingsOnly {
 		kind = "configure"
 	}
+	e, err := in.start(ctx, kind+" "+in.Release)
+	if err != nil {
+		return nil, err
+	}
+	defer e.cleanup()
+	defer e.releaseLock()
+	rel := e.release
 	begin := func(ctx context.Context) error {
 		return e.beginOperation(ctx, kind, kind+"-"+rel.Name, "", rel.Name)
 	}
@@ -84,7 +85,7 @@ func (in *Install) Run(ctx context.Context) (*Result, error) {
 // nothing. It runs the preflight checks (they only read) and reports each
 // phase's plan as an EventPlan.
 func (in *Install) Plan(ctx context.Context) (*InstallPlan, error) {
-	e, err := in.start(ctx)
+	e, err := in.start(ctx, "")
 	if err != nil {
 		return nil, err
 	}
@@ -99,14 +100,19 @@ func (in *Install) Plan(ctx context.Context) (*InstallPlan, error) {
 // start resolves the options, finds the cluster when it exists already
 // and renders the release's objects: everything a run needs before its
 // first phase.
-func (in *Install) start(ctx context.Context) (*env, error) {
+//
+// lockCommand, when set, makes the run take the cluster's lock as soon as
+// it is connected (Plan reads only and takes none).
+func (in *Install) start(ctx context.Context, lockCommand string) (*env, error) {
 	r, err := resolve(ctx, in.Options, target{config: in.Config, provider: in.Provider, host: in.Host})
 	if err != nil {
 		return nil, err
 	}
 	e := newEnv(r)
 	e.settingsOnly = in.settingsOnly
+	e.lockCommand = lockCommand
 	if err := e.open(ctx); err != nil {
+		e.releaseLock()
 		r.cleanup()
 		return nil, err
 	}
@@ -126,6 +132,9 @@ func (e *env) open(ctx context.Context) error {
 	}
 	if cfg != nil {
 		if err := e.connect(cfg); err != nil {
+			return err
+		}
+		if err := e.takeLock(ctx); err != nil {
 			return err
 		}
 		if err := e.loadState(ctx); err != nil {
@@ -291,6 +300,9 @@ func clusterPhase(after func(context.Context, *env) error) phase {
 					return "", err
 				}
 				if err := e.connect(cfg); err != nil {
+					return "", err
+				}
+				if err := e.takeLock(ctx); err != nil {
 					return "", err
 				}
 				// The cluster's own checks, now that there is one.

@@ -58,6 +58,9 @@ type Options struct {
 	Platform settings.Settings
 	// ResetPlatform drops the installed settings: only Platform applies.
 	ResetPlatform bool
+	// WaitForLock is how long a writing run waits for another tmbox
+	// holding the cluster's lock (0: refuse at once).
+	WaitForLock time.Duration
 	// Kubeconfig and Context select the cluster as kubectl would
 	// (KUBECONFIG when Kubeconfig is empty).
 	Kubeconfig, Context string

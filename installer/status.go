@@ -27,6 +27,8 @@ type Status struct {
 	// Ingress is the gateway functions are reached through (nil when
 	// nothing is installed).
 	Ingress *Ingress `json:"ingress,omitempty"`
+	// Lock is the tmbox holding the cluster's lock right now (nil: none).
+	Lock *Holder `json:"lock,omitempty"`
 }
 
 // ComponentStatus is one installed component's version and health.
@@ -56,6 +58,9 @@ func (g *GetStatus) Run(ctx context.Context) (*Status, error) {
 		return nil, err
 	}
 	s := &Status{Release: st.Release, Healthy: st.Release != "" && st.Current() == nil, Platform: st.Platform, URLPattern: st.URLPattern}
+	if s.Lock, err = readLock(ctx, e.client); err != nil {
+		return nil, err
+	}
 	if n := len(st.Journal); n > 0 {
 		s.LastOperation = &st.Journal[n-1]
 	}

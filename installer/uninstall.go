@@ -26,6 +26,9 @@ type Uninstall struct {
 	// DryRun reports, per component, what would be deleted, as EventPlan
 	// events, and deletes nothing.
 	DryRun bool
+	// WaitForLock is how long to wait for another tmbox holding the
+	// cluster's lock (0: refuse at once).
+	WaitForLock time.Duration
 	// Timeout bounds waiting for namespaces to go (default 5m).
 	Timeout  time.Duration
 	Reporter Reporter
@@ -40,6 +43,12 @@ func (u *Uninstall) Run(ctx context.Context) error {
 	e, err := session(ctx, Options{Reporter: u.Reporter, Kubeconfig: u.Kubeconfig, Context: u.Context}, u.Config)
 	if err != nil {
 		return err
+	}
+	if !u.DryRun {
+		if err := e.acquireLock(ctx, "uninstall", u.WaitForLock); err != nil {
+			return err
+		}
+		defer e.releaseLock()
 	}
 	if e.state, err = e.store.Load(ctx); err != nil {
 		return err

@@ -63,7 +63,9 @@ type upgradeRun struct {
 }
 
 // prepare resolves the options, reads the state and plans the hops.
-func (u *Upgrade) prepare(ctx context.Context, details bool) (*upgradeRun, error) {
+//
+// With lock, the run takes the cluster's lock as soon as it is connected.
+func (u *Upgrade) prepare(ctx context.Context, details, lock bool) (*upgradeRun, error) {
 	if u.Release == "" {
 		return nil, &SettingError{Setting: "to", Err: errors.New("the target release is required (--to)")}
 	}
@@ -80,6 +82,7 @@ func (u *Upgrade) prepare(ctx context.Context, details bool) (*upgradeRun, error
 	ok := false
 	defer func() {
 		if !ok {
+			e.releaseLock()
 			r.cleanup()
 		}
 	}()
@@ -89,6 +92,12 @@ func (u *Upgrade) prepare(ctx context.Context, details bool) (*upgradeRun, error
 	}
 	if err := e.connect(cfg); err != nil {
 		return nil, err
+	}
+	if lock {
+		e.lockCommand = "upgrade to " + u.Release
+		if err := e.takeLock(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := e.loadState(ctx); err != nil {
 		return nil, err
@@ -252,7 +261,7 @@ func (e *env) diffComponents(ctx context.Context, names []string, live bool, pre
 
 // Plan returns the plan against the live cluster without writing anything.
 func (u *Upgrade) Plan(ctx context.Context, details bool) (*UpgradePlan, error) {
-	run, err := u.prepare(ctx, details)
+	run, err := u.prepare(ctx, details, false)
 	if run == nil {
 		return nil, err
 	}
@@ -271,15 +280,17 @@ func (u *Upgrade) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	run, err := u.prepare(ctx, false)
+	run, err := u.prepare(ctx, false, true)
 	if err != nil {
 		if run != nil {
+			run.e.releaseLock()
 			run.e.cleanup()
 		}
 		return err
 	}
 	e, plan := run.e, run.plan
 	defer e.cleanup()
+	defer e.releaseLock()
 	if len(plan.Hops) == 0 {
 		e.report(Event{Type: EventInfo, Message: fmt.Sprintf("release %s is already installed: nothing to do", plan.To)})
 		return nil

@@ -21,6 +21,9 @@ import (
 	"errors"
 	"slices"
 
+	"os/exec"
+	"syscall"
+
 	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/installer/apply"
 	"github.com/tmbox/tmbox/internal/testcluster"
@@ -389,4 +392,94 @@ func TestIntegrationRollbackOnlyTouched(t *testing.T) {
 			t.Errorf("component %s at %s healthy %v, want healthy at 1.22", comp.Name, comp.Release, comp.Healthy)
 		}
 	}
+}
+
+// TestIntegrationOneWriter: an install runs in another process; an
+// upgrade started 2 s later is refused at once naming it, writes nothing,
+// and with a wait runs once the install is done. An install killed with
+// SIGKILL leaves its Lease, which the next install takes over.
+func TestIntegrationOneWriter(t *testing.T) {
+	shared := suite.Cluster(t)
+	c := testcluster.StartT(t, testcluster.Options{Nodes: 1, BinDir: shared.BinDir, SharedWebhookStandIn: shared.WebhookStandIn})
+	cfg := c.Config
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	startInstall := func() (*exec.Cmd, chan error) {
+		t.Helper()
+		cmd := exec.Command(exe)
+		cmd.Env = append(os.Environ(), helperEnv+"="+c.Kubeconfig, "TMBOX_TEST_MIRROR="+mirrorDir(t))
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		return cmd, done
+	}
+	ctx := context.Background()
+
+	// Killed: its Lease stays, and the next install takes it over.
+	cmd, done := startInstall()
+	time.Sleep(3 * time.Second)
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-done
+	if h, err := readLock(ctx, cs); err != nil || h == nil || h.PID != cmd.Process.Pid {
+		t.Fatalf("after SIGKILL the Lease holder is %+v (%v), want pid %d", h, err, cmd.Process.Pid)
+	}
+	if _, err := install(t, cfg, "1.21", nil); err != nil {
+		t.Fatalf("install after a killed one: %v", err)
+	}
+	if h, _ := readLock(ctx, cs); h != nil {
+		t.Errorf("lock still held after the install: %+v", h)
+	}
+
+	// Two writers: the second is refused at once, then waits.
+	if err := (&Uninstall{Config: cfg}).Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cmd, done = startInstall()
+	time.Sleep(2 * time.Second)
+	select {
+	case err := <-done:
+		t.Fatalf("the install finished within 2 s (%v): nothing to collide with", err)
+	default:
+	}
+	jobs := watchJobs(t, cs)
+	start := time.Now()
+	err = upgrade(t, cfg, "1.22", nil)
+	var le *LockedError
+	if !errors.As(err, &le) || le.Holder.PID != cmd.Process.Pid || !strings.Contains(err.Error(), "install 1.21") {
+		t.Fatalf("upgrade during an install: %v, want it refused naming the install (pid %d)", err, cmd.Process.Pid)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the refusal took %s", d)
+	}
+	// The install writes meanwhile: what the upgrade would have written
+	// carries its operation (journal entry, Jobs).
+	if st, err := (&stateStore{Client: cs}).Load(ctx); err == nil {
+		for _, op := range st.Journal {
+			if op.Kind == "upgrade" {
+				t.Errorf("the refused upgrade is in the journal: %+v", op)
+			}
+		}
+	}
+	jobs.mu.Lock()
+	for k := range jobs.created {
+		if strings.HasPrefix(k, "upgrade-") {
+			t.Errorf("the refused upgrade created Job %s", k)
+		}
+	}
+	jobs.mu.Unlock()
+	jobs.stop()
+	if err := upgrade(t, cfg, "1.22", func(u *Upgrade) { u.WaitForLock = 5 * time.Minute }); err != nil {
+		t.Fatalf("upgrade with --wait-for-lock: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the install the upgrade waited for failed: %v", err)
+	}
+	checkAtRelease(t, cfg, "1.22")
 }

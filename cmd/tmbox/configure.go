@@ -60,6 +60,7 @@ shapes are written; --dry-run shows which. See docs/configuration.md.`,
 	f.BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	addPlatformFlags(f, &pf)
 	addResetFlag(f, &pf)
+	f.DurationVar(&c.WaitForLock, "wait-for-lock", 0, "wait up to this long for another tmbox changing the cluster to finish (default: refuse at once)")
 	outputFlag(cmd, &output, "text", "json")
 	return cmd
 }

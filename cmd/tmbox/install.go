@@ -87,6 +87,7 @@ interrupted install picks up where it stopped.`,
 	addKindFlags(f, &in.Options)
 	addPlatformFlags(f, &pf)
 	addResetFlag(f, &pf)
+	f.DurationVar(&in.WaitForLock, "wait-for-lock", 0, "wait up to this long for another tmbox changing the cluster to finish (default: refuse at once)")
 	f.StringVar(&in.Bundle, "bundle", "", "install from this bundle file (tmbox bundle create); verified before anything is read from it")
 	f.StringVar(&in.BundleKey, "bundle-key", "", "ed25519 public key (PEM) the bundle's signature must verify with")
 	f.BoolVar(&in.RequireSignature, "require-signature", false, "refuse an unsigned bundle")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -54,6 +55,9 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 					}
 				}
 				printPlatform(w, st)
+				if st.Lock != nil {
+					fmt.Fprintf(w, "Lock: held by %s (renewed %s ago)\n", st.Lock, time.Since(st.Lock.Renewed).Round(time.Second))
+				}
 				if op := st.LastOperation; op != nil {
 					line := fmt.Sprintf("Last operation: %s %s", op.ID, op.Result)
 					if op.Error != "" {

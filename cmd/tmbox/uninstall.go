@@ -33,5 +33,6 @@ func newUninstallCmd(g *globalOptions) *cobra.Command {
 	cmd.Flags().BoolVar(&u.Purge, "purge", false, "also delete the CRDs, and with them every custom resource")
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	cmd.Flags().BoolVar(&u.DryRun, "dry-run", false, "list what would be deleted, delete nothing")
+	cmd.Flags().DurationVar(&u.WaitForLock, "wait-for-lock", 0, "wait up to this long for another tmbox changing the cluster to finish (default: refuse at once)")
 	return cmd
 }

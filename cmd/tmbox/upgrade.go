@@ -85,6 +85,7 @@ hop is verified before anything is written. See docs/upgrade.md.`,
 	f.StringVar(&up.Registry, "registry", "", "push the bundle's images to HOST[:PORT][/PREFIX] (default: the registry the install used)")
 	addPlatformFlags(f, &pf)
 	addResetFlag(f, &pf)
+	f.DurationVar(&up.WaitForLock, "wait-for-lock", 0, "wait up to this long for another tmbox changing the cluster to finish (default: refuse at once)")
 	outputFlag(cmd, &output, "text", "json")
 	_ = cmd.RegisterFlagCompletionFunc("to", g.completeReleases)
 	return cmd
