@@ -14,7 +14,7 @@ GOTEST     ?= go test
 TESTFLAGS  ?= -timeout 30m
 CLUSTER_STATE := $(or $(XDG_RUNTIME_DIR),/tmp)/tmbox-testcluster
 
-.PHONY: build test test-unit test-integration testcluster-bin lint bench cluster-up cluster-down clean
+.PHONY: build test test-unit test-integration testcluster-bin fuzz lint bench cluster-up cluster-down clean
 
 build: ## build bin/tmbox
 	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/tmbox ./cmd/tmbox
@@ -22,8 +22,9 @@ build: ## build bin/tmbox
 testcluster-bin: ## build (or find cached) etcd, kube-*, kubectl and kwok
 	@bash hack/build-testcluster.sh >/dev/null
 
-test: testcluster-bin ## unit and integration tests, the integration ones on the real test cluster
+test: testcluster-bin ## unit and integration tests, the integration ones on the real test cluster; then make fuzz
 	TMBOX_TESTCLUSTER_BIN=$$(bash hack/build-testcluster.sh) $(GOTEST) $(TESTFLAGS) -exec $(NETNS_EXEC) ./...
+	@$(MAKE) --no-print-directory fuzz
 
 test-unit: ## unit tests only (integration tests report themselves skipped)
 	$(GOTEST) $(TESTFLAGS) -short ./...
@@ -36,10 +37,23 @@ bench: build testcluster-bin ## measure tmbox against a hand-made kubectl baseli
 	go test -run '^$$' -bench 'VerifyBundle/(verify-file|sha256sum-file)' -count 3 ./bundle | tee bin/bundle-bench.txt
 	TMBOX_TESTCLUSTER_BIN=$$(bash hack/build-testcluster.sh) $(NETNS_EXEC) bin/bench -bundle-bench bin/bundle-bench.txt $(BENCHFLAGS)
 
+# Each fuzz target runs for FUZZTIME, one after the other (go test -fuzz
+# takes one target of one package at a time).
+FUZZTIME ?= 10s
+
+fuzz: ## run the fuzz targets (catalog, bundle manifest, config decoders) for FUZZTIME each
+	go test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./catalog
+	go test -run '^$$' -fuzz '^FuzzDecodeManifest$$' -fuzztime $(FUZZTIME) ./bundle
+	go test -run '^$$' -fuzz '^FuzzReadConfig$$' -fuzztime $(FUZZTIME) ./cmd/tmbox
+
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	cd hack/tools && go vet ./etcd
+
+.PHONY: kind-image
+kind-image: ## build (or find cached) the kind node image from source, hack/kindimage (root; cold ~25 min, warm <1 s); prints kindest/node:…@sha256:…
+	@bash hack/kindimage/build.sh
 
 cluster-up: testcluster-bin ## start a test cluster in the background for manual use; prints its kubeconfig
 	@mkdir -p $(CLUSTER_STATE)

@@ -193,6 +193,7 @@ func installPhases() []phase {
 		componentPhase(PhaseKnativeServing, "installing Knative Serving and net-istio", catalog.KnativeServing, catalog.NetIstio),
 		componentPhase(PhaseKnativeEventing, "installing Knative Eventing", catalog.KnativeEventing),
 		componentPhase(PhaseTriggerMesh, "installing TriggerMesh", catalog.TriggerMesh, catalog.TriggerMeshCore),
+		addonsPhase(),
 		verifyPhase(),
 	}
 }

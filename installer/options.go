@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/installer/addons"
 	"github.com/tmbox/tmbox/installer/settings"
 	"github.com/tmbox/tmbox/manifests"
 	"github.com/tmbox/tmbox/preflight"
@@ -58,6 +59,9 @@ type Options struct {
 	Platform settings.Settings
 	// ResetPlatform drops the installed settings: only Platform applies.
 	ResetPlatform bool
+	// Addons are the operator's own Helm charts, installed after the stack
+	// and upgraded with it (docs/addons.md).
+	Addons []addons.Addon
 	// WaitForLock is how long a writing run waits for another tmbox
 	// holding the cluster's lock (0: refuse at once).
 	WaitForLock time.Duration
@@ -160,6 +164,9 @@ func (o Options) Validate() error {
 		if _, err := os.Stat(o.IstioOverlay); err != nil {
 			bad("istio-overlay", fmt.Errorf("--istio-overlay: %w", err))
 		}
+	}
+	if err := addons.Validate(o.Addons); err != nil {
+		errs = append(errs, err) // *addons.Error, naming the add-on
 	}
 	if err := o.Platform.Validate(); err != nil {
 		errs = append(errs, err) // *settings.Error, naming the setting

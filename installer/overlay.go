@@ -46,6 +46,26 @@ func checkOverlay(overlay string, rel *catalog.Release) error {
 	return nil
 }
 
+// CheckOverlay checks an Istio overlay against a release of a catalog
+// ("" catalogFile: the embedded one; "" release: the latest) as Install
+// does before rendering: the release's Istio must be the compiled-in one,
+// and the overlay a single IstioOperator that chooses no image and keeps
+// Istio's namespace. It reads the overlay file only; nothing renders, no
+// cluster is contacted. Errors are *SettingError of "istio-overlay".
+func CheckOverlay(path, release, catalogFile string) error {
+	cat, err := catalog.Load(catalogFile)
+	if err != nil {
+		return &SettingError{Setting: "catalog", Err: err}
+	}
+	rel := cat.Latest()
+	if release != "" {
+		if rel, err = cat.Release(release); err != nil {
+			return &SettingError{Setting: "release", Err: err}
+		}
+	}
+	return checkOverlay(path, rel)
+}
+
 // checkOverlayShape reads the overlay (a regular file of at most
 // MaxOverlaySize bytes) and checks what it says without rendering it.
 func checkOverlayShape(path string) error {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tmbox/tmbox/bundle"
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/installer/addons"
 	"github.com/tmbox/tmbox/installer/provider"
 	"github.com/tmbox/tmbox/installer/settings"
 	"github.com/tmbox/tmbox/preflight"
@@ -35,6 +36,9 @@ type resolved struct {
 	// userPlatform are the user's platform settings with their files read
 	// (render.platform adds the installed ones once the state is known).
 	userPlatform *settings.Resolved
+	// addons are the declared add-ons, their charts loaded and values
+	// checked against the charts' schemas.
+	addons []*addons.Loaded
 	// provider is the target; kind is set when it is a kind cluster tmbox
 	// lays down.
 	provider provider.Provider
@@ -127,6 +131,9 @@ func resolve(ctx context.Context, user Options, t target) (_ *resolved, rerr err
 		return nil, &SettingError{Setting: "release", Err: err}
 	}
 	if r.userPlatform, err = settings.Load(o.Platform); err != nil {
+		return nil, err
+	}
+	if r.addons, err = addons.Load(ctx, o.Addons, addons.LoadOptions{AirGapped: o.Bundle != "" || o.Mirror != ""}); err != nil {
 		return nil, err
 	}
 	r.render.platform = r.userPlatform

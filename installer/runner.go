@@ -2,6 +2,7 @@ package installer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -22,7 +23,7 @@ const (
 
 // PhaseNames lists every phase in the order they run.
 func PhaseNames() []string {
-	return []string{PhasePreflight, PhaseCluster, PhaseImages, PhaseIstio, PhaseKnativeServing, PhaseKnativeEventing, PhaseTriggerMesh, PhaseVerify}
+	return []string{PhasePreflight, PhaseCluster, PhaseImages, PhaseIstio, PhaseKnativeServing, PhaseKnativeEventing, PhaseTriggerMesh, PhaseAddons, PhaseVerify}
 }
 
 // phase is one named step of an operation (kubeadm's workflow phases,
@@ -97,6 +98,11 @@ func (r *runner) run(ctx context.Context, phases []phase) error {
 			return err
 		}
 		msg, err := p.run(ctx, e)
+		if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			// Cancelled while waiting: the wait's own error ("not ready")
+			// is a consequence; the run was cancelled.
+			err = fmt.Errorf("%w: %w", ctx.Err(), err)
+		}
 		if err != nil {
 			e.report(Event{Type: EventPhaseFail, Phase: p.name, Error: err.Error(), Duration: time.Since(start)})
 			_ = e.recordPhase(context.WithoutCancel(ctx), p.name, start, err, true)

@@ -29,6 +29,8 @@ type Status struct {
 	Ingress *Ingress `json:"ingress,omitempty"`
 	// Lock is the tmbox holding the cluster's lock right now (nil: none).
 	Lock *Holder `json:"lock,omitempty"`
+	// Addons are the add-ons tmbox installed, as Helm records them.
+	Addons []AddonStatus `json:"addons,omitempty"`
 }
 
 // ComponentStatus is one installed component's version and health.
@@ -67,6 +69,14 @@ func (g *GetStatus) Run(ctx context.Context) (*Status, error) {
 	if len(st.Components) == 0 {
 		return s, nil
 	}
+	if s.Addons, err = e.addonManager().List(ctx); err != nil {
+		return nil, fmt.Errorf("list add-ons: %w", err)
+	}
+	for _, a := range s.Addons {
+		if a.Status != "deployed" {
+			s.Healthy = false
+		}
+	}
 	in := ingressOf(ctx, e.client, st.HostAddress)
 	s.Ingress = &in
 	if in.Problem != "" {
@@ -102,7 +112,7 @@ func (g *GetStatus) Run(ctx context.Context) (*Status, error) {
 				c.Problems = append(c.Problems, p)
 			}
 		}
-		if cs.Release != st.Release {
+		if cs.Release != st.Release && st.Release != "" {
 			c.Problems = append(c.Problems, fmt.Sprintf("at release %s, the cluster at %s", cs.Release, st.Release))
 		}
 		c.Healthy = len(c.Problems) == 0

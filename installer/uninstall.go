@@ -53,11 +53,27 @@ func (u *Uninstall) Run(ctx context.Context) error {
 	if e.state, err = e.store.Load(ctx); err != nil {
 		return err
 	}
+	m := e.addonManager()
+	added, err := m.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list add-ons: %w", err)
+	}
 	names := slices.Clone(catalog.ComponentNames())
 	slices.Reverse(names)
 	if u.DryRun {
+		for _, a := range added {
+			e.report(Event{Type: EventPlan, Phase: PhaseAddons, Message: fmt.Sprintf("add-on %s: helm uninstall %s -n %s (revision %d)", a.Name, a.Name, a.Namespace, a.Revision)})
+		}
 		e.planUninstall(names, u.Purge)
 		return nil
+	}
+	// Add-ons first: they run on the stack.
+	for _, a := range added {
+		e.report(Event{Type: EventPhaseStart, Phase: PhaseAddons, Message: "removing add-on " + a.Name})
+		if err := m.Uninstall(ctx, a.Name, a.Namespace); err != nil {
+			return fmt.Errorf("add-on %s: %w", a.Name, err)
+		}
+		e.report(Event{Type: EventPhaseDone, Phase: PhaseAddons, Message: "add-on " + a.Name + " uninstalled"})
 	}
 	var namespaces, crds []apply.ObjectKey
 	deleted := 0

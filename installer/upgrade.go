@@ -309,6 +309,14 @@ func (u *Upgrade) Run(ctx context.Context) error {
 			return fmt.Errorf("hop %d/%d %s: %w", i+1, len(plan.Hops), h.Name(), err)
 		}
 	}
+	// Add-ons move after the last hop; a hop's rollback left them at
+	// their last good revision. A failed add-on upgrade is rolled back by
+	// Helm and reported; the stack stays at the new release.
+	if len(e.addons) > 0 {
+		if err := (&runner{e: e}).run(ctx, []phase{addonsPhase()}); err != nil {
+			return fmt.Errorf("upgraded to %s, but: %w", plan.To, err)
+		}
+	}
 	return nil
 }
 
@@ -440,7 +448,7 @@ func (e *env) useRelease(ctx context.Context, rel *catalog.Release, d *desired) 
 func hopPhases() []phase {
 	var out []phase
 	for _, p := range installPhases() {
-		if p.name != PhasePreflight && p.name != PhaseCluster && p.name != PhaseImages {
+		if p.name != PhasePreflight && p.name != PhaseCluster && p.name != PhaseImages && p.name != PhaseAddons {
 			out = append(out, p)
 		}
 	}

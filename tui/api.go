@@ -86,6 +86,8 @@ const (
 	FieldBundleKey = "bundle-key"
 	// FieldRegistry is Answers.Registry (the air-gap step).
 	FieldRegistry = "registry"
+	// FieldMirror is Answers.Mirror (the air-gap step).
+	FieldMirror = "mirror"
 	// FieldIstioOverlay is Answers.IstioOverlay (the Istio overlay step).
 	FieldIstioOverlay = "istio-overlay"
 	// FieldDomain is Answers.Domain (the settings step).
@@ -107,6 +109,12 @@ const (
 )
 
 // FieldError is a problem with the answers, as Backend.Validate finds it.
+//
+// A *FieldError is also an error: Backend.Preflight and Backend.Plan
+// return one (or an error wrapping one) for a failure an answer can fix,
+// such as manifests that cannot be downloaded without a mirror. The wizard
+// then shows only Message, and offers to go back to the step of Field
+// instead of retrying.
 type FieldError struct {
 	// Field is one of the Field* constants: the step that shows the
 	// message.
@@ -114,6 +122,9 @@ type FieldError struct {
 	// Message says what is wrong, and ideally how to fix it.
 	Message string
 }
+
+// Error returns the message.
+func (e *FieldError) Error() string { return e.Message }
 
 // Phase is one phase of a run, as the progress screen lists it.
 type Phase struct {
@@ -139,11 +150,18 @@ var ErrAborted = errors.New("aborted by the user")
 
 // ErrCancelled is returned by Result and Run when the user cancelled a
 // running install or upgrade (Ctrl-C, then y) or the context given to Run was
-// cancelled while it ran. It wraps Backend.Run's error when there is one.
-var ErrCancelled = errors.New("cancelled by the user")
+// cancelled while it ran. The error returned wraps ErrCancelled and
+// context.Canceled, and its message is ErrCancelled's alone: whatever
+// Backend.Run returned on its way out (a phase cut short, a request
+// interrupted) is not part of it, so the Backend logs it if it matters.
+var ErrCancelled = errors.New("cancelled by the user; re-run to converge")
 
 // Answers are the wizard's answers; cmd maps them onto installer options.
 type Answers struct {
+	// Mode is what the run does. The wizard sets it to Options.Mode, or to
+	// ModeUpgrade when Backend.Installed found an older release installed;
+	// every Backend call gets it.
+	Mode Mode
 	// Target is TargetKind (create a kind cluster) or TargetExisting.
 	Target string
 	// Context is the kubeconfig context when Target is TargetExisting
@@ -164,6 +182,10 @@ type Answers struct {
 	// Registry is HOST[:PORT][/PREFIX] to push the bundle's images to; needed
 	// for a bundle into an existing cluster.
 	Registry string
+	// Mirror is a directory holding the release's manifests (laid out
+	// component/version/file) to read instead of downloading them
+	// (optional).
+	Mirror string
 	// IstioOverlay is an IstioOperator file merged into tmbox's profile
 	// (optional).
 	IstioOverlay string
@@ -186,6 +208,11 @@ type Answers struct {
 	// HAReplicas is the replicas of the control planes (high
 	// availability), as typed; empty or 0 is off. The Backend parses it.
 	HAReplicas string
+
+	// IgnorePreflightErrors are the preflight checks whose failures are
+	// only warnings in this run (as --ignore-preflight-errors): the
+	// preflight step adds a check when the user ignores it.
+	IgnorePreflightErrors []string
 }
 
 // Release is a catalog entry to show.
@@ -221,6 +248,39 @@ type Check struct {
 	Message string
 	// Remediation says how to fix a warning or failure.
 	Remediation string
+	// Ignored is set when Answers.IgnorePreflightErrors turned a failure
+	// into a warning.
+	Ignored bool
+	// Fix, when set, is a change tmbox can make itself to remedy the
+	// check (Backend.Fix applies it).
+	Fix *Fix
+}
+
+// Fix is a change that remedies a check, as the preflight step shows it
+// before asking for consent.
+type Fix struct {
+	// Description says what the fix does.
+	Description string
+	// Changes are the exact changes it makes, e.g. "write 524288 to
+	// /proc/sys/fs/inotify/max_user_watches".
+	Changes []string
+}
+
+// Installation is what a cluster runs, as Backend.Installed finds it.
+type Installation struct {
+	// Where names the cluster for people, e.g. `context "prod"`.
+	Where string
+	// Target, Context and ClusterName are the answers that choose this
+	// cluster (as Answers' fields of the same names).
+	Target, Context, ClusterName string
+	// Release is the installed release.
+	Release string
+	// Components are the installed components and their versions, in
+	// install order.
+	Components []Component
+	// Healthy reports whether every installed workload is ready and no
+	// operation is unfinished.
+	Healthy bool
 }
 
 // PlanLine is one line of what the run will do.
@@ -270,22 +330,29 @@ type Summary struct {
 
 // Backend does the work; the wizard only asks and shows.
 //
-// Contexts, Releases and Phases are called once, when the wizard starts, and
-// should be quick. Validate is called on the UI's goroutine whenever a form
-// step is left forwards, and DefaultDomain whenever the settings step is
-// entered, so they must be quick too: no cluster access.
-// Preflight, Plan and Run are called from their own goroutines and must
-// honour ctx.
+// Contexts and Releases are called once, when the wizard starts, and
+// should be quick. Phases, Validate and DefaultDomain are called on the
+// UI's goroutine (Phases when the wizard starts, when its mode changes and
+// when the run starts; Validate whenever a form step is left forwards;
+// DefaultDomain whenever the settings step is entered), so they must be
+// quick too: no cluster access. Installed, Preflight, Plan, Fix and Run
+// are called from their own goroutines and must honour ctx.
 type Backend interface {
 	// Contexts lists the kubeconfig's contexts and the current one.
 	Contexts() (names []string, current string, err error)
 	// Releases lists the catalog, oldest first; the wizard preselects the
 	// last.
 	Releases() ([]Release, error)
-	// Phases lists the phases Run runs, in order (for an upgrade, the
-	// phases of each hop). The progress screen lists them; the welcome
-	// screen names them.
-	Phases() []Phase
+	// Phases lists the phases Run runs for the answers a, in run order (for
+	// an upgrade, the phases of each hop, and only those). The progress
+	// screen lists them; the welcome screen names them.
+	Phases(a Answers) []Phase
+	// Installed says what the cluster the answers choose runs (the
+	// kubeconfig's current context when they choose none). It returns nil
+	// when nothing is installed there or the cluster cannot be asked; the
+	// welcome screen shows what it returns, and the wizard offers an
+	// upgrade when the release is older than the one to install.
+	Installed(ctx context.Context, a Answers) (*Installation, error)
 	// Validate checks the answers without touching the cluster; it
 	// returns nothing when they are fine. The answers may be partial:
 	// a step only shows the errors of its own fields.
@@ -297,6 +364,9 @@ type Backend interface {
 	DefaultDomain(a Answers) string
 	// Preflight runs the checks for the answers.
 	Preflight(ctx context.Context, a Answers) ([]Check, error)
+	// Fix applies the fix of the named check (Check.Fix), which the user
+	// has consented to; the wizard re-runs Preflight afterwards.
+	Fix(ctx context.Context, a Answers, check string) error
 	// Plan says what Run would do, phase by phase.
 	Plan(ctx context.Context, a Answers) ([]PlanLine, error)
 	// Run installs or upgrades (per Options.Mode), calling report for every

@@ -131,8 +131,15 @@ type fakeBackend struct {
 	pfErr    error
 	pfCalls  int
 	plan     []PlanLine
+	planErr  error
 	phases   []Phase
 	invalid  []FieldError // Validate returns these too
+
+	installed *Installation // what Installed returns
+	instGate  chan struct{} // when set, Installed waits for it
+	instAsked []Answers
+	fixErr    error
+	fixed     []string // the checks Fix was asked to fix
 
 	failRun bool
 	block   bool          // Run blocks after its events until ctx is done
@@ -169,7 +176,44 @@ func testPhases() []Phase {
 	}
 }
 
-func (f *fakeBackend) Phases() []Phase { return f.phases }
+// Phases implements Backend: the fake's phases; an upgrade runs the
+// component phases and verify (and images first with a bundle).
+func (f *fakeBackend) Phases(a Answers) []Phase {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if a.Mode != ModeUpgrade {
+		return f.phases
+	}
+	var out []Phase
+	for _, p := range f.phases {
+		if p.Name == "images" && a.Bundle != "" || p.Name != "preflight" && p.Name != "cluster" && p.Name != "images" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Installed implements Backend.
+func (f *fakeBackend) Installed(ctx context.Context, a Answers) (*Installation, error) {
+	if f.instGate != nil {
+		<-f.instGate
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.instAsked = append(f.instAsked, a)
+	return f.installed, nil
+}
+
+// Fix implements Backend: a fixed check passes from then on.
+func (f *fakeBackend) Fix(ctx context.Context, a Answers, check string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fixErr != nil {
+		return f.fixErr
+	}
+	f.fixed = append(f.fixed, check)
+	return nil
+}
 
 // Validate implements Backend with simple rules that give the messages the
 // tests look for.
@@ -221,8 +265,16 @@ func (f *fakeBackend) Validate(a Answers) []FieldError {
 	if a.Bundle != "" && a.Target == TargetExisting && a.Registry == "" {
 		bad(FieldRegistry, "a bundle into an existing cluster needs a registry (HOST[:PORT][/PREFIX]) the nodes can pull from")
 	}
+	if a.Mirror != "" {
+		if fi, err := os.Stat(a.Mirror); err != nil || !fi.IsDir() {
+			bad(FieldMirror, "mirror %s is not a directory", a.Mirror)
+		}
+	}
 	if a.IstioOverlay != "" {
 		file(FieldIstioOverlay, "Istio overlay", a.IstioOverlay)
+		if a.Release == "1.21" {
+			bad(FieldIstioOverlay, "--istio-overlay applies to the compiled-in Istio; release 1.21 installs Istio 1.28.6 from its pinned manifests")
+		}
 	}
 	if d := a.Domain; d != "" && (!strings.Contains(d, ".") || strings.Trim(d, "abcdefghijklmnopqrstuvwxyz0123456789-.") != "") {
 		bad(FieldDomain, "domain %q is not a DNS domain", d)
@@ -261,11 +313,23 @@ func (f *fakeBackend) DefaultDomain(a Answers) string {
 	return ""
 }
 
+// Preflight implements Backend: a check the answers ignore is a warning,
+// a check Fix fixed passes.
 func (f *fakeBackend) Preflight(ctx context.Context, a Answers) ([]Check, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.pfCalls++
-	return f.checks, f.pfErr
+	var out []Check
+	for _, c := range f.checks {
+		switch {
+		case slices.Contains(f.fixed, c.Name):
+			c = Check{Name: c.Name, Category: c.Category, Status: StatusPass, Message: "fixed"}
+		case c.Status == StatusFail && slices.Contains(a.IgnorePreflightErrors, c.Name):
+			c.Status, c.Ignored = StatusWarn, true
+		}
+		out = append(out, c)
+	}
+	return out, f.pfErr
 }
 
 func (f *fakeBackend) setChecks(c []Check) {
@@ -274,17 +338,39 @@ func (f *fakeBackend) setChecks(c []Check) {
 	f.checks = c
 }
 
-func (f *fakeBackend) Plan(ctx context.Context, a Answers) ([]PlanLine, error) { return f.plan, nil }
+// Plan implements Backend: an upgrade's plan is its hops, from the
+// installed release.
+func (f *fakeBackend) Plan(ctx context.Context, a Answers) ([]PlanLine, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if a.Mode == ModeUpgrade && f.planErr == nil {
+		from := "1.21"
+		if f.installed != nil {
+			from = f.installed.Release
+		}
+		return []PlanLine{
+			{"", fmt.Sprintf("release %s is installed; 1 hop to %s, each verified, a failed one rolled back (objects: +add ~change -prune =unchanged):", from, a.Release)},
+			{"hop 1", fmt.Sprintf("%s→%s: istio: +2 ~36 -1 (=0); knative-serving: +0 ~61 -0 (=0); net-istio: +0 ~13 -0 (=0)", from, a.Release)},
+		}, nil
+	}
+	return f.plan, f.planErr
+}
 
 func (f *fakeBackend) Run(ctx context.Context, a Answers, report func(Event)) (Summary, error) {
 	f.mu.Lock()
 	f.ran = append(f.ran, a)
 	f.mu.Unlock()
+	phases := map[string]bool{}
+	for _, p := range f.Phases(a) {
+		phases[p.Name] = true
+	}
 	for _, e := range runEvents(f.failRun || f.block) {
 		if f.block && e.Type == EventPhaseFail {
 			break
 		}
-		report(e)
+		if phases[e.Phase] { // an upgrade reports only its phases
+			report(e)
+		}
 	}
 	if f.block {
 		<-ctx.Done()

@@ -82,13 +82,26 @@ func TestGolden(t *testing.T) {
 			"enter", "step 6 of 10",
 			"enter", "step 7 of 10",
 			"enter", "Press enter to see the plan",
-			"enter", "verify",
+			"enter", "will run, in order",
 			"enter", "step 10 of 10",
 		}
 		return steps(append(base, extra...)...)
 	}
 	toSettingsStep := func(extra ...string) []goldenStep {
 		return steps(append([]string{toTarget, "step 2", toRelease, "step 3", toComponents, "step 4", "enter", "step 5", "enter", "step 6", "enter", "step 7"}, extra...)...)
+	}
+	installed := func() *fakeBackend {
+		f := newFake()
+		f.installed = &Installation{Where: `context "prod"`, Target: TargetExisting, Context: "prod", Release: "1.22", Healthy: true,
+			Components: []Component{{Name: "istio", Version: "1.29.2"}, {Name: "knative-serving", Version: "1.22.1"},
+				{Name: "net-istio", Version: "1.22.1"}, {Name: "knative-eventing", Version: "1.22.1"}, {Name: "triggermesh", Version: "1.27.1"}}}
+		return f
+	}
+	fixable := func() *fakeBackend { f := newFake(); f.checks = fixableChecks(); return f }
+	offline := func() *fakeBackend {
+		f := newFake()
+		f.planErr = &FieldError{Field: FieldMirror, Message: "tmbox cannot download the release's manifests: give a mirror directory (air-gap step) or a bundle"}
+		return f
 	}
 	filled := Answers{Domain: "apps.example.com", TLSCert: "testdata/tls.crt", TLSKey: "testdata/tls.key", TLSRedirectHTTP: true,
 		PullSecret: "testdata/pull-secret.json", HAReplicas: "3"}
@@ -130,6 +143,17 @@ func TestGolden(t *testing.T) {
 		{name: "progress-log", plain: true, fake: block, steps: upTo("enter", "waiting:", "l", "events")},
 		{name: "progress-confirm", plain: true, fake: block, steps: upTo("enter", "waiting:", "ctrl+c", "y/n")},
 		{name: "progress-cancelling", plain: true, fake: held, steps: upTo("enter", "waiting:", "ctrl+c y", "safe point")},
+		{name: "progress-cancelled", plain: true, fake: block, steps: upTo("enter", "waiting:", "ctrl+c y", "re-run to converge")},
+		{name: "progress-upgrade", plain: true, mode: ModeUpgrade, fake: block, steps: upTo("enter", "waiting:")},
+		{name: "welcome-installed", plain: true, fake: installed, steps: steps("", "upgrades it to release 1.23")},
+		{name: "plan-upgrade-installed", plain: true, fake: installed, steps: steps("", "upgrades it to release 1.23", "enter", "step 2 of 10", "enter", "step 3", "enter", "step 4",
+			"enter", "step 5", "enter", "step 6", "enter", "step 7", "enter", "Press enter to see the plan", "enter", "will run, in order")},
+		{name: "overlay-release", plain: true, steps: steps(toTarget, "step 2", toRelease, "step 3", "up up enter", "step 4", "enter", "step 5", "enter", "step 6",
+			"text:testdata/overlay.yaml enter", "compiled-in")},
+		{name: "preflight-fix", plain: true, fake: fixable, steps: append(upTo()[:6], steps("enter", "Preflight failed", "f", "y/n")...)},
+		{name: "preflight-ignored", plain: true, fake: failPF, steps: append(upTo()[:6], steps("enter", "Preflight failed", "i", "ignored for this run")...)},
+		{name: "plan-offline", plain: true, fake: offline, steps: append(upTo()[:7], steps("enter", "mirror directory.")...)},
+		{name: "confirm-mirror", plain: true, initial: Answers{Mirror: "testdata"}, steps: upTo()},
 		{name: "summary", plain: true, steps: upTo("enter", "Next")},
 		{name: "summary-fancy", steps: upTo("enter", "Next")},
 		{name: "summary-error", plain: true, fake: failRun, steps: upTo("enter", "resumes")},

@@ -49,6 +49,7 @@ const (
 	fieldBundle = iota
 	fieldBundleKey
 	fieldRegistry
+	fieldMirror
 	airGapFields
 )
 
@@ -83,6 +84,16 @@ type (
 	planMsg struct {
 		seq   int
 		lines []PlanLine
+		err   error
+	}
+	installedMsg struct {
+		seq  int
+		inst *Installation
+		err  error
+	}
+	fixMsg struct {
+		seq   int
+		check string
 		err   error
 	}
 	savedMsg struct {
@@ -121,6 +132,17 @@ type Model struct {
 	// phases are Backend.Phases: the progress screen's rows.
 	phases []Phase
 
+	// welcome: what the cluster runs (Backend.Installed), and whether the
+	// wizard switched to an upgrade because of it.
+	instTask    bgTask
+	instDone    bool
+	installed   *Installation
+	instApplied bool
+	upgradeTo   string // the release the switch upgrades to
+	// initialComps preselect the components (Options.Initial's, or the
+	// installed ones of an upgrade).
+	initialComps []string
+
 	// target
 	ctxLoaded    bool
 	contexts     []string
@@ -150,10 +172,18 @@ type Model struct {
 	tlsRedirect   bool
 	defaultDomain string // Backend.DefaultDomain of the answers so far
 
-	// preflight
-	pf       bgTask
-	pfChecks []Check
-	pfErr    error
+	// preflight: the checks, the selected one (an index into pfChecks of
+	// a check with an action, -1 for none), and a fix asked for or
+	// applying.
+	pf         bgTask
+	pfChecks   []Check
+	pfErr      error
+	pfCursor   int
+	fixAsk     bool
+	fixTask    bgTask
+	fixCheck   string
+	pfNote     string
+	pfNoteFail bool
 
 	// plan
 	planTask  bgTask
@@ -197,12 +227,17 @@ func newModel(opts Options, r *lipgloss.Renderer) *Model {
 		g:      newGlyphs(opts.Plain),
 		a:      opts.Initial,
 		result: ErrAborted,
+
+		pfCursor:     -1,
+		initialComps: opts.Initial.Components,
 	}
+	m.a.Mode = opts.Mode
+	m.a.IgnorePreflightErrors = slices.Clone(opts.Initial.IgnorePreflightErrors)
 	if m.now == nil {
 		m.now = time.Now
 	}
 	if opts.Backend != nil {
-		m.phases = opts.Backend.Phases()
+		m.phases = opts.Backend.Phases(m.a)
 	}
 	name := opts.Initial.ClusterName
 	if name == "" {
@@ -212,6 +247,7 @@ func newModel(opts Options, r *lipgloss.Renderer) *Model {
 	m.airGap[fieldBundle] = m.newInput("Bundle file: ", opts.Initial.Bundle, "none")
 	m.airGap[fieldBundleKey] = m.newInput("Bundle key:  ", opts.Initial.BundleKey, "none")
 	m.airGap[fieldRegistry] = m.newInput("Registry:    ", opts.Initial.Registry, "HOST[:PORT][/PREFIX]")
+	m.airGap[fieldMirror] = m.newInput("Mirror dir:  ", opts.Initial.Mirror, "none")
 	m.overlay = m.newInput("Overlay file: ", opts.Initial.IstioOverlay, "none")
 	m.setInput[setDomain] = m.newInput("Domain:        ", opts.Initial.Domain, "")
 	m.setInput[setTLSCert] = m.newInput("TLS cert file: ", opts.Initial.TLSCert, "")
@@ -249,7 +285,7 @@ func (m *Model) setPlaceholders() {
 		domain = m.defaultDomain
 	}
 	ha := "0 (off)"
-	if m.opts.Mode == ModeUpgrade {
+	if m.mode() == ModeUpgrade {
 		none, domain, ha = "keep the installed one", "keep the installed one", "keep the installed setting"
 	}
 	m.setInput[setDomain].Placeholder = domain
@@ -282,6 +318,10 @@ func (m *Model) Result() (Answers, Summary, error) {
 	return m.a, m.summary, m.result
 }
 
+// mode is what the run does: Options.Mode, or ModeUpgrade once the welcome
+// screen found an older release installed.
+func (m *Model) mode() Mode { return m.a.Mode }
+
 // Init loads the contexts and releases, and watches the context.
 func (m *Model) Init() tea.Cmd {
 	b := m.opts.Backend
@@ -294,6 +334,9 @@ func (m *Model) Init() tea.Cmd {
 			rels, err := b.Releases()
 			return releasesMsg{rels, err}
 		},
+	}
+	if cmd := m.startInstalled(); cmd != nil {
+		cmds = append(cmds, cmd)
 	}
 	if done := m.ctx.Done(); done != nil {
 		ctx, stop := m.ctx, m.stop
@@ -321,11 +364,23 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.setReleases(msg)
 	case preflightMsg:
 		if m.pf.done(msg.seq) {
-			m.pfChecks, m.pfErr = msg.checks, msg.err
+			m.setChecks(msg.checks, msg.err)
 		}
 	case planMsg:
 		if m.planTask.done(msg.seq) {
 			m.planLines, m.planErr = msg.lines, msg.err
+		}
+	case installedMsg:
+		if m.instTask.done(msg.seq) {
+			m.instDone = true
+			if msg.err == nil {
+				m.installed = msg.inst
+			}
+			m.applyInstalled()
+		}
+	case fixMsg:
+		if m.fixTask.done(msg.seq) {
+			return m, m.fixDone(msg)
 		}
 	case savedMsg:
 		if msg.err != nil {
@@ -423,12 +478,19 @@ func (m *Model) setContexts(msg contextsMsg) {
 func (m *Model) setReleases(msg releasesMsg) {
 	m.relLoaded, m.releases, m.relErr = true, msg.releases, msg.err
 	m.relCursor = len(m.releases) - 1
-	for i, r := range m.releases {
-		if r.Name == m.a.Release && m.a.Release != "" {
-			m.relCursor = i
-		}
+	if i := m.releaseIndex(m.a.Release); i >= 0 {
+		m.relCursor = i
 	}
 	m.relCursor = max(m.relCursor, 0)
+	m.applyInstalled()
+}
+
+// releaseIndex is the index of the named release, -1 when there is none.
+func (m *Model) releaseIndex(name string) int {
+	if name == "" {
+		return -1
+	}
+	return slices.IndexFunc(m.releases, func(r Release) bool { return r.Name == name })
 }
 
 // release is the selected release, if any.
@@ -465,7 +527,7 @@ func (m *Model) components() []string {
 
 func (m *Model) isSelected(name string) bool {
 	if m.selected == nil {
-		return len(m.opts.Initial.Components) == 0 || slices.Contains(m.opts.Initial.Components, name)
+		return len(m.initialComps) == 0 || slices.Contains(m.initialComps, name)
 	}
 	return m.selected[name]
 }
@@ -585,6 +647,7 @@ func (m *Model) next() tea.Cmd {
 		a.Bundle = expandPath(m.airGap[fieldBundle].Value())
 		a.BundleKey = expandPath(m.airGap[fieldBundleKey].Value())
 		a.Registry = strings.TrimSpace(m.airGap[fieldRegistry].Value())
+		a.Mirror = expandPath(m.airGap[fieldMirror].Value())
 		if !m.accept(a) {
 			return nil
 		}
@@ -610,6 +673,7 @@ func (m *Model) next() tea.Cmd {
 			return nil
 		}
 		m.goTo(screenPreflight)
+		m.pfNote = ""
 		return m.startPreflight()
 	case screenPreflight:
 		if err := m.preflightBlocks(); err != nil {
@@ -623,8 +687,11 @@ func (m *Model) next() tea.Cmd {
 		case m.planTask.running:
 			m.fail(errors.New("the plan is still being made"))
 			return nil
+		case fieldOf(m.planErr) != "":
+			m.fail(fmt.Errorf("%s (%s)", errText(m.planErr), m.errAction(m.planErr)))
+			return nil
 		case m.planErr != nil:
-			m.fail(fmt.Errorf("cannot make the plan: %w (press r to retry, esc to go back)", m.planErr))
+			m.fail(fmt.Errorf("cannot make the plan: %w (%s)", m.planErr, m.errAction(m.planErr)))
 			return nil
 		}
 		m.goTo(screenConfirm)
@@ -640,32 +707,79 @@ func (m *Model) preflightBlocks() error {
 	switch {
 	case m.pf.running:
 		return errors.New("the preflight checks are still running")
+	case m.fixTask.running:
+		return errors.New("the fix is being applied")
 	case m.pfErr != nil:
+		if fieldOf(m.pfErr) != "" {
+			return fmt.Errorf("%s (%s)", errText(m.pfErr), m.errAction(m.pfErr))
+		}
 		return fmt.Errorf("the preflight checks could not run: %w (press r to retry, esc to go back)", m.pfErr)
 	}
-	if n := countStatus(m.pfChecks, StatusFail); n > 0 {
-		return fmt.Errorf("%d preflight %s failed: fix %s, then press r to re-run the checks (esc goes back)",
-			n, plural(n, "check", "checks"), plural(n, "it", "them"))
+	if n := countStatus(m.pfChecks, StatusFail); n == 1 {
+		return errors.New("1 preflight check failed: fix it and press r to re-run the checks, or press i to ignore it for this run (esc goes back)")
+	} else if n > 1 {
+		return fmt.Errorf("%d preflight checks failed: fix them and press r to re-run the checks, or choose one and press i to ignore it for this run (esc goes back)", n)
 	}
 	return nil
 }
 
-// back returns to the previous screen.
+// fieldOf is the field an error of Preflight or Plan names (a
+// *FieldError in its chain), "" when an answer cannot fix it.
+func fieldOf(err error) string {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return fe.Field
+	}
+	return ""
+}
+
+// errText is the text to show for an error of Preflight or Plan: a
+// *FieldError's message alone.
+func errText(err error) string {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return fe.Message
+	}
+	return err.Error()
+}
+
+// errAction says what to do about an error of Preflight or Plan: go back
+// and change the answer it names, or retry.
+func (m *Model) errAction(err error) string {
+	if f := fieldOf(err); f != "" {
+		return "esc to go back and change " + fieldLabel(f)
+	}
+	return "r to retry, esc to go back"
+}
+
+// back returns to the previous screen; from a preflight or plan error an
+// answer can fix, to the step of that answer, showing the error there.
 func (m *Model) back() {
+	var err error
 	switch m.screen {
 	case screenWelcome, screenProgress, screenSummary:
 		return
 	case screenPreflight:
+		if m.fixTask.running {
+			return // a fix is not interrupted half way
+		}
+		err = m.pfErr
 		m.cancelPreflight()
 	case screenPlan:
+		err = m.planErr
 		m.cancelPlan()
+	}
+	if f := fieldOf(err); f != "" {
+		m.goTo(fieldStep(f))
+		m.errs = []string{errText(err)}
+		return
 	}
 	m.goTo(m.screen - 1)
 }
 
 func (m *Model) startPreflight() tea.Cmd {
 	m.cancelPreflight()
-	m.pfChecks, m.pfErr = nil, nil
+	m.pfChecks, m.pfErr, m.pfCursor, m.fixAsk = nil, nil, -1, false
 	return m.background(&m.pf, func(ctx context.Context, b Backend, a Answers, seq int) tea.Msg {
 		checks, err := b.Preflight(ctx, a)
 		return preflightMsg{seq, checks, err}
@@ -752,6 +866,7 @@ func (t *bgTask) stop() bool {
 func (m *Model) abort(err error) tea.Cmd {
 	m.cancelPreflight()
 	m.cancelPlan()
+	m.instTask.stop()
 	m.result = ErrAborted
 	if err != nil {
 		m.result = fmt.Errorf("%w: %w", ErrAborted, err)
@@ -782,10 +897,14 @@ func (m *Model) runDone(msg runDoneMsg) tea.Cmd {
 		rs.cancelling = true // the caller cancelled; its message may still be on its way
 	}
 	if rs.cancelling && msg.err != nil {
-		m.result = ErrCancelled
-		if !errors.Is(msg.err, context.Canceled) {
-			m.result = fmt.Errorf("%w: %w", ErrCancelled, msg.err)
+		rs.cancelled = true
+		rs.waiting, rs.progress = "", ""
+		for _, p := range rs.phases {
+			if p.status == phaseRunning {
+				p.status, p.took, p.note = phaseCancelled, m.now().Sub(p.start), "cancelled"
+			}
 		}
+		m.result = cancelledError{}
 		m.summary = msg.summary
 		return tea.Quit
 	}
@@ -803,6 +922,8 @@ func (m *Model) shutdown() {
 	m.stopOnce.Do(func() { close(m.stop) })
 	m.cancelPreflight()
 	m.cancelPlan()
+	m.instTask.stop()
+	m.fixTask.stop()
 	if m.run != nil {
 		m.run.stopAndWait()
 	}
@@ -827,6 +948,9 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 	}
 	if m.screen == screenConfirm && m.saving {
 		return m.saveKey(k)
+	}
+	if m.screen == screenPreflight && m.fixAsk {
+		return m.fixKey(s)
 	}
 	m.errs = nil
 	switch s {
@@ -941,16 +1065,15 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 		}
 	case screenSettings:
 		return m.settingsKey(k)
-	case screenPreflight, screenPlan:
+	case screenPreflight:
+		return m.preflightKey(s)
+	case screenPlan:
 		switch s {
 		case "tab":
 			return m.next()
 		case "shift+tab":
 			m.back()
 		case "r":
-			if m.screen == screenPreflight {
-				return m.startPreflight()
-			}
 			return m.startPlan()
 		default:
 			m.scrollKey(s)

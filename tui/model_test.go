@@ -413,7 +413,7 @@ func TestPreflightFailureBlocks(t *testing.T) {
 		"3 passed, 1 warning, 1 failed, 1 skipped", "Preflight failed")
 	h.keys("enter")
 	h.wantScreen(screenPreflight)
-	h.wantView("1 preflight check failed: fix it, then press r")
+	h.wantView("1 preflight check failed: fix it and press r to re-run the checks, or press i to ignore it")
 
 	f.setChecks(passingChecks())
 	h.keys("r")
@@ -501,14 +501,63 @@ func TestProgressCtrlCCancels(t *testing.T) {
 	default:
 	}
 	h.keys("ctrl+c", "y")
-	h.wantView("cancelling")
 	if err := <-f.runCtx; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run's ctx: %v", err)
 	}
 	h.await("the end", func() bool { return h.quit })
-	if _, _, err := h.m.Result(); !errors.Is(err, ErrCancelled) {
-		t.Fatalf("err %v, want ErrCancelled", err)
+	_, _, err := h.m.Result()
+	if !errors.Is(err, ErrCancelled) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want ErrCancelled and context.Canceled", err)
 	}
+	// One line, whatever Run returned; the screen left behind says the same.
+	if err.Error() != "cancelled by the user; re-run to converge" {
+		t.Fatalf("err %q", err)
+	}
+	h.wantView("■ istio             15.0s     cancelled", "cancelled by the user; re-run to converge")
+	if v := h.view(); strings.Contains(v, "waiting:") || strings.Contains(v, "ctrl+c cancel") {
+		t.Fatalf("the cancelled run's screen still waits:\n%s", v)
+	}
+}
+
+// TestCancelHidesRunError checks that a run the user cancelled ends with
+// ErrCancelled's line alone, not the error Backend.Run returned (a phase
+// cut short), and that the phase it cut short is shown cancelled, not
+// failed.
+func TestCancelHidesRunError(t *testing.T) {
+	b := &cancelBackend{fakeBackend: newFake()}
+	b.block = true
+	h := newHarness(t, Options{Backend: b, Plain: true})
+	toConfirm(h)
+	h.keys("enter")
+	h.await("the istio phase", func() bool { return h.m.run.waiting != "" })
+	h.keys("ctrl+c", "y")
+	h.await("the end", func() bool { return h.quit })
+	_, _, err := h.m.Result()
+	if !errors.Is(err, ErrCancelled) || !errors.Is(err, context.Canceled) || err.Error() != ErrCancelled.Error() {
+		t.Fatalf("err %q", err)
+	}
+	v := h.view()
+	if strings.Contains(v, "not ready") || strings.Contains(v, "rate limiter") || strings.Contains(v, "FAIL") {
+		t.Fatalf("the run's error is shown:\n%s", v)
+	}
+	h.wantView("stop istio", "cancelled")
+}
+
+// cancelBackend's Run fails the running phase when it is cancelled, as
+// the installer does, with an error that does not wrap context.Canceled.
+type cancelBackend struct{ *fakeBackend }
+
+func (c *cancelBackend) Run(ctx context.Context, a Answers, report func(Event)) (Summary, error) {
+	rctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-ctx.Done()
+		report(Event{Type: EventPhaseFail, Phase: "istio", Duration: 3 * time.Second,
+			Error: "not ready: Deployment istio-system/istiod: client rate limiter Wait returned an error: context canceled"})
+		cancel()
+	}()
+	_, _ = c.fakeBackend.Run(rctx, a, report)
+	return Summary{}, errors.New("phase istio: not ready: Deployment istio-system/istiod: 0 of 1 available")
 }
 
 func TestRunFailureSummary(t *testing.T) {

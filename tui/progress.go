@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,10 +19,22 @@ const (
 	phaseDone    = "done"
 	phaseFailed  = "failed"
 	phaseSkipped = "skipped"
+	// phaseCancelled is a phase the user's cancel cut short.
+	phaseCancelled = "cancelled"
 )
 
+// cancelledError is the error of a cancelled run (see ErrCancelled).
+type cancelledError struct{}
+
+// Error is ErrCancelled's message alone.
+func (cancelledError) Error() string { return ErrCancelled.Error() }
+
+// Unwrap makes the error ErrCancelled and context.Canceled.
+func (cancelledError) Unwrap() []error { return []error{ErrCancelled, context.Canceled} }
+
 // phaseState is a row of the progress screen: one of Backend.Phases, or a
-// phase an event named that the list lacks (appended, so nothing is lost).
+// phase a phase event named that the list lacks (inserted before the first
+// phase still pending, so the rows stay in run order and nothing is lost).
 type phaseState struct {
 	name   string
 	title  string
@@ -52,6 +65,7 @@ type runState struct {
 
 	confirm    bool // asking "cancel the install? y/n"
 	cancelling bool
+	cancelled  bool // Run returned after the cancel
 	finished   bool
 }
 
@@ -64,6 +78,7 @@ func (m *Model) startRun() tea.Cmd {
 		msgs:   make(chan tea.Msg, 256),
 		done:   make(chan struct{}),
 	}
+	m.phases = m.opts.Backend.Phases(m.a) // the final answers' (a bundle may add a phase)
 	for _, p := range m.phases {
 		rs.phases = append(rs.phases, &phaseState{name: p.Name, title: p.Title, status: phasePending})
 	}
@@ -127,7 +142,10 @@ func (rs *runState) stopAndWait() {
 	}
 }
 
-func (rs *runState) phase(name string) *phaseState {
+// phase is the row of the named phase. A phase event (add) for a phase
+// the list lacks adds its row before the first pending one; any other
+// event for it has no row.
+func (rs *runState) phase(name string, add bool) *phaseState {
 	if name == "" {
 		return nil
 	}
@@ -136,8 +154,15 @@ func (rs *runState) phase(name string) *phaseState {
 			return p
 		}
 	}
+	if !add {
+		return nil
+	}
 	p := &phaseState{name: name, status: phasePending}
-	rs.phases = append(rs.phases, p)
+	at := slices.IndexFunc(rs.phases, func(p *phaseState) bool { return p.status == phasePending })
+	if at < 0 {
+		at = len(rs.phases)
+	}
+	rs.phases = slices.Insert(rs.phases, at, p)
 	return p
 }
 
@@ -153,7 +178,11 @@ func (rs *runState) running() *phaseState {
 
 // apply records an event.
 func (rs *runState) apply(m *Model, e Event) {
-	p := rs.phase(e.Phase)
+	var p *phaseState
+	switch e.Type {
+	case EventPhaseStart, EventPhaseDone, EventPhaseFail, EventPhaseSkip:
+		p = rs.phase(e.Phase, true)
+	}
 	switch e.Type {
 	case EventPhaseStart:
 		if p != nil {
@@ -178,6 +207,10 @@ func (rs *runState) apply(m *Model, e Event) {
 	case EventPhaseFail:
 		if p != nil {
 			p.status, p.took, p.note = phaseFailed, e.Duration, e.Error
+			if rs.cancelling {
+				// What the cancel cut short, not why the phase failed.
+				p.status, p.note = phaseCancelled, "cancelled"
+			}
 		}
 		rs.waiting, rs.progress = "", ""
 	case EventWaiting:
@@ -290,7 +323,7 @@ func (m *Model) progressKey(s string) tea.Cmd {
 func (m *Model) viewProgress() string {
 	rs := m.run
 	verb := "installing"
-	if m.opts.Mode == ModeUpgrade {
+	if m.mode() == ModeUpgrade {
 		verb = "upgrading to"
 	}
 	title := fmt.Sprintf("%s %s %s release %s on %s", m.st.title.Render(m.title()), m.g.dot, verb, m.a.Release, m.targetText())
@@ -320,6 +353,8 @@ func (m *Model) viewProgress() string {
 		case phaseSkipped:
 			marker, took = m.st.faint.Render(m.g.skip), "skipped"
 			finished++
+		case phaseCancelled:
+			marker, took = m.st.warn.Render(m.g.cancelled), fmtDuration(p.took)
 		default:
 			marker = m.st.faint.Render(m.g.pending)
 		}
@@ -336,8 +371,11 @@ func (m *Model) viewProgress() string {
 		body = append(body, strings.TrimRight(line, " "))
 	}
 	body = append(body, "", "  "+m.bar(finished, len(rs.phases), min(m.w()-20, 40)))
-	body = append(body, "")
+	if !rs.cancelled { // a cancelled run waits for nothing
+		body = append(body, "")
+	}
 	switch {
+	case rs.cancelled:
 	case rs.waiting != "":
 		w := wrap("waiting: "+rs.waiting, m.w(), 2)
 		body = append(body, m.st.warn.Render(w[0]))
@@ -357,10 +395,12 @@ func (m *Model) viewProgress() string {
 	}
 	var footer []string
 	switch {
+	case rs.cancelled:
+		footer = append(footer, m.st.warn.Render(ErrCancelled.Error()))
 	case rs.cancelling:
 		footer = append(footer, m.st.warn.Render(fmt.Sprintf("cancelling %s stopping at a safe point%s", m.g.dash, m.g.ellipsis)))
 	case rs.confirm:
-		footer = append(footer, m.st.bold.Render(fmt.Sprintf("cancel the %s? y/n", m.opts.Mode)))
+		footer = append(footer, m.st.bold.Render(fmt.Sprintf("cancel the %s? y/n", m.mode())))
 	default:
 		logHelp := "l show log"
 		if rs.showLog {

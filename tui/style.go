@@ -32,6 +32,7 @@ func newStyles(r *lipgloss.Renderer) styles {
 // glyphs are the symbols the views use; plain mode has ASCII ones.
 type glyphs struct {
 	pass, warn, fail, skip, pending, running    string
+	cancelled                                   string
 	on, off, cursor, arrow, dot, dash, ellipsis string
 	barFull, barEmpty, up, down                 string
 }
@@ -39,13 +40,13 @@ type glyphs struct {
 func newGlyphs(plain bool) glyphs {
 	if plain {
 		return glyphs{
-			pass: "ok  ", warn: "warn", fail: "FAIL", skip: "skip", pending: "    ", running: "... ",
+			pass: "ok  ", warn: "warn", fail: "FAIL", skip: "skip", pending: "    ", running: "... ", cancelled: "stop",
 			on: "[x]", off: "[ ]", cursor: ">", arrow: "->", dot: "-", dash: "--", ellipsis: "...",
 			barFull: "#", barEmpty: "-", up: "^", down: "v",
 		}
 	}
 	return glyphs{
-		pass: "✓", warn: "!", fail: "✗", skip: "-", pending: "·", running: "",
+		pass: "✓", warn: "!", fail: "✗", skip: "-", pending: "·", running: "", cancelled: "■",
 		on: "[x]", off: "[ ]", cursor: "›", arrow: "→", dot: "·", dash: "—", ellipsis: "…",
 		barFull: "█", barEmpty: "░", up: "↑", down: "↓",
 	}

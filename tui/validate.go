@@ -18,13 +18,49 @@ func stepFields(s screen) []string {
 	case screenComponents:
 		return []string{FieldComponents}
 	case screenAirGap:
-		return []string{FieldBundle, FieldBundleKey, FieldRegistry}
+		return []string{FieldBundle, FieldBundleKey, FieldRegistry, FieldMirror}
 	case screenOverlay:
 		return []string{FieldIstioOverlay}
 	case screenSettings:
 		return []string{FieldDomain, FieldTLSCert, FieldTLSKey, FieldPullSecret, FieldHAReplicas, FieldGeneral}
 	}
 	return nil
+}
+
+// fieldLabel names a field in a sentence ("esc to go back and change
+// the mirror directory").
+func fieldLabel(field string) string {
+	switch field {
+	case FieldContext:
+		return "the kubeconfig context"
+	case FieldClusterName:
+		return "the cluster name"
+	case FieldRelease:
+		return "the release"
+	case FieldComponents:
+		return "the components"
+	case FieldBundle:
+		return "the bundle"
+	case FieldBundleKey:
+		return "the bundle key"
+	case FieldRegistry:
+		return "the registry"
+	case FieldMirror:
+		return "the mirror directory"
+	case FieldIstioOverlay:
+		return "the Istio overlay"
+	case FieldDomain:
+		return "the domain"
+	case FieldTLSCert:
+		return "the TLS certificate"
+	case FieldTLSKey:
+		return "the TLS key"
+	case FieldPullSecret:
+		return "the pull secret"
+	case FieldHAReplicas:
+		return "the HA replicas"
+	}
+	return "the settings"
 }
 
 // lastFormStep shows the errors no other step owns.

@@ -21,7 +21,7 @@ func (m *Model) View() string {
 }
 
 func (m *Model) title() string {
-	return "tmbox " + string(m.opts.Mode)
+	return "tmbox " + string(m.mode())
 }
 
 // keys is the help line of a wizard screen.
@@ -41,14 +41,33 @@ func (m *Model) keys() []string {
 	case screenSettings:
 		return []string{"tab/up/down field", "space toggle", "enter next", back, "ctrl+c quit"}
 	case screenPreflight:
-		return []string{"enter next", "r re-run", back, "ctrl+c quit"}
+		if m.fixAsk {
+			return []string{"y apply the fix", "n no"}
+		}
+		if fieldOf(m.pfErr) != "" {
+			return []string{"esc back to change " + fieldLabel(fieldOf(m.pfErr)), "r re-run", "ctrl+c quit"}
+		}
+		keys := []string{"enter next"}
+		if c, ok := m.selectedCheck(); ok {
+			keys = append(keys, "up/down choose")
+			if c.Status == StatusFail {
+				keys = append(keys, "i ignore this check")
+			}
+			if c.Fix != nil {
+				keys = append(keys, "f apply fix")
+			}
+		}
+		return append(keys, "r re-run", back, "ctrl+c quit")
 	case screenPlan:
+		if fieldOf(m.planErr) != "" {
+			return []string{"esc back to change " + fieldLabel(fieldOf(m.planErr)), "ctrl+c quit"}
+		}
 		return []string{"enter next", "r retry", back, "ctrl+c quit"}
 	case screenConfirm:
 		if m.saving {
 			return []string{"enter save", "esc cancel"}
 		}
-		return []string{"enter " + string(m.opts.Mode), "s save as config", back, "ctrl+c quit"}
+		return []string{"enter " + string(m.mode()), "s save as config", back, "ctrl+c quit"}
 	}
 	return []string{"enter next", back, "ctrl+c quit"}
 }
@@ -133,7 +152,7 @@ func (m *Model) body() ([]string, int) {
 	case screenSettings:
 		return m.viewSettings()
 	case screenPreflight:
-		return m.viewPreflight(), -1
+		return m.viewPreflight()
 	case screenPlan:
 		return m.viewPlan(), -1
 	case screenConfirm:
@@ -150,10 +169,18 @@ func (m *Model) para(s string) []string {
 
 func (m *Model) viewWelcome() []string {
 	w, g := m.w(), m.g
+	upgrade := m.mode() == ModeUpgrade
 	var out []string
-	if m.opts.Mode == ModeUpgrade {
+	if m.installed != nil {
+		out = append(out, m.viewInstalled(m.installed)...)
+		out = append(out, "")
+	}
+	switch {
+	case upgrade && m.upgradeTo != "":
+		out = append(out, m.para(fmt.Sprintf("This wizard upgrades it to release %s, in lockstep, one Knative minor at a time; a failed hop is rolled back. The plan step shows each hop.", m.upgradeTo))...)
+	case upgrade:
 		out = append(out, m.para("This wizard upgrades the Istio, Knative and TriggerMesh stack tmbox installed to a newer release, in lockstep, one Knative minor at a time; a failed hop is rolled back.")...)
-	} else {
+	default:
 		out = append(out, m.para("This wizard installs a pinned, verified serverless stack:")...)
 		for _, s := range []string{
 			"Istio, with its ingress gateway",
@@ -169,15 +196,47 @@ func (m *Model) viewWelcome() []string {
 	}
 	phases := strings.Join(names, " "+g.arrow+" ")
 	out = append(out, "")
-	out = append(out, m.para("It runs these phases, in order:")...)
+	if upgrade {
+		out = append(out, m.para("Each hop runs these phases, in order:")...)
+	} else {
+		out = append(out, m.para("It runs these phases, in order:")...)
+	}
 	out = append(out, wrap(phases, w, 4)...)
 	out = append(out, "", "  "+m.st.bold.Render("How long"))
-	out = append(out, wrap("A few minutes on a ready cluster; longer when it creates a kind cluster, which pulls the node image and every component's images.", w, 4)...)
+	if upgrade {
+		out = append(out, wrap("A few minutes per hop: each hop applies every component's new manifests and waits until its workloads are ready.", w, 4)...)
+	} else {
+		out = append(out, wrap("A few minutes on a ready cluster; longer when it creates a kind cluster, which pulls the node image and every component's images.", w, 4)...)
+	}
 	out = append(out, "", "  "+m.st.bold.Render("What it needs"))
-	out = append(out, wrap(g.dot+" an existing cluster your kubeconfig reaches, or", w, 4)...)
-	out = append(out, wrap(g.dot+" Docker or Podman on this host to create a kind cluster (4 CPUs and 8 GiB of memory for kind)", w, 4)...)
+	if upgrade {
+		out = append(out, wrap(g.dot+" the cluster tmbox installed the stack on, reachable through your kubeconfig", w, 4)...)
+	} else {
+		out = append(out, wrap(g.dot+" an existing cluster your kubeconfig reaches, or", w, 4)...)
+		out = append(out, wrap(g.dot+" Docker or Podman on this host to create a kind cluster (4 CPUs and 8 GiB of memory for kind)", w, 4)...)
+	}
 	out = append(out, "")
 	out = append(out, m.para("Nothing is changed before you confirm on the last step.")...)
+	return out
+}
+
+// viewInstalled says what the cluster runs, as Backend.Installed found it.
+func (m *Model) viewInstalled(inst *Installation) []string {
+	health := "healthy"
+	if !inst.Healthy {
+		health = "not healthy: tmbox status says why"
+	}
+	out := m.para(fmt.Sprintf("Release %s is installed on %s (%s):", inst.Release, inst.Where, health))
+	nameW := 0
+	for _, c := range inst.Components {
+		nameW = max(nameW, len(c.Name))
+	}
+	for _, c := range inst.Components {
+		out = append(out, "    "+padRight(c.Name, nameW)+"  "+c.Version)
+	}
+	if m.mode() == ModeInstall && m.releaseIndex(inst.Release) == m.relCursor && m.relLoaded {
+		out = append(out, m.para("Installing it again converges it: what is in place is verified and left alone, changed answers are applied.")...)
+	}
 	return out
 }
 
@@ -198,7 +257,7 @@ func (m *Model) cursor(on bool) string {
 func (m *Model) viewTarget() ([]string, int) {
 	q := "Where should tmbox install?"
 	kind := "create a kind cluster on this host"
-	if m.opts.Mode == ModeUpgrade {
+	if m.mode() == ModeUpgrade {
 		q, kind = "Which cluster should tmbox upgrade?", "the kind cluster tmbox created on this host"
 	}
 	out := m.para(q)
@@ -237,7 +296,7 @@ func (m *Model) viewTarget() ([]string, int) {
 
 func (m *Model) viewRelease() ([]string, int) {
 	q := "Which release should tmbox install?"
-	if m.opts.Mode == ModeUpgrade {
+	if m.mode() == ModeUpgrade {
 		q = "Which release should tmbox upgrade to?"
 	}
 	out := append(m.para(q), "")
@@ -314,13 +373,13 @@ func (m *Model) viewComponents() ([]string, int) {
 }
 
 func (m *Model) viewAirGap() []string {
-	out := m.para("Air gap (optional): install from a bundle made with `tmbox bundle create` instead of downloading. Leave the fields empty to download from upstream.")
+	out := m.para("Air gap (optional): install from a bundle made with `tmbox bundle create`, or read the release's manifests from a mirror directory, instead of downloading them. Leave the fields empty to download from upstream.")
 	out = append(out, "")
 	for i := range m.airGap {
 		out = append(out, m.cursor(i == m.airFocus)+m.airGap[i].View())
 	}
 	out = append(out, "")
-	out = append(out, m.para("The bundle key is the public key the bundle must verify with. The registry (HOST[:PORT][/PREFIX]) receives the bundle's images; a bundle into an existing cluster needs one.")...)
+	out = append(out, m.para("The bundle key is the public key the bundle must verify with. The registry (HOST[:PORT][/PREFIX]) receives the bundle's images; a bundle into an existing cluster needs one. The mirror directory holds the release's manifests as `tmbox mirror create` lays them out (component/version/file); the images still come from their registries.")...)
 	return out
 }
 
@@ -333,7 +392,7 @@ func (m *Model) viewOverlay() []string {
 
 func (m *Model) viewSettings() ([]string, int) {
 	intro := "Settings (optional): where functions are reachable and how the stack runs. Leave a field empty for none."
-	if m.opts.Mode == ModeUpgrade {
+	if m.mode() == ModeUpgrade {
 		intro = "Settings (optional): leave a field empty to keep the installed setting; a value given here replaces it."
 	}
 	out := append(m.para(intro), "")
@@ -355,7 +414,7 @@ func (m *Model) viewSettings() ([]string, int) {
 	out = append(out, "")
 	out = append(out, m.para("Functions will be reachable as http(s)://{name}.{namespace}.DOMAIN.")...)
 	switch {
-	case m.opts.Mode == ModeUpgrade:
+	case m.mode() == ModeUpgrade:
 		out = append(out, m.para("An empty domain keeps the installed one.")...)
 	case m.defaultDomain != "" && m.a.Target == TargetKind:
 		out = append(out, m.para(fmt.Sprintf("On this kind cluster an empty domain is %s: LISTEN-ADDRESS.sslip.io resolves to the cluster's listen address without any DNS setup.", m.defaultDomain))...)
@@ -376,12 +435,20 @@ func (m *Model) spinnerText(text string) string {
 	return "  " + m.spinner.View() + " " + text + m.g.ellipsis
 }
 
-func (m *Model) viewPreflight() []string {
+// viewPreflight renders the checks, and the line of the selected one.
+func (m *Model) viewPreflight() ([]string, int) {
 	if m.pf.running {
-		return []string{m.spinnerText("running the preflight checks")}
+		return []string{m.spinnerText("running the preflight checks")}, -1
+	}
+	if m.fixTask.running {
+		return []string{m.spinnerText("applying the fix of " + m.fixCheck)}, -1
 	}
 	if m.pfErr != nil {
-		return wrap("The preflight checks could not run: "+m.pfErr.Error()+". Press r to retry.", m.w(), 2)
+		if f := fieldOf(m.pfErr); f != "" {
+			out := wrap(errText(m.pfErr), m.w(), 2)
+			return append(out, wrap("Press esc to go back and change "+fieldLabel(f)+".", m.w(), 2)...), -1
+		}
+		return wrap("The preflight checks could not run: "+m.pfErr.Error()+". Press r to retry.", m.w(), 2), -1
 	}
 	nameW, catW := 0, 0
 	for _, c := range m.pfChecks {
@@ -393,9 +460,19 @@ func (m *Model) viewPreflight() []string {
 		indent = 2 + 4 + 1 + nameW + 2 + catW + 2
 	}
 	indent = min(indent, m.w()/2)
-	for _, c := range m.pfChecks {
-		head := "  " + m.statusMarker(c.Status) + " " + padRight(c.Name, nameW) + "  " + m.st.faint.Render(padRight(c.Category, catW)) + "  "
-		msg := wrap(c.Message, m.w(), indent)
+	focus := -1
+	for i, c := range m.pfChecks {
+		lead := "  "
+		if i == m.pfCursor {
+			focus = len(out)
+			lead = m.st.accent.Render(m.g.cursor) + " "
+		}
+		head := lead + m.statusMarker(c.Status) + " " + padRight(c.Name, nameW) + "  " + m.st.faint.Render(padRight(c.Category, catW)) + "  "
+		text := c.Message
+		if c.Ignored {
+			text += " (ignored for this run)"
+		}
+		msg := wrap(text, m.w(), indent)
 		out = append(out, head+strings.TrimLeft(msg[0], " "))
 		out = append(out, msg[1:]...)
 		if c.Status != StatusPass && c.Remediation != "" {
@@ -403,18 +480,49 @@ func (m *Model) viewPreflight() []string {
 				out = append(out, m.st.faint.Render(l))
 			}
 		}
+		if c.Status != StatusPass && c.Fix != nil {
+			for _, l := range wrap("tmbox can "+c.Fix.Description+" (f)", m.w(), indent) {
+				out = append(out, m.st.faint.Render(l))
+			}
+		}
 	}
 	pass, warn, fail, skip := countStatus(m.pfChecks, StatusPass), countStatus(m.pfChecks, StatusWarn),
 		countStatus(m.pfChecks, StatusFail), countStatus(m.pfChecks, StatusSkip)
 	out = append(out, "", fmt.Sprintf("  %d passed, %d %s, %d failed, %d skipped", pass, warn, plural(warn, "warning", "warnings"), fail, skip))
+	if m.pfNote != "" {
+		for _, l := range wrap(m.pfNote, m.w(), 2) {
+			if m.pfNoteFail {
+				l = m.st.fail.Render(l)
+			}
+			out = append(out, l)
+		}
+	}
+	if m.fixAsk {
+		c, _ := m.selectedCheck()
+		out = append(out, "")
+		if c.Fix != nil {
+			out = append(out, wrap(fmt.Sprintf("Apply the fix of %s? tmbox will %s:", c.Name, c.Fix.Description), m.w(), 2)...)
+			for _, ch := range c.Fix.Changes {
+				out = append(out, wrap(m.g.dot+" "+ch, m.w(), 4)...)
+			}
+		}
+		focus = len(out)
+		out = append(out, "  "+m.st.bold.Render("apply these changes? y/n"))
+		return out, focus
+	}
 	if fail > 0 {
-		for _, l := range wrap("Preflight failed: fix the failures above, then press r to re-run the checks, or esc to go back and change the answers.", m.w(), 2) {
+		text := "Preflight failed: fix the failures above and press r to re-run the checks, or press i to ignore the selected check for this run"
+		if c, ok := m.selectedCheck(); ok && c.Fix != nil {
+			text += ", or f to apply its fix"
+		}
+		text += "; esc goes back to change the answers."
+		for _, l := range wrap(text, m.w(), 2) {
 			out = append(out, m.st.fail.Render(l))
 		}
 	} else {
 		out = append(out, "  Press enter to see the plan.")
 	}
-	return out
+	return out, focus
 }
 
 func (m *Model) viewPlan() []string {
@@ -422,10 +530,14 @@ func (m *Model) viewPlan() []string {
 		return []string{m.spinnerText("making the plan")}
 	}
 	if m.planErr != nil {
+		if f := fieldOf(m.planErr); f != "" {
+			out := wrap(errText(m.planErr), m.w(), 2)
+			return append(out, wrap("Press esc to go back and change "+fieldLabel(f)+".", m.w(), 2)...)
+		}
 		return wrap("Cannot make the plan: "+m.planErr.Error()+". Press r to retry.", m.w(), 2)
 	}
 	verb := "install"
-	if m.opts.Mode == ModeUpgrade {
+	if m.mode() == ModeUpgrade {
 		verb = "upgrade"
 	}
 	out := append(m.para(fmt.Sprintf("The %s will run, in order:", verb)), "")
@@ -444,7 +556,7 @@ func (m *Model) viewPlan() []string {
 
 func (m *Model) viewConfirm() []string {
 	verb := "install"
-	if m.opts.Mode == ModeUpgrade {
+	if m.mode() == ModeUpgrade {
 		verb = "upgrade"
 	}
 	out := append(m.para(fmt.Sprintf("Ready to %s. Check the answers; enter starts.", verb)), "")
@@ -452,15 +564,23 @@ func (m *Model) viewConfirm() []string {
 	if m.a.Target == TargetKind {
 		target = fmt.Sprintf("kind cluster %q on this host", m.a.ClusterName)
 	}
-	airgap := "no (download from upstream)"
+	var airgaps []string
 	if m.a.Bundle != "" {
-		airgap = "bundle " + m.a.Bundle
+		b := "bundle " + m.a.Bundle
 		if m.a.BundleKey != "" {
-			airgap += ", key " + m.a.BundleKey
+			b += ", key " + m.a.BundleKey
 		}
 		if m.a.Registry != "" {
-			airgap += ", registry " + m.a.Registry
+			b += ", registry " + m.a.Registry
 		}
+		airgaps = append(airgaps, b)
+	}
+	if m.a.Mirror != "" {
+		airgaps = append(airgaps, "mirror "+m.a.Mirror)
+	}
+	airgap := "no (download from upstream)"
+	if len(airgaps) > 0 {
+		airgap = strings.Join(airgaps, "; ")
 	}
 	overlay := "none"
 	if m.a.IstioOverlay != "" {
@@ -469,6 +589,9 @@ func (m *Model) viewConfirm() []string {
 	domain, tls, pull, ha := m.settingsText()
 	pf := fmt.Sprintf("%d passed, %d %s", countStatus(m.pfChecks, StatusPass),
 		countStatus(m.pfChecks, StatusWarn), plural(countStatus(m.pfChecks, StatusWarn), "warning", "warnings"))
+	if len(m.a.IgnorePreflightErrors) > 0 {
+		pf += "; ignoring " + strings.Join(m.a.IgnorePreflightErrors, ", ")
+	}
 	rows := [][2]string{
 		{"Target", target},
 		{"Release", m.a.Release},
@@ -505,7 +628,7 @@ func (m *Model) viewConfirm() []string {
 // step: the domain, TLS, pull secret and high availability.
 func (m *Model) settingsText() (domain, tls, pull, ha string) {
 	a := m.a
-	keep := m.opts.Mode == ModeUpgrade
+	keep := m.mode() == ModeUpgrade
 	or := func(v, install, upgrade string) string {
 		switch {
 		case v != "":
@@ -545,10 +668,10 @@ func (m *Model) settingsText() (domain, tls, pull, ha string) {
 
 func (m *Model) summaryTitle() string {
 	if m.runErr != nil {
-		return m.st.fail.Render(strings.TrimSpace(m.g.fail)) + " " + m.st.title.Render(fmt.Sprintf("tmbox %s failed", m.opts.Mode))
+		return m.st.fail.Render(strings.TrimSpace(m.g.fail)) + " " + m.st.title.Render(fmt.Sprintf("tmbox %s failed", m.mode()))
 	}
 	verb := "installed"
-	if m.opts.Mode == ModeUpgrade {
+	if m.mode() == ModeUpgrade {
 		verb = "upgraded to"
 	}
 	return m.st.ok.Render(strings.TrimSpace(m.g.pass)) + " " + m.st.title.Render(fmt.Sprintf("tmbox %s release %s in %s", verb, m.summary.Release, fmtDuration(m.summary.Took)))

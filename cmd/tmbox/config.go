@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/installer/addons"
 	"github.com/tmbox/tmbox/installer/settings"
 )
 
@@ -57,10 +58,16 @@ type configSetting struct {
 	line  int
 	// platform is the decoded platform: section (key "platform" only).
 	platform *settings.Settings
+	// addons is the decoded addons: list (key "addons" only).
+	addons []addons.Addon
 }
 
-// platformKey is the config file's section of platform settings.
-const platformKey = "platform"
+// platformKey is the config file's section of platform settings,
+// addonsKey its list of add-ons.
+const (
+	platformKey = "platform"
+	addonsKey   = "addons"
+)
 
 // readConfig decodes an InstallConfig strictly: one YAML document, at
 // most maxConfigSize bytes, apiVersion and kind must match, every other
@@ -128,6 +135,17 @@ func readConfigBytes(data []byte, path string, known map[string]bool) (map[strin
 			if v.Kind != yaml.ScalarNode || v.Value != configKind {
 				return nil, fmt.Errorf("%s:%d: kind %s, want %s", path, v.Line, catalog.QuoteShort(v.Value), configKind)
 			}
+			continue
+		}
+		if k.Value == addonsKey {
+			if v.Kind != yaml.SequenceNode {
+				return nil, fmt.Errorf("%s:%d: addons: want a list of add-ons (see docs/addons.md)", path, v.Line)
+			}
+			list, err := addons.Decode(v, path)
+			if err != nil {
+				return nil, err // file:line: addons[i].…: …
+			}
+			out[k.Value] = configSetting{line: v.Line, addons: list}
 			continue
 		}
 		if k.Value == platformKey {
@@ -206,7 +224,7 @@ func installConfigSettings(g *globalOptions) []configSettingFlag {
 
 // knownConfigKeys are the keys an InstallConfig may hold.
 func knownConfigKeys(g *globalOptions) map[string]bool {
-	known := map[string]bool{platformKey: true}
+	known := map[string]bool{platformKey: true, addonsKey: true}
 	for _, s := range installConfigSettings(g) {
 		if !isPlatformFlag(s.flag) {
 			known[configKey(s.flag.Name)] = true
@@ -231,6 +249,7 @@ func applySettings(cmd *cobra.Command, g *globalOptions) error {
 		if p := file[platformKey].platform; p != nil {
 			g.platform = *p
 		}
+		g.addons = file[addonsKey].addons
 	}
 	var errs []error
 	for _, f := range settingFlags(cmd) {
@@ -357,4 +376,14 @@ const examplePlatform = `
 #     type: LoadBalancer             # --gateway-type
 #     loadBalancerIP: 192.0.2.10
 #     annotations: {service.beta.kubernetes.io/aws-load-balancer-internal: "true"}
+
+# Add-ons: your own Helm charts, installed after the stack and upgraded with it
+# (see docs/addons.md).
+# addons:
+# - name: tenant-gateway
+#   chart: ./charts/gateway-1.30.3.tgz      # a .tgz, a chart directory, or oci://… with version and digest
+#   namespace: tenant
+#   valuesFiles: [tenant-values.yaml]
+#   values: {replicaCount: 2}
+#   timeout: 5m
 `

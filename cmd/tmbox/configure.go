@@ -28,6 +28,7 @@ shapes are written; --dry-run shows which. See docs/configuration.md.`,
 			}
 			c.CatalogFile, c.Kubeconfig, c.Context = g.catalogFile, g.kubeconfig, g.context
 			c.Platform, c.ResetPlatform = pf.settings(cmd.Flags(), g.platform), pf.resetPlatform
+			c.Addons = g.addons
 			c.Logger = g.logger(cmd.ErrOrStderr())
 			c.Reporter = reporter(cmd, output)
 			if err := c.Validate(); err != nil {

@@ -40,6 +40,7 @@ interrupted install picks up where it stopped.`,
 			}
 			in.CatalogFile, in.Kubeconfig, in.Context = g.catalogFile, g.kubeconfig, g.context
 			in.Platform, in.ResetPlatform = pf.settings(cmd.Flags(), g.platform), pf.resetPlatform
+			in.Addons = g.addons
 			in.Logger = g.logger(cmd.ErrOrStderr())
 			in.Reporter = reporter(cmd, output)
 			if err := in.Validate(); err != nil {

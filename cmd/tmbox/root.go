@@ -6,8 +6,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/installer/addons"
 	"github.com/tmbox/tmbox/installer/settings"
-	"github.com/tmbox/tmbox/tui"
 )
 
 // newRootCmd builds the command tree. Output goes to out and errOut, never
@@ -29,13 +29,16 @@ TriggerMesh stack, upgraded in lockstep with Knative releases.`,
 	addGlobalFlags(root, g)
 	root.PersistentFlags().StringVar(&g.configFile, "config", "", "read settings from this InstallConfig file (tmbox config init writes an example); flags and TMBOX_* env vars win over it")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return applySettings(cmd, g) }
-	// tmbox alone: the wizard on a terminal, the help otherwise.
+	// tmbox alone is tmbox install on a terminal, install's flags included
+	// (tmbox --mirror DIR opens the wizard prefilled); the help otherwise.
+	install := newInstallCmd(g)
+	root.Flags().AddFlagSet(install.Flags())
 	root.Args = noArgs
-	root.RunE = func(cmd *cobra.Command, _ []string) error {
+	root.RunE = func(cmd *cobra.Command, args []string) error {
 		if !interactive(cmd) {
 			return cmd.Help()
 		}
-		return runWizard(cmd, &wizardBackend{g: g, mode: tui.ModeInstall}, tui.Answers{})
+		return install.RunE(cmd, args)
 	}
 	root.AddCommand(newConfigCmd(g), newRenderCmd(g), newVersionCmd(), newVersionsCmd(g), newPlanCmd(g), newPreflightCmd(g), newClusterCmd(g), newBundleCmd(g), newMirrorCmd(g), newInstallCmd(g), newUpgradeCmd(g), newConfigureCmd(g), newStatusCmd(g), newUninstallCmd(g))
 	return root
@@ -58,6 +61,8 @@ type globalOptions struct {
 	verbose             bool
 	// platform is the config file's platform: section (flags lay over it).
 	platform settings.Settings
+	// addons is the config file's addons: list.
+	addons []addons.Addon
 }
 
 // catalog loads the built-in catalog, or --catalog's.

@@ -39,7 +39,20 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 				if !st.Healthy {
 					health = "UNHEALTHY"
 				}
-				fmt.Fprintf(w, "Release %s: %s\n", orDash(st.Release), health)
+				if st.Release == "" {
+					// A first install that did not finish: say which.
+					line := "No release yet"
+					if op := st.LastOperation; op != nil {
+						line += fmt.Sprintf(": %s %s", op.ID, op.Result)
+						if n := len(op.Phases); n > 0 {
+							line += " after phase " + op.Phases[n-1].Name
+						}
+						line += "; re-run tmbox install to converge"
+					}
+					fmt.Fprintln(w, line)
+				} else {
+					fmt.Fprintf(w, "Release %s: %s\n", st.Release, health)
+				}
 				var rows [][]string
 				for _, c := range st.Components {
 					h := "healthy"
@@ -95,12 +108,6 @@ func unfinished(st *installer.Status) []string {
 	return nil
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
 
 // printPlatform prints where functions live and the settings in effect.
 func printPlatform(w io.Writer, st *installer.Status) {

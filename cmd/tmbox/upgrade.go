@@ -35,6 +35,7 @@ hop is verified before anything is written. See docs/upgrade.md.`,
 			}
 			up.CatalogFile, up.Kubeconfig, up.Context = g.catalogFile, g.kubeconfig, g.context
 			up.Platform, up.ResetPlatform = pf.settings(cmd.Flags(), g.platform), pf.resetPlatform
+			up.Addons = g.addons
 			if !yes && !up.DryRun && output == "text" && interactive(cmd) {
 				b := &wizardBackend{g: g, mode: tui.ModeUpgrade, base: up.Options, allowDowngrade: up.AllowDowngrade, noRollback: up.NoRollback}
 				a := initialAnswers(g, up.Options)

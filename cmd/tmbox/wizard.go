@@ -21,6 +21,7 @@ import (
 
 	"github.com/tmbox/tmbox/installer"
 	"github.com/tmbox/tmbox/installer/settings"
+	"github.com/tmbox/tmbox/preflight"
 	"github.com/tmbox/tmbox/tui"
 )
 
@@ -48,6 +49,26 @@ type wizardBackend struct {
 	logFile string
 	// upgrade-only settings.
 	allowDowngrade, noRollback bool
+	// host is what host checks read and fixes write (nil: this machine;
+	// tests set one).
+	host *preflight.Host
+}
+
+// modeOf is what a run with the answers does: the answers' mode (the
+// wizard may switch an install to an upgrade), else the backend's.
+func (b *wizardBackend) modeOf(a tui.Answers) tui.Mode {
+	if a.Mode != "" {
+		return a.Mode
+	}
+	return b.mode
+}
+
+// log is the backend's logger (the log file while the wizard runs).
+func (b *wizardBackend) log() *slog.Logger {
+	if b.logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return b.logger
 }
 
 // options maps answers onto installer options.
@@ -66,8 +87,14 @@ func (b *wizardBackend) options(a tui.Answers) installer.Options {
 	} else if a.Context != "" {
 		o.Context = a.Context
 	}
-	o.Bundle, o.BundleKey, o.Registry, o.IstioOverlay = a.Bundle, a.BundleKey, a.Registry, a.IstioOverlay
+	o.Bundle, o.BundleKey, o.Registry, o.Mirror, o.IstioOverlay = a.Bundle, a.BundleKey, a.Registry, a.Mirror, a.IstioOverlay
+	o.IgnorePreflightErrors = slices.Clone(a.IgnorePreflightErrors)
 	o.Platform = platformOf(b.base.Platform, a)
+	if b.modeOf(a) == tui.ModeUpgrade && o.CreateCluster {
+		// An upgrade lays nothing down: the kind cluster tmbox created is
+		// reached through the kubeconfig tmbox keeps for it.
+		o.Kubeconfig, o.Context = o.KindProvider(nil).KubeconfigPath(), ""
+	}
 	return o
 }
 
@@ -156,34 +183,186 @@ func (b *wizardBackend) Releases() ([]tui.Release, error) {
 	return out, nil
 }
 
-// Preflight implements tui.Backend.
-func (b *wizardBackend) Preflight(ctx context.Context, a tui.Answers) ([]tui.Check, error) {
-	p := &installer.Preflight{Options: b.options(a)}
-	if b.mode == tui.ModeUpgrade {
+// preflight runs the installer's checks for the answers.
+func (b *wizardBackend) preflight(ctx context.Context, a tui.Answers) (*installer.PreflightReport, error) {
+	p := &installer.Preflight{Options: b.options(a), Host: b.host}
+	if b.modeOf(a) == tui.ModeUpgrade {
 		p.CreateCluster = false
 	}
-	rep, err := p.Run(ctx)
+	return p.Run(ctx)
+}
+
+// Preflight implements tui.Backend. When checks failed because the
+// release's manifests cannot be downloaded (offline, no mirror or
+// bundle), it returns one sentence saying so under the mirror's field
+// instead of every check's download errors, which go to the log.
+func (b *wizardBackend) Preflight(ctx context.Context, a tui.Answers) ([]tui.Check, error) {
+	rep, err := b.preflight(ctx, a)
 	if err != nil {
-		return nil, err
+		return nil, b.stepError("preflight", err, a)
 	}
 	var out []tui.Check
+	offline := false
 	for _, r := range rep.Results {
-		out = append(out, tui.Check{Name: r.Name, Category: string(r.Category), Status: string(r.Status), Message: r.Message, Remediation: r.Remediation})
+		c := tui.Check{Name: r.Name, Category: string(r.Category), Status: string(r.Status), Message: r.Message, Remediation: r.Remediation, Ignored: r.Ignored}
+		if f := r.Fix; f != nil {
+			c.Fix = &tui.Fix{Description: f.Description, Changes: slices.Clone(f.Changes)}
+		}
+		if r.Status == preflight.StatusFail && b.downloadFailed(r.Message) {
+			b.log().Warn("preflight: a check could not read the release's manifests", "check", r.Name, "message", r.Message)
+			offline = true
+		}
+		out = append(out, c)
+	}
+	if offline {
+		return nil, offlineError()
 	}
 	return out, nil
 }
 
-// Phases implements tui.Backend: the installer's phases for the mode.
-func (b *wizardBackend) Phases() []tui.Phase {
+// Fix implements tui.Backend: what tmbox preflight --fix does for one
+// check, after the wizard asked for consent. The checks run again to get
+// the fix (they are cheap and the fix must be for the host as it is now).
+func (b *wizardBackend) Fix(ctx context.Context, a tui.Answers, check string) error {
+	rep, err := b.preflight(ctx, a)
+	if err != nil {
+		return err
+	}
+	for _, r := range rep.Results {
+		if r.Name == check && r.Fix != nil && r.Status != preflight.StatusPass {
+			b.log().Info("applying a preflight fix", "check", r.Name, "fix", r.Fix.Description, "changes", r.Fix.Changes)
+			if err := r.Fix.Apply(ctx); err != nil {
+				return fmt.Errorf("fix %s: %w", r.Name, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("check %s has no fix to apply now: re-run the checks", check)
+}
+
+// Phases implements tui.Backend: the installer's phases for the mode. An
+// upgrade runs each hop's phases, and with a bundle first loads its
+// images once.
+func (b *wizardBackend) Phases(a tui.Answers) []tui.Phase {
 	infos := installer.InstallPhases()
-	if b.mode == tui.ModeUpgrade {
-		infos = installer.UpgradePhases()
+	if b.modeOf(a) == tui.ModeUpgrade {
+		hop := installer.UpgradePhases()
+		infos = nil
+		if a.Bundle != "" {
+			for _, p := range installer.InstallPhases() {
+				if p.Name == installer.PhaseImages {
+					infos = append(infos, p)
+				}
+			}
+		}
+		infos = append(infos, hop...)
 	}
 	out := make([]tui.Phase, 0, len(infos))
 	for _, p := range infos {
 		out = append(out, tui.Phase{Name: p.Name, Title: p.Title})
 	}
 	return out
+}
+
+// Installed implements tui.Backend: the release the state of the cluster
+// the answers choose records, with its components' versions, read as
+// tmbox status reads them. A cluster without a kubeconfig, unreachable
+// or without tmbox's state is nothing installed; why is logged.
+func (b *wizardBackend) Installed(ctx context.Context, a tui.Answers) (*tui.Installation, error) {
+	o := b.options(a)
+	var inst tui.Installation
+	var status installer.GetStatus
+	if a.Target == tui.TargetKind {
+		kc := o.KindProvider(nil).KubeconfigPath()
+		if _, err := os.Stat(kc); err != nil {
+			return nil, nil // no kind cluster of that name yet
+		}
+		name := o.KindConfig().Name
+		status = installer.GetStatus{Kubeconfig: kc}
+		inst.Target, inst.ClusterName, inst.Where = tui.TargetKind, name, fmt.Sprintf("kind cluster %q", name)
+	} else {
+		if !kubeconfigExists(b.g) {
+			return nil, nil
+		}
+		_, current, err := b.Contexts()
+		if err != nil {
+			b.log().Debug("wizard: cannot read the kubeconfig to look for an installed release", "error", err)
+			return nil, nil
+		}
+		name := a.Context
+		if name == "" {
+			name = current
+		}
+		if name == "" {
+			return nil, nil
+		}
+		status = installer.GetStatus{Kubeconfig: o.Kubeconfig, Context: name}
+		inst.Target, inst.Context, inst.Where = tui.TargetExisting, name, fmt.Sprintf("context %q", name)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	st, err := status.Run(sctx)
+	if err != nil {
+		b.log().Debug("wizard: cannot read what is installed", "cluster", inst.Where, "error", err)
+		return nil, err
+	}
+	if st.Release == "" {
+		return nil, nil
+	}
+	inst.Release, inst.Healthy = st.Release, st.Healthy
+	for _, c := range st.Components {
+		inst.Components = append(inst.Components, tui.Component{Name: c.Name, Version: c.Version})
+	}
+	return &inst, nil
+}
+
+// offlineMessage is what the wizard says when the release's manifests
+// cannot be downloaded and neither a mirror nor a bundle is given.
+const offlineMessage = "tmbox cannot download the release's manifests: give a mirror directory (air-gap step) or a bundle"
+
+// offlineError is offlineMessage under the mirror's field, so that the
+// wizard offers to go back to the air-gap step.
+func offlineError() error {
+	return &tui.FieldError{Field: tui.FieldMirror, Message: offlineMessage}
+}
+
+// downloadFailed reports whether text (an error, or a check's message)
+// says that one of the catalog's assets could not be downloaded: the
+// upstream source's errors read "download URL: …" (catalog.Upstream).
+func (b *wizardBackend) downloadFailed(text string) bool {
+	if !strings.Contains(text, "download ") {
+		return false
+	}
+	cat, err := b.g.catalog()
+	if err != nil {
+		return false
+	}
+	for _, c := range cat.Components {
+		for _, as := range c.Assets {
+			if as.URL != "" && strings.Contains(text, "download "+as.URL) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// stepError maps an error of the preflight or plan step for the wizard:
+// manifests that cannot be downloaded become offlineMessage (the details
+// go to the log), an error of settings the wizard asks becomes a
+// *tui.FieldError under their field (the wizard offers to go back there
+// rather than to retry), anything else is returned as it is.
+func (b *wizardBackend) stepError(step string, err error, a tui.Answers) error {
+	if b.downloadFailed(err.Error()) {
+		b.log().Warn("wizard: cannot read the release's manifests", "step", step, "error", err)
+		return offlineError()
+	}
+	for _, fe := range fieldErrors(err, a) {
+		if fe.Field != tui.FieldGeneral {
+			return &tui.FieldError{Field: fe.Field, Message: err.Error()}
+		}
+	}
+	return err
 }
 
 // Validate implements tui.Backend: the installer's own checks of the
@@ -199,6 +378,11 @@ func (b *wizardBackend) Validate(a tui.Answers) []tui.FieldError {
 	}
 	o := b.options(a)
 	out = append(out, fieldErrors(o.Validate(), a)...)
+	if _, err := os.Stat(a.IstioOverlay); err == nil && a.IstioOverlay != "" && b.modeOf(a) == tui.ModeInstall {
+		// The check the plan makes, on the overlay's own step: an overlay
+		// for the release's Istio.
+		out = append(out, fieldErrors(checkOverlay(a.IstioOverlay, a.Release, b.g.catalogFile), a)...)
+	}
 	if a.TLSCert != "" || a.TLSKey != "" || a.PullSecret != "" {
 		// Only the sections that name files: Load validates what it is
 		// given first, and the other sections' errors are in out already.
@@ -240,6 +424,8 @@ func settingField(setting string) string {
 		return tui.FieldBundleKey
 	case "registry":
 		return tui.FieldRegistry
+	case "mirror":
+		return tui.FieldMirror
 	case "istio-overlay":
 		return tui.FieldIstioOverlay
 	}
@@ -317,42 +503,71 @@ func (b *wizardBackend) DefaultDomain(a tui.Answers) string {
 }
 
 // Plan implements tui.Backend. An upgrade's plan is its hops; an install's
-// is installer.Install.Plan, one line per phase.
+// is installer.Install.Plan, one line per phase. Errors go through
+// stepError.
 func (b *wizardBackend) Plan(ctx context.Context, a tui.Answers) ([]tui.PlanLine, error) {
 	o := b.options(a)
-	if b.mode == tui.ModeUpgrade {
+	if b.modeOf(a) == tui.ModeUpgrade {
 		up := &installer.Upgrade{Options: o, AllowDowngrade: b.allowDowngrade}
 		plan, err := up.Plan(ctx, true)
 		if err != nil {
-			return nil, err
+			return nil, b.stepError("plan", err, a)
 		}
-		var out []tui.PlanLine
-		for i, h := range plan.Hops {
-			// No phase name: the progress screen lists the phases each
-			// hop runs.
-			line := tui.PlanLine{}
-			var parts []string
-			if i < len(plan.Changes) {
-				for _, d := range plan.Changes[i] {
-					parts = append(parts, d.String())
-				}
-			}
-			line.Description = "hop " + h.Name() + ": " + strings.Join(parts, "; ")
-			out = append(out, line)
-		}
-		if len(out) == 0 {
-			out = append(out, tui.PlanLine{Description: "release " + plan.To + " is already installed: nothing to do"})
-		}
-		return out, nil
+		return hopLines(plan), nil
 	}
 	// The wizard ran the preflight checks on their own screen; Run runs
 	// them again before any change.
 	o.SkipPhases = append(slices.Clone(o.SkipPhases), installer.PhasePreflight)
 	plan, err := (&installer.Install{Options: o}).Plan(ctx)
 	if err != nil {
-		return nil, err
+		return nil, b.stepError("plan", err, a)
 	}
 	return planLines(plan, b.base.SkipPhases), nil
+}
+
+// hopLines makes the plan screen's lines from an upgrade's plan: where it
+// starts, then one line per hop with each component's object changes.
+// The lines name hops, not phases: the progress screen lists the phases
+// each hop runs.
+func hopLines(plan *installer.UpgradePlan) []tui.PlanLine {
+	if len(plan.Hops) == 0 {
+		return []tui.PlanLine{{Description: "release " + plan.To + " is already installed: nothing to do"}}
+	}
+	out := []tui.PlanLine{{Description: fmt.Sprintf("release %s is installed; %d %s to %s, each verified, a failed one rolled back (objects: +add ~change -prune =unchanged):",
+		plan.From, len(plan.Hops), plural(len(plan.Hops), "hop", "hops"), plan.To)}}
+	for i, h := range plan.Hops {
+		var parts []string
+		if i < len(plan.Changes) {
+			for _, d := range plan.Changes[i] {
+				parts = append(parts, d.String())
+			}
+		}
+		out = append(out, tui.PlanLine{Phase: fmt.Sprintf("hop %d", i+1), Description: h.Name() + ": " + strings.Join(parts, "; ")})
+	}
+	return out
+}
+
+// plural is one or many, after n.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// checkOverlay is the installer's check of an Istio overlay against a
+// release ("" is the latest), as Install.Plan makes it, for the wizard's
+// overlay step.
+//
+// It is installer.CheckOverlay: the release's Istio takes an overlay, and
+// the overlay's shape is one tmbox honours.
+func checkOverlay(path, release, catalogFile string) error {
+	err := installer.CheckOverlay(path, release, catalogFile)
+	var se *installer.SettingError
+	if errors.As(err, &se) && se.Setting != "istio-overlay" {
+		return nil // the release step reports the catalog and the release
+	}
+	return err
 }
 
 // planLines makes the plan screen's lines from an install's plan, one per
@@ -394,7 +609,7 @@ func (b *wizardBackend) Run(ctx context.Context, a tui.Answers, report func(tui.
 	})
 	var err error
 	var release string
-	if b.mode == tui.ModeUpgrade {
+	if b.modeOf(a) == tui.ModeUpgrade {
 		up := &installer.Upgrade{Options: o, AllowDowngrade: b.allowDowngrade, NoRollback: b.noRollback}
 		err = up.Run(ctx)
 		release = up.Release
@@ -406,6 +621,12 @@ func (b *wizardBackend) Run(ctx context.Context, a tui.Answers, report func(tui.
 		}
 	}
 	sum := tui.Summary{Release: release, Took: time.Since(start), LogFile: b.logFile}
+	if err != nil && ctx.Err() != nil {
+		// Cancelled: the wizard says so in one line; what the cancel cut
+		// short is for the log.
+		logger.Info("the run was cancelled", "error", err)
+		return sum, fmt.Errorf("%w: %w", ctx.Err(), err)
+	}
 	if err != nil {
 		return sum, err
 	}
@@ -461,11 +682,14 @@ func (b *wizardBackend) SaveConfig(path string, a tui.Answers) error {
 			cfg[k] = v
 		}
 	}
-	set("release", o.Release, o.Release != "")
+	upgrade := b.modeOf(a) == tui.ModeUpgrade
+	set("release", o.Release, o.Release != "" && !upgrade)
+	set("to", o.Release, o.Release != "" && upgrade) // upgrade's --to
 	set("components", o.Components, len(o.Components) > 0)
 	set("createCluster", true, o.CreateCluster)
 	set("clusterName", o.Kind.Name, o.CreateCluster && o.Kind.Name != "")
 	set("context", o.Context, !o.CreateCluster && o.Context != "")
+	set("ignorePreflightErrors", o.IgnorePreflightErrors, len(o.IgnorePreflightErrors) > 0)
 	set("kubeconfig", o.Kubeconfig, o.Kubeconfig != "")
 	set("mirror", o.Mirror, o.Mirror != "")
 	set("bundle", o.Bundle, o.Bundle != "")
@@ -482,7 +706,7 @@ func (b *wizardBackend) SaveConfig(path string, a tui.Answers) error {
 	if err != nil {
 		return err
 	}
-	header := "# Saved by the tmbox wizard. Run it unattended with:\n#   tmbox " + string(b.mode) + " --config " + path + " --yes\n"
+	header := "# Saved by the tmbox wizard. Run it unattended with:\n#   tmbox " + string(b.modeOf(a)) + " --config " + path + " --yes\n"
 	if _, err := readConfigBytes(append([]byte(header), data...), path, knownConfigKeys(b.g)); err != nil {
 		return fmt.Errorf("the saved config would not load: %w", err)
 	}
@@ -538,7 +762,8 @@ func redirectStderr(f *os.File) (func(), error) {
 // initialAnswers prefills the wizard from the settings flags, env and
 // config gave.
 func initialAnswers(g *globalOptions, o installer.Options) tui.Answers {
-	a := tui.Answers{Release: o.Release, Components: o.Components, Bundle: o.Bundle, BundleKey: o.BundleKey, Registry: o.Registry, IstioOverlay: o.IstioOverlay, Context: g.context}
+	a := tui.Answers{Release: o.Release, Components: o.Components, Bundle: o.Bundle, BundleKey: o.BundleKey, Registry: o.Registry, Mirror: o.Mirror,
+		IstioOverlay: o.IstioOverlay, Context: g.context, IgnorePreflightErrors: slices.Clone(o.IgnorePreflightErrors)}
 	if o.CreateCluster {
 		a.Target, a.ClusterName = tui.TargetKind, o.Kind.Name
 	}

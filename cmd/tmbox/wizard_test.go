@@ -11,22 +11,30 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
 	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/teatest"
+	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
 
+	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/installer"
 	"github.com/tmbox/tmbox/installer/settings"
+	"github.com/tmbox/tmbox/preflight"
 	"github.com/tmbox/tmbox/tui"
 )
 
@@ -41,7 +49,7 @@ func TestIntegrationWizard(t *testing.T) {
 	g := &globalOptions{kubeconfig: c.Kubeconfig}
 	b := &wizardBackend{g: g, mode: tui.ModeInstall, base: installer.Options{Mirror: upstreamDir(t), PhaseTimeout: 2 * time.Minute, StateDir: t.TempDir()}}
 	b.logFile = filepath.Join(t.TempDir(), "wizard.log")
-	m := tui.New(tui.Options{Backend: b, Mode: tui.ModeInstall, Plain: true, LogFile: b.logFile})
+	m := tui.New(tui.Options{Backend: b, Mode: tui.ModeInstall, Plain: true, LogFile: b.logFile, Initial: initialAnswers(g, b.base)})
 	// Tall enough for every preflight check and the line after them.
 	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(100, 60))
 	wait := func(s string, d time.Duration) {
@@ -97,25 +105,189 @@ func TestIntegrationWizard(t *testing.T) {
 	if data, err := os.ReadFile(b.logFile); err == nil && strings.Contains(string(data), "panic") {
 		t.Errorf("log file has a panic:\n%s", data)
 	}
+
+	// What is installed, as the welcome screen asks for it.
+	inst, err := b.Installed(context.Background(), tui.Answers{})
+	if err != nil || inst == nil || inst.Release != "1.21" || inst.Target != tui.TargetExisting || len(inst.Components) != 6 || inst.Components[0].Name != "istio" {
+		t.Fatalf("Installed: %+v, %v", inst, err)
+	}
+
+	// tmbox again (an install on a terminal): the wizard shows what is
+	// installed and offers to upgrade it to the latest, with its hops.
+	b2 := &wizardBackend{g: g, mode: tui.ModeInstall, base: b.base, logFile: b.logFile}
+	m2 := tui.New(tui.Options{Backend: b2, Mode: tui.ModeInstall, Plain: true, LogFile: b.logFile, Initial: initialAnswers(g, b2.base)})
+	tm = teatest.NewTestModel(t, m2, teatest.WithInitialTermSize(100, 60))
+	teatest.WaitFor(t, tm.Output(), func(out []byte) bool {
+		s := ansi.Strip(string(out))
+		return strings.Contains(s, "Release 1.21 is installed on context") && strings.Contains(s, "This wizard upgrades it to release 1.23")
+	}, teatest.WithDuration(30*time.Second), teatest.WithCheckInterval(50*time.Millisecond))
+	for step := 2; step <= 8; step++ { // the answers as prefilled, to the preflight step
+		send(tea.KeyEnter)
+		wait(fmt.Sprintf("step %d of 10", step), 5*time.Second)
+	}
+	wait("Press enter to see the plan", time.Minute)
+	send(tea.KeyEnter)
+	wait("1.22→1.23", 2*time.Minute)
+	send(tea.KeyCtrlC)
+	fm = tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(*tui.Model)
+	a, _, err = fm.Result()
+	if !errors.Is(err, tui.ErrAborted) || a.Mode != tui.ModeUpgrade || a.Release != "1.23" || a.Context == "" {
+		t.Fatalf("the upgrade offer: answers %+v, err %v", a, err)
+	}
 }
 
-func TestWizardPhases(t *testing.T) {
+// TestIntegrationWizardCancel cancels an install from the wizard (Ctrl-C,
+// then y) while a phase applies objects and while a phase waits for them:
+// either way the error is ErrCancelled's one line (exit code 130), the
+// screen left behind shows no error of the cut-short phase, and the
+// cluster's journal records the operation as cancelled.
+//
+// The journal of a cancel during a wait needs the installer to record
+// cancelled when the run's context is cancelled, not only when the error
+// wraps context.Canceled (the waiter's "not ready" error does not).
+func TestIntegrationWizardCancel(t *testing.T) {
+	shared := suite.Cluster(t)
 	for _, c := range []struct {
-		mode tui.Mode
-		want []installer.PhaseInfo
+		name string
+		at   string // what the screen shows when Ctrl-C is pressed
 	}{
-		{tui.ModeInstall, installer.InstallPhases()},
-		{tui.ModeUpgrade, installer.UpgradePhases()},
+		{"while applying", "...  knative-serving"},
+		{"while waiting", "waiting:"},
 	} {
-		got := (&wizardBackend{g: &globalOptions{}, mode: c.mode}).Phases()
-		if len(got) != len(c.want) || len(got) == 0 {
-			t.Fatalf("%s: phases %+v, want %+v", c.mode, got, c.want)
-		}
-		for i, p := range got {
-			if p.Name != c.want[i].Name || p.Title != c.want[i].Title {
-				t.Errorf("%s: phase %d is %+v, want %+v", c.mode, i, p, c.want[i])
+		t.Run(c.name, func(t *testing.T) {
+			cl := startOwnCluster(t, shared)
+			g := &globalOptions{kubeconfig: cl.Kubeconfig}
+			b := &wizardBackend{g: g, mode: tui.ModeInstall, base: installer.Options{Mirror: upstreamDir(t), PhaseTimeout: 2 * time.Minute, StateDir: t.TempDir()}}
+			var log strings.Builder
+			b.logger = slog.New(slog.NewTextHandler(&syncBuilder{b: &log}, nil))
+			m := tui.New(tui.Options{Backend: b, Mode: tui.ModeInstall, Plain: true, Initial: initialAnswers(g, b.base)})
+			tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(100, 60))
+			wait := func(s string, d time.Duration) {
+				t.Helper()
+				teatest.WaitFor(t, tm.Output(), func(out []byte) bool { return bytes.Contains([]byte(ansi.Strip(string(out))), []byte(s)) },
+					teatest.WithDuration(d), teatest.WithCheckInterval(20*time.Millisecond))
 			}
+			wait("step 1 of 10", 5*time.Second)
+			for step := 2; step <= 8; step++ { // the answers as prefilled, to the preflight step
+				tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+				wait(fmt.Sprintf("step %d of 10", step), 5*time.Second)
+			}
+			wait("Press enter to see the plan", time.Minute)
+			tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+			wait("The install will run", time.Minute)
+			tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+			wait("Ready to install", 5*time.Second)
+			tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+			wait(c.at, 2*time.Minute)
+			tm.Send(tea.KeyMsg{Type: tea.KeyCtrlC})
+			tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("y")})
+			fm := tm.FinalModel(t, teatest.WithFinalTimeout(2*time.Minute)).(*tui.Model)
+			_, _, err := fm.Result()
+			if !errors.Is(err, tui.ErrCancelled) || !errors.Is(err, context.Canceled) || err.Error() != "cancelled by the user; re-run to converge" {
+				t.Fatalf("err %q", err)
+			}
+			if _, code := outcome(context.Background(), err); code != exitCancelled {
+				t.Fatalf("exit code %d", code)
+			}
+			if v := ansi.Strip(fm.View()); strings.Contains(v, "not ready") || strings.Contains(v, "rate limiter") || strings.Contains(v, "FAIL") ||
+				!strings.Contains(v, "cancelled by the user; re-run to converge") {
+				t.Errorf("the screen left behind:\n%s", v)
+			}
+			if !strings.Contains(log.String(), "the run was cancelled") {
+				t.Errorf("the log lacks what the cancel cut short:\n%s", log.String())
+			}
+			st, err := (&installer.GetStatus{Config: cl.Config}).Run(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if op := st.LastOperation; op == nil || op.Result != installer.ResultCancelled {
+				t.Errorf("the journal records %+v, want the install %s", op, installer.ResultCancelled)
+			}
+		})
+	}
+}
+
+// TestIntegrationWizardOffline runs the preflight step on an existing
+// cluster with no mirror while every pinned URL refuses connections: one
+// sentence under the mirror's field instead of each check's download
+// errors.
+func TestIntegrationWizardOffline(t *testing.T) {
+	c := suite.Cluster(t)
+	dir := t.TempDir()
+	catFile := filepath.Join(dir, "catalog.yaml")
+	writeFile(t, catFile, strings.ReplaceAll(string(catalog.EmbeddedCatalog()), "url: https://", "url: https://127.0.0.1:1/"))
+	b := &wizardBackend{g: &globalOptions{kubeconfig: c.Kubeconfig, catalogFile: catFile}, mode: tui.ModeInstall,
+		base: installer.Options{StateDir: t.TempDir(), CacheDir: t.TempDir()}}
+	_, err := b.Preflight(context.Background(), tui.Answers{Target: tui.TargetExisting})
+	var fe *tui.FieldError
+	if !errors.As(err, &fe) || fe.Field != tui.FieldMirror || fe.Message != offlineMessage {
+		t.Fatalf("preflight: %v", err)
+	}
+	checks, err := b.Preflight(context.Background(), tui.Answers{Target: tui.TargetExisting, Mirror: upstreamDir(t)})
+	if err != nil || len(checks) == 0 {
+		t.Fatalf("preflight with a mirror: %d checks, %v", len(checks), err)
+	}
+}
+
+// syncBuilder is a strings.Builder safe for concurrent writes.
+type syncBuilder struct {
+	mu sync.Mutex
+	b  *strings.Builder
+}
+
+func (w *syncBuilder) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// TestWizardPhases checks the phases the progress screen lists: the
+// installer's, in run order, preflight first for an install, only the
+// hop's for an upgrade (the images first when a bundle's are loaded).
+func TestWizardPhases(t *testing.T) {
+	names := func(infos []installer.PhaseInfo) []string {
+		var out []string
+		for _, p := range infos {
+			out = append(out, p.Name)
 		}
+		return out
+	}
+	cases := []struct {
+		name string
+		mode tui.Mode // the backend's
+		a    tui.Answers
+		want []string
+	}{
+		{"install", tui.ModeInstall, tui.Answers{}, installer.PhaseNames()},
+		{"upgrade", tui.ModeUpgrade, tui.Answers{}, names(installer.UpgradePhases())},
+		{"upgrade from a bundle", tui.ModeUpgrade, tui.Answers{Bundle: "tmbox.bundle"}, append([]string{installer.PhaseImages}, names(installer.UpgradePhases())...)},
+		{"an install the wizard made an upgrade", tui.ModeInstall, tui.Answers{Mode: tui.ModeUpgrade}, names(installer.UpgradePhases())},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var got []string
+			titles := map[string]string{}
+			for _, p := range installer.InstallPhases() {
+				titles[p.Name] = p.Title
+			}
+			for _, p := range (&wizardBackend{g: &globalOptions{}, mode: c.mode}).Phases(c.a) {
+				got = append(got, p.Name)
+				if p.Title != titles[p.Name] {
+					t.Errorf("phase %s: title %q, want %q", p.Name, p.Title, titles[p.Name])
+				}
+			}
+			if !slices.Equal(got, c.want) {
+				t.Fatalf("phases %q, want %q", got, c.want)
+			}
+			if c.want[0] == installer.PhasePreflight || slices.Contains(got, installer.PhasePreflight) {
+				if got[0] != installer.PhasePreflight {
+					t.Fatalf("preflight is not first: %q", got)
+				}
+			}
+		})
+	}
+	if up := names(installer.UpgradePhases()); slices.Contains(up, installer.PhasePreflight) || slices.Contains(up, installer.PhaseCluster) {
+		t.Fatalf("an upgrade's phases %q include phases a hop does not run", up)
 	}
 }
 
@@ -145,7 +317,8 @@ func TestFieldErrors(t *testing.T) {
 			},
 		},
 		{"wrapped", fmt.Errorf("options: %w", setting("registry", "bad registry")), []tui.FieldError{{Field: tui.FieldRegistry, Message: "bad registry"}}, tui.Answers{}},
-		{"a setting the wizard has no field for", setting("mirror", "bad mirror"), []tui.FieldError{{Field: tui.FieldGeneral, Message: "bad mirror"}}, tui.Answers{}},
+		{"a setting the wizard has no field for", setting("timeout", "bad timeout"), []tui.FieldError{{Field: tui.FieldGeneral, Message: "bad timeout"}}, tui.Answers{}},
+		{"the mirror", setting("mirror", "--mirror /x is not a directory"), []tui.FieldError{{Field: tui.FieldMirror, Message: "--mirror /x is not a directory"}}, tui.Answers{}},
 		{"nested joins", errors.Join(errors.Join(setting("bundle", "a"), errors.New("b"))), []tui.FieldError{{Field: tui.FieldBundle, Message: "a"}, {Field: tui.FieldGeneral, Message: "b"}}, tui.Answers{}},
 		{
 			name: "platform settings, by path",
@@ -460,5 +633,373 @@ func TestPlanLines(t *testing.T) {
 				t.Fatalf("got %+v\nwant %+v", got, c.want)
 			}
 		})
+	}
+}
+
+// TestRootTakesInstallFlags checks that tmbox alone takes every flag of
+// tmbox install (the same flags, not a copy of their list), so that
+// tmbox --mirror DIR opens the wizard prefilled.
+func TestWizardRootTakesInstallFlags(t *testing.T) {
+	root := newRootCmd(io.Discard, io.Discard)
+	install, _, err := root.Find([]string{"install"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	install.LocalFlags().VisitAll(func(f *pflag.Flag) {
+		if f.Name == "help" {
+			return
+		}
+		n++
+		rf := root.Flags().Lookup(f.Name)
+		if rf == nil {
+			t.Errorf("tmbox takes no --%s", f.Name)
+			return
+		}
+		if rf.Shorthand != f.Shorthand || rf.Usage != f.Usage || rf.DefValue != f.DefValue {
+			t.Errorf("--%s differs: %+v, install's %+v", f.Name, rf, f)
+		}
+	})
+	if n < 10 {
+		t.Fatalf("install has %d flags?", n)
+	}
+	dir := t.TempDir()
+	if err := root.ParseFlags([]string{"--mirror", dir, "--release", "1.21", "--ignore-preflight-errors", "capacity"}); err != nil {
+		t.Fatal(err)
+	}
+	if v := root.Flags().Lookup("mirror").Value.String(); v != dir {
+		t.Fatalf("--mirror %q", v)
+	}
+}
+
+// TestWizardInitialMirror checks that the flags' mirror and ignored
+// checks prefill the wizard and reach the installer's options.
+func TestWizardInitialMirror(t *testing.T) {
+	g := &globalOptions{}
+	o := installer.Options{Mirror: "/srv/tmbox", IgnorePreflightErrors: []string{"capacity"}}
+	a := initialAnswers(g, o)
+	if a.Mirror != "/srv/tmbox" || !slices.Equal(a.IgnorePreflightErrors, []string{"capacity"}) {
+		t.Fatalf("initial answers %+v", a)
+	}
+	b := &wizardBackend{g: g, mode: tui.ModeInstall, base: o}
+	a.IgnorePreflightErrors = append(a.IgnorePreflightErrors, "rbac")
+	got := b.options(a)
+	if got.Mirror != "/srv/tmbox" || !slices.Equal(got.IgnorePreflightErrors, []string{"capacity", "rbac"}) {
+		t.Fatalf("options: mirror %q, ignore %q", got.Mirror, got.IgnorePreflightErrors)
+	}
+	if !slices.Equal(o.IgnorePreflightErrors, []string{"capacity"}) {
+		t.Fatal("options changed the base's list")
+	}
+
+	path := filepath.Join(t.TempDir(), "tmbox-install.yaml")
+	if err := b.SaveConfig(path, a); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	for _, want := range []string{"mirror: /srv/tmbox", "ignorePreflightErrors:", "- capacity", "- rbac"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("the saved config lacks %q:\n%s", want, data)
+		}
+	}
+
+	// An install the wizard made an upgrade saves a config for tmbox
+	// upgrade: the release is its --to.
+	a.Mode, a.Release = tui.ModeUpgrade, "1.23"
+	if err := b.SaveConfig(path+".up", a); err != nil {
+		t.Fatal(err)
+	}
+	data, _ = os.ReadFile(path + ".up")
+	if !strings.Contains(string(data), "tmbox upgrade --config") || !strings.Contains(string(data), "\nto: \"1.23\"") || strings.Contains(string(data), "release:") {
+		t.Errorf("the upgrade's config:\n%s", data)
+	}
+}
+
+// TestWizardValidateAirGapAndOverlay checks the mirror under its own
+// field, and the overlay refused on its own step for a release whose
+// Istio is not compiled in, as the plan would refuse it.
+func TestWizardValidateAirGapAndOverlay(t *testing.T) {
+	dir := t.TempDir()
+	overlay := filepath.Join(dir, "overlay.yaml")
+	writeFile(t, overlay, "apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\n")
+	cat, err := catalog.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var manifestsIstio, compiledIn string
+	for _, name := range cat.ReleaseNames() {
+		rel, _ := cat.Release(name)
+		if c, _ := rel.Component(catalog.Istio); c.Source == catalog.SourceCompiledIn {
+			compiledIn = name
+		} else if manifestsIstio == "" {
+			manifestsIstio = name
+		}
+	}
+	if manifestsIstio == "" || compiledIn == "" {
+		t.Fatalf("the catalog has no release of each Istio source (%q, %q)", manifestsIstio, compiledIn)
+	}
+	existing := func(a tui.Answers) tui.Answers { a.Target, a.Context = tui.TargetExisting, "prod"; return a }
+	cases := []struct {
+		name  string
+		mode  tui.Mode
+		a     tui.Answers
+		field string
+		text  string
+	}{
+		{"a mirror directory", tui.ModeInstall, existing(tui.Answers{Mirror: dir}), "", ""},
+		{"a mirror that is not a directory", tui.ModeInstall, existing(tui.Answers{Mirror: overlay}), tui.FieldMirror, "is not a directory"},
+		{"a missing mirror", tui.ModeInstall, existing(tui.Answers{Mirror: filepath.Join(dir, "nope")}), tui.FieldMirror, "is not a directory"},
+		{"an overlay for compiled-in Istio", tui.ModeInstall, existing(tui.Answers{Release: compiledIn, IstioOverlay: overlay}), "", ""},
+		{"an overlay for the latest", tui.ModeInstall, existing(tui.Answers{IstioOverlay: overlay}), "", ""},
+		{"an overlay for Istio from manifests", tui.ModeInstall, existing(tui.Answers{Release: manifestsIstio, IstioOverlay: overlay}),
+			tui.FieldIstioOverlay, "applies to the compiled-in Istio; release " + manifestsIstio},
+		{"an upgrade checks its hops at plan time", tui.ModeUpgrade, existing(tui.Answers{Release: manifestsIstio, IstioOverlay: overlay}), "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := &wizardBackend{g: &globalOptions{}, mode: c.mode}
+			got := b.Validate(c.a)
+			if c.field == "" {
+				if len(got) > 0 {
+					t.Fatalf("errors %+v, want none", got)
+				}
+				return
+			}
+			if len(got) != 1 || got[0].Field != c.field || !strings.Contains(got[0].Message, c.text) {
+				t.Fatalf("errors %+v, want one under %q with %q", got, c.field, c.text)
+			}
+		})
+	}
+	// The stand-in gives the installer's error: a setting error naming the
+	// overlay (exit code 2 on the command line too).
+	var se *installer.SettingError
+	if err := checkOverlay(overlay, manifestsIstio, ""); !errors.As(err, &se) || se.Setting != "istio-overlay" {
+		t.Fatalf("checkOverlay: %v", err)
+	}
+}
+
+// TestWizardStepError checks how preflight and plan errors reach the
+// wizard: a download failure is one sentence under the mirror's field; a
+// setting the wizard asks is under its field; anything else is as it was.
+func TestWizardStepError(t *testing.T) {
+	cat, err := catalog.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var url string
+	for _, c := range cat.Components {
+		if len(c.Assets) > 0 {
+			url = c.Assets[0].URL
+			break
+		}
+	}
+	download := fmt.Errorf("hop 1/1 1.22→1.23: knative-serving 1.23.0: upstream: knative-serving/1.23.0/serving-crds.yaml: download %s: %w", url,
+		errors.New("dial tcp: lookup github.com: no such host"))
+	plain := errors.New("the API server timed out")
+	cases := []struct {
+		name  string
+		err   error
+		field string // "" for the error as it was
+		msg   string
+	}{
+		{"download", download, tui.FieldMirror, offlineMessage},
+		{"download, joined", errors.Join(download, download), tui.FieldMirror, offlineMessage},
+		{"an overlay setting", &installer.SettingError{Setting: "istio-overlay", Err: errors.New("no overlay for this Istio")}, tui.FieldIstioOverlay, "no overlay for this Istio"},
+		{"a mirror setting", &installer.SettingError{Setting: "mirror", Err: errors.New("--mirror x is not a directory")}, tui.FieldMirror, "--mirror x is not a directory"},
+		{"a setting the wizard does not ask", &installer.SettingError{Setting: "timeout", Err: errors.New("negative")}, "", "negative"},
+		{"an error no answer fixes", plain, "", plain.Error()},
+		{"a download of something else", errors.New("download https://example.com/x: 404"), "", "download https://example.com/x: 404"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := &wizardBackend{g: &globalOptions{}, mode: tui.ModeInstall}
+			got := b.stepError("plan", c.err, tui.Answers{})
+			var fe *tui.FieldError
+			switch {
+			case c.field == "" && errors.As(got, &fe):
+				t.Fatalf("got a field error %+v", fe)
+			case c.field == "" && got.Error() != c.msg:
+				t.Fatalf("got %q, want %q", got, c.msg)
+			case c.field != "" && (!errors.As(got, &fe) || fe.Field != c.field || fe.Message != c.msg):
+				t.Fatalf("got %v, want %q under %q", got, c.msg, c.field)
+			}
+		})
+	}
+	// A check's message as preflight words it.
+	b := &wizardBackend{g: &globalOptions{}}
+	msg := "cannot read release 1.23's manifests to sum their requests: " + download.Error()
+	if !b.downloadFailed(msg) || b.downloadFailed("cannot read release 1.23's manifests: permission denied") {
+		t.Fatal("downloadFailed")
+	}
+	if strings.Count(offlineMessage, ". ") > 0 || strings.Contains(offlineMessage, "\n") {
+		t.Fatalf("the offline message is not one sentence: %q", offlineMessage)
+	}
+}
+
+// TestWizardRunCancelled checks that a run whose context is cancelled
+// returns an error that is context.Canceled (what the wizard and exit
+// code 130 need), whatever the installer returned.
+func TestWizardRunCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	b := &wizardBackend{g: &globalOptions{kubeconfig: filepath.Join(t.TempDir(), "none")}, mode: tui.ModeInstall, base: installer.Options{StateDir: t.TempDir()}}
+	_, err := b.Run(ctx, tui.Answers{Target: tui.TargetExisting, Context: "prod"}, func(tui.Event) {})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+	// What the wizard returns for it maps to 130 with one line.
+	for _, err := range []error{tui.ErrCancelled, fmt.Errorf("x: %w", tui.ErrCancelled)} {
+		if _, code := outcome(context.Background(), err); code != exitCancelled {
+			t.Fatalf("outcome(%v) = %d", err, code)
+		}
+	}
+	if tui.ErrCancelled.Error() != "cancelled by the user; re-run to converge" {
+		t.Fatalf("ErrCancelled %q", tui.ErrCancelled)
+	}
+}
+
+// TestHopLines checks the upgrade's plan lines: where it starts, then
+// each hop and its object changes.
+func TestWizardHopLines(t *testing.T) {
+	plan := &installer.UpgradePlan{Plan: &catalog.Plan{From: "1.21", To: "1.23", Hops: []catalog.Hop{{From: "1.21", To: "1.22"}, {From: "1.22", To: "1.23"}}},
+		Changes: [][]installer.ComponentDiff{{{Component: "istio", Add: 1, Change: 30}}, {{Component: "istio", Change: 31, Prune: 2}}}}
+	got := hopLines(plan)
+	want := []tui.PlanLine{
+		{Description: "release 1.21 is installed; 2 hops to 1.23, each verified, a failed one rolled back (objects: +add ~change -prune =unchanged):"},
+		{Phase: "hop 1", Description: "1.21→1.22: istio: +1 ~30 -0 (=0)"},
+		{Phase: "hop 2", Description: "1.22→1.23: istio: +0 ~31 -2 (=0)"},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+	if got := hopLines(&installer.UpgradePlan{Plan: &catalog.Plan{From: "1.23", To: "1.23"}}); len(got) != 1 || !strings.Contains(got[0].Description, "already installed") {
+		t.Fatalf("no hops: %+v", got)
+	}
+}
+
+// TestWizardFix applies a check's fix as tmbox preflight --fix does, on
+// a host whose inotify limits are low, and then the check passes.
+func TestWizardFix(t *testing.T) {
+	h := newTestHost()
+	b := &wizardBackend{g: &globalOptions{}, mode: tui.ModeInstall, host: h.host(), base: installer.Options{StateDir: t.TempDir()}}
+	a := tui.Answers{Target: tui.TargetKind, ClusterName: "dev"}
+	checks, err := b.Preflight(context.Background(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(checks, func(c tui.Check) bool { return c.Name == preflight.CheckInotify })
+	if i < 0 || checks[i].Status != tui.StatusFail || checks[i].Fix == nil || len(checks[i].Fix.Changes) == 0 {
+		t.Fatalf("the inotify check %+v", checks)
+	}
+	if err := b.Fix(context.Background(), a, "os-arch"); err == nil || !strings.Contains(err.Error(), "no fix") {
+		t.Fatalf("fix of a check without one: %v", err)
+	}
+	if err := b.Fix(context.Background(), a, preflight.CheckInotify); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.written) == 0 {
+		t.Fatal("the fix wrote nothing")
+	}
+	checks, err = b.Preflight(context.Background(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := checks[slices.IndexFunc(checks, func(c tui.Check) bool { return c.Name == preflight.CheckInotify })]; c.Status != tui.StatusPass {
+		t.Fatalf("after the fix: %+v", c)
+	}
+	// Ignoring a failed check for the run makes it a warning.
+	a.IgnorePreflightErrors = []string{"memory"}
+	h.fs["proc/meminfo"] = &fstest.MapFile{Data: []byte("MemTotal:       1048576 kB\n")}
+	checks, err = b.Preflight(context.Background(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := checks[slices.IndexFunc(checks, func(c tui.Check) bool { return c.Name == "memory" })]; c.Status != tui.StatusWarn || !c.Ignored {
+		t.Fatalf("an ignored check: %+v", c)
+	}
+}
+
+// testHost is a host for preflight: Linux with docker, low inotify
+// limits, and a WriteFile that writes into its filesystem.
+type testHost struct {
+	mu      sync.Mutex
+	fs      fstest.MapFS
+	written map[string]string
+}
+
+func newTestHost() *testHost {
+	return &testHost{
+		fs: fstest.MapFS{
+			"etc/os-release":                         {Data: []byte("NAME=\"Ubuntu\"\nPRETTY_NAME=\"Ubuntu 24.04.1 LTS\"\n")},
+			"proc/meminfo":                           {Data: []byte("MemTotal:       33554432 kB\n")},
+			"sys/fs/cgroup/cgroup.controllers":       {Data: []byte("cpuset cpu io memory pids\n")},
+			"proc/sys/fs/inotify/max_user_watches":   {Data: []byte("8192\n")},
+			"proc/sys/fs/inotify/max_user_instances": {Data: []byte("128\n")},
+		},
+		written: map[string]string{},
+	}
+}
+
+func (h *testHost) host() *preflight.Host {
+	return &preflight.Host{
+		FS: h.fs, GOOS: "linux", GOARCH: "amd64", NumCPU: 16,
+		Getenv: func(string) string { return "" },
+		LookPath: func(name string) (string, error) {
+			if name == "docker" {
+				return "/usr/bin/docker", nil
+			}
+			return "", fmt.Errorf("exec: %q: executable file not found in $PATH", name)
+		},
+		Command: func(_ context.Context, name string, args ...string) ([]byte, error) {
+			switch strings.Join(append([]string{name}, args...), " ") {
+			case "docker version --format {{.Server.Version}}":
+				return []byte("27.3.1\n"), nil
+			case "docker info --format {{.DockerRootDir}}":
+				return []byte("/var/lib/docker\n"), nil
+			}
+			return nil, fmt.Errorf("run %s: unexpected in test", name)
+		},
+		FreeDisk: func(string) (uint64, error) { return 500 << 30, nil },
+		PortFree: func(string) error { return nil },
+		WriteFile: func(path string, data []byte, _ fs.FileMode) error {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.written[path] = string(data)
+			if p := strings.TrimPrefix(path, "/"); strings.HasPrefix(p, "proc/") {
+				h.fs[p] = &fstest.MapFile{Data: data}
+			}
+			return nil
+		},
+	}
+}
+
+// TestWizardOffline makes a plan with no mirror or bundle while every
+// pinned URL refuses connections (a catalog whose URLs point at a closed
+// local port, and an empty download cache): the wizard gets one sentence
+// under the mirror's field, the download errors go to the log, and with a
+// mirror the same plan works.
+func TestWizardOffline(t *testing.T) {
+	dir := t.TempDir()
+	cat := strings.ReplaceAll(string(catalog.EmbeddedCatalog()), "url: https://", "url: https://127.0.0.1:1/")
+	catFile := filepath.Join(dir, "catalog.yaml")
+	writeFile(t, catFile, cat)
+	var log bytes.Buffer
+	b := &wizardBackend{g: &globalOptions{catalogFile: catFile}, mode: tui.ModeInstall, host: newTestHost().host(),
+		base: installer.Options{StateDir: t.TempDir(), CacheDir: t.TempDir()}}
+	b.logger = slog.New(slog.NewTextHandler(&log, nil))
+	a := tui.Answers{Target: tui.TargetKind, ClusterName: "dev", Release: "1.21"}
+	_, err := b.Plan(context.Background(), a)
+	var fe *tui.FieldError
+	if !errors.As(err, &fe) || fe.Field != tui.FieldMirror || fe.Message != offlineMessage {
+		t.Fatalf("plan: %v", err)
+	}
+	if !strings.Contains(log.String(), "download https://127.0.0.1:1/") {
+		t.Fatalf("the log lacks the download errors:\n%s", log.String())
+	}
+	if testing.Short() {
+		return // rendering from the mirror takes a while
+	}
+	a.Mirror = upstreamDir(t)
+	if _, err := b.Plan(context.Background(), a); err != nil {
+		t.Fatalf("plan with a mirror: %v", err)
 	}
 }
