@@ -60,3 +60,15 @@ func QuoteShort(s string) string {
 	}
 	return fmt.Sprintf("%q… (%d bytes)", s[:cut], len(s))
 }
+
+// maxPathShown is the longest path a message shows whole.
+const maxPathShown = 1024
+
+// ShortPath is a path for an error message: the path itself, or, when it
+// is longer than any real one, a quoted short prefix (QuoteShort).
+func ShortPath(p string) string {
+	if len(p) <= maxPathShown {
+		return p
+	}
+	return QuoteShort(p)
+}

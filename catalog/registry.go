@@ -9,6 +9,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
+// maxRegistryLength is the longest registry (HOST[:PORT][/PREFIX]) tmbox
+// takes: image references under it must stay well within the 255
+// characters container runtimes take for a repository name.
+const maxRegistryLength = 200
+
 // registryHostPattern is a registry host: a DNS name or IP address, or a
 // bracketed IPv6 address, with an optional port. No scheme, no path.
 var registryHostPattern = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?$`)
@@ -27,6 +32,8 @@ func ValidRegistryHost(s string) error {
 	trimmed := strings.TrimSuffix(s, "/")
 	host, prefix, _ := strings.Cut(trimmed, "/")
 	switch {
+	case len(s) > maxRegistryLength:
+		return fmt.Errorf("registry %s: longer than %d characters", QuoteShort(s), maxRegistryLength)
 	case host == "":
 		return fmt.Errorf("registry %s: want HOST[:PORT][/PREFIX]", QuoteShort(s))
 	case strings.Contains(s, "://"):
@@ -38,8 +45,12 @@ func ValidRegistryHost(s string) error {
 		return fmt.Errorf("registry %s: host %s: %v", QuoteShort(s), QuoteShort(host), err)
 	}
 	if prefix != "" {
-		if slices.Contains(strings.Split(prefix, "/"), "") {
+		parts := strings.Split(prefix, "/")
+		if slices.Contains(parts, "") {
 			return fmt.Errorf("registry %s: path prefix %s has an empty part", QuoteShort(s), QuoteShort(prefix))
+		}
+		if slices.Contains(parts, "..") || slices.Contains(parts, ".") {
+			return fmt.Errorf("registry %s: path prefix %s has a %q part", QuoteShort(s), QuoteShort(prefix), "..")
 		}
 		if _, err := name.NewRepository(host+"/"+prefix+"/x", name.StrictValidation); err != nil {
 			return fmt.Errorf("registry %s: path prefix %s is not a repository path (lower-case letters, digits, '.', '_', '-' and '/')", QuoteShort(s), QuoteShort(prefix))

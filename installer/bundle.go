@@ -45,7 +45,7 @@ func (o Options) validateAirGap() []error {
 		return errs
 	}
 	if fi, err := os.Stat(o.Bundle); err != nil || !fi.Mode().IsRegular() {
-		bad("bundle", fmt.Errorf("--bundle %s is not a readable file", o.Bundle))
+		bad("bundle", fmt.Errorf("--bundle %s is not a readable file", catalog.ShortPath(o.Bundle)))
 	}
 	if o.Mirror != "" {
 		bad("mirror", errors.New("--bundle and --mirror are exclusive: the bundle holds the manifests"))

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"slices"
@@ -157,12 +158,12 @@ func (o Options) Validate() error {
 	errs = append(errs, o.validateAirGap()...)
 	if o.Mirror != "" {
 		if fi, err := os.Stat(o.Mirror); err != nil || !fi.IsDir() {
-			bad("mirror", fmt.Errorf("--mirror %s is not a directory", o.Mirror))
+			bad("mirror", fmt.Errorf("--mirror %s is not a directory", catalog.ShortPath(o.Mirror)))
 		}
 	}
 	if o.IstioOverlay != "" {
 		if _, err := os.Stat(o.IstioOverlay); err != nil {
-			bad("istio-overlay", fmt.Errorf("--istio-overlay: %w", err))
+			bad("istio-overlay", fmt.Errorf("--istio-overlay %s: %s", catalog.ShortPath(o.IstioOverlay), shortPathError(err)))
 		}
 	}
 	if err := addons.Validate(o.Addons); err != nil {
@@ -244,4 +245,14 @@ func (o Options) source() (catalog.Source, error) {
 		dir = base + "/tmbox/assets"
 	}
 	return catalog.Upstream{CacheDir: dir}, nil
+}
+
+// shortPathError is what an *fs.PathError says without its path (which a
+// message quotes short itself).
+func shortPathError(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }

@@ -1,10 +1,16 @@
 package installer
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 	"strings"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -73,6 +79,11 @@ func checkOverlayShape(path string) error {
 	if err != nil {
 		return fmt.Errorf("istio overlay: %w", err)
 	}
+	if n, err := countDocuments(data); err != nil {
+		return fmt.Errorf("istio overlay %s: %w", path, err)
+	} else if n > 1 {
+		return fmt.Errorf("istio overlay %s: %d YAML documents: an overlay is one IstioOperator", path, n)
+	}
 	var head struct {
 		APIVersion string `json:"apiVersion"`
 		Kind       string `json:"kind"`
@@ -91,6 +102,13 @@ func checkOverlayShape(path string) error {
 	}
 	if err := yaml.UnmarshalStrict(data, &iop); err != nil {
 		return fmt.Errorf("istio overlay %s: %w", path, err)
+	}
+	for _, k := range []string{"meshConfig", "values", "components", "unvalidatedValues"} {
+		if v, ok := iop.Spec[k]; ok && v != nil {
+			if _, isMap := v.(map[string]any); !isMap {
+				return fmt.Errorf("istio overlay %s: spec.%s: want a mapping, got %s", path, k, catalog.QuoteShort(fmt.Sprint(v)))
+			}
+		}
 	}
 	if ns, ok := iop.Spec["namespace"]; ok && ns != istioNamespace {
 		return fmt.Errorf("istio overlay %s: spec.namespace %s: tmbox installs Istio in %s and does not move it; remove spec.namespace", path, catalog.QuoteShort(fmt.Sprint(ns)), istioNamespace)
@@ -152,4 +170,22 @@ func checkPinnedImages(comp *catalog.Component, objs []*unstructured.Unstructure
 		}
 	}
 	return nil
+}
+
+// countDocuments counts the non-empty YAML documents of data.
+func countDocuments(data []byte) (int, error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	n := 0
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		if len(bytes.TrimSpace(doc)) > 0 && strings.TrimSpace(string(doc)) != "---" {
+			n++
+		}
+	}
 }

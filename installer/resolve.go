@@ -116,6 +116,9 @@ func resolve(ctx context.Context, user Options, t target) (_ *resolved, rerr err
 	}
 	r.source = src
 	if r.catalog, err = catalog.Load(catalogFile); err != nil {
+		if r.bundle == nil {
+			return nil, &SettingError{Setting: "catalog", Err: err} // the user's --catalog
+		}
 		return nil, err
 	}
 	if o.Release == "" {

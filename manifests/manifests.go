@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+
+	"github.com/tmbox/tmbox/catalog"
 )
 
 //go:embed istio-knative.yaml
@@ -179,9 +181,9 @@ func (c KindConfig) view() (*kindView, error) {
 	case c.Name == "":
 		errs = append(errs, errors.New("cluster name is empty"))
 	case len(c.Name) > KindMaxNameLength:
-		errs = append(errs, fmt.Errorf("cluster name %q is longer than %d characters", c.Name, KindMaxNameLength))
+		errs = append(errs, fmt.Errorf("cluster name %q is longer than %d characters", catalog.ShortPath(c.Name), KindMaxNameLength))
 	case !isDNSLabel(c.Name):
-		errs = append(errs, fmt.Errorf("cluster name %q is not a lower-case DNS label (a-z, 0-9 and '-', starting and ending with a letter or digit)", c.Name))
+		errs = append(errs, fmt.Errorf("cluster name %q is not a lower-case DNS label (a-z, 0-9 and '-', starting and ending with a letter or digit)", catalog.ShortPath(c.Name)))
 	}
 	if c.Workers < 0 || c.Workers > KindMaxWorkers {
 		errs = append(errs, fmt.Errorf("workers %d out of range 0..%d", c.Workers, KindMaxWorkers))
@@ -191,7 +193,7 @@ func (c KindConfig) view() (*kindView, error) {
 		listen = KindDefaultListenAddress
 	}
 	if addr, err := netip.ParseAddr(listen); err != nil || addr.Zone() != "" {
-		errs = append(errs, fmt.Errorf("listen address %q is not an IP address", c.ListenAddress))
+		errs = append(errs, fmt.Errorf("listen address %s is not an IP address", catalog.QuoteShort(c.ListenAddress)))
 	}
 	httpPort, err := hostPort("HTTP port", c.HTTPPort, KindDefaultHTTPPort)
 	errs = appendErr(errs, err)

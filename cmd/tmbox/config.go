@@ -56,6 +56,8 @@ func configKey(flag string) string {
 type configSetting struct {
 	value string
 	line  int
+	// list is set when the file gave a YAML list.
+	list bool
 	// platform is the decoded platform: section (key "platform" only).
 	platform *settings.Settings
 	// addons is the decoded addons: list (key "addons" only).
@@ -170,7 +172,7 @@ func readConfigBytes(data []byte, path string, known map[string]bool) (map[strin
 				}
 				items = append(items, it.Value)
 			}
-			out[k.Value] = configSetting{value: strings.Join(items, ","), line: v.Line}
+			out[k.Value] = configSetting{value: strings.Join(items, ","), line: v.Line, list: true}
 		default:
 			return nil, fmt.Errorf("%s:%d: %s: want a value or a list of values", path, v.Line, k.Value)
 		}
@@ -263,6 +265,10 @@ func applySettings(cmd *cobra.Command, g *globalOptions) error {
 			continue
 		}
 		if s, ok := file[configKey(f.Name)]; ok && !isPlatformFlag(f) {
+			if s.list && !strings.HasSuffix(f.Value.Type(), "Slice") {
+				errs = append(errs, fmt.Errorf("%s:%d: %s: want one value, not a list", g.configFile, s.line, configKey(f.Name)))
+				continue
+			}
 			if err := cmd.Flags().Set(f.Name, s.value); err != nil {
 				errs = append(errs, settingError(fmt.Sprintf("%s:%d: %s", g.configFile, s.line, configKey(f.Name)), f, s.value, err))
 			}
@@ -301,6 +307,9 @@ func newConfigCmd(g *globalOptions) *cobra.Command {
 			if out == "" {
 				_, err := fmt.Fprint(cmd.OutOrStdout(), text)
 				return err
+			}
+			if _, err := os.Lstat(out); err == nil {
+				return &usageError{fmt.Errorf("-o %s exists: tmbox config init never replaces a file", catalog.ShortPath(out))}
 			}
 			return writeNew(out, []byte(text), 0o644)
 		},

@@ -150,7 +150,7 @@ func TestPlanCommand(t *testing.T) {
 		{"no-op", []string{"plan", "--from", "1.22", "--to", "1.22"}, []string{"Nothing to do"}, "", false},
 		{"downgrade needs the flag", []string{"plan", "--from", "1.23", "--to", "1.22"}, nil, "--allow-downgrade", false},
 		{"downgrade allowed", []string{"plan", "--from", "1.23", "--to", "1.22", "--allow-downgrade"}, []string{"Downgrade hop 1/1: 1.23→1.22", "downgrade"}, "", false},
-		{"unknown target", []string{"plan", "--from", "1.21", "--to", "2.0"}, nil, "known releases: 1.21, 1.22, 1.23", false},
+		{"unknown target", []string{"plan", "--from", "1.21", "--to", "2.0"}, nil, "known releases: 1.21, 1.22, 1.23", true},
 		{"missing --to", []string{"plan", "--from", "1.21"}, nil, "--to is required", true},
 		{"bad Kubernetes version", []string{"plan", "--from", "1.21", "--to", "1.23", "--kubernetes-version", "banana"}, nil, "banana", true},
 		{"json", []string{"plan", "--from", "1.21", "--to", "1.22", "-o", "json"}, []string{`"from": "1.21"`, `"to": "1.22"`, `"kubernetes": ">=1.34, <=1.35"`}, "", false},

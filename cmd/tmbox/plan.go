@@ -69,6 +69,11 @@ a cluster version too.`,
 			if err != nil {
 				return err
 			}
+			for flag, rel := range map[string]string{"--from": from, "--to": to} {
+				if _, err := cat.Release(rel); err != nil {
+					return &usageError{fmt.Errorf("%s: %w", flag, err)}
+				}
+			}
 			plan, err := cat.Plan(from, to, kv, catalog.PlanOptions{AllowDowngrade: allowDowngrade})
 			if plan == nil {
 				return err

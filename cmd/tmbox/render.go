@@ -28,6 +28,9 @@ kubectl create). Useful for review, GitOps, or installing by hand.`,
 			if dir == "" {
 				return &usageError{fmt.Errorf("-o DIR is required")}
 			}
+			if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+				return &usageError{fmt.Errorf("-o %s is not a directory", catalog.ShortPath(dir))}
+			}
 			r.CatalogFile = g.catalogFile
 			r.Platform = pf.settings(cmd.Flags(), g.platform)
 			r.Logger = g.logger(cmd.ErrOrStderr())

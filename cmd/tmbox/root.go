@@ -40,7 +40,7 @@ TriggerMesh stack, upgraded in lockstep with Knative releases.`,
 		}
 		return install.RunE(cmd, args)
 	}
-	root.AddCommand(newConfigCmd(g), newRenderCmd(g), newVersionCmd(), newVersionsCmd(g), newPlanCmd(g), newPreflightCmd(g), newClusterCmd(g), newBundleCmd(g), newMirrorCmd(g), newInstallCmd(g), newUpgradeCmd(g), newConfigureCmd(g), newStatusCmd(g), newUninstallCmd(g))
+	root.AddCommand(newConfigCmd(g), newRenderCmd(g), newVersionCmd(), newVersionsCmd(g), newPlanCmd(g), newPreflightCmd(g), newClusterCmd(g), newBundleCmd(g), newMirrorCmd(g), newInstallCmd(g), newUpgradeCmd(g), newConfigureCmd(g), newStatusCmd(g), newUninstallCmd(g), newSupportBundleCmd(g))
 	return root
 }
 
@@ -67,7 +67,11 @@ type globalOptions struct {
 
 // catalog loads the built-in catalog, or --catalog's.
 func (g *globalOptions) catalog() (*catalog.Catalog, error) {
-	return catalog.Load(g.catalogFile)
+	cat, err := catalog.Load(g.catalogFile)
+	if err != nil {
+		return nil, &usageError{err} // the user's --catalog
+	}
+	return cat, nil
 }
 
 // completeReleases completes release names from the catalog.

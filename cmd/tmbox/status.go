@@ -108,7 +108,6 @@ func unfinished(st *installer.Status) []string {
 	return nil
 }
 
-
 // printPlatform prints where functions live and the settings in effect.
 func printPlatform(w io.Writer, st *installer.Status) {
 	if st.Release != "" {

@@ -106,6 +106,15 @@ func (e *Existing) Ensure(ctx context.Context) (*rest.Config, error) {
 		}
 		rules.ExplicitPath = e.Kubeconfig
 	}
+	// Only regular files are read: a named pipe would block the load.
+	for _, p := range append([]string{rules.ExplicitPath}, rules.Precedence...) {
+		if p == "" {
+			continue
+		}
+		if fi, err := os.Stat(p); err == nil && !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("existing cluster: kubeconfig %s is not a regular file (%s)", p, fi.Mode().Type())
+		}
+	}
 	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: e.Context})
 	cfg, err := loader.ClientConfig()
 	switch {
