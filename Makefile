@@ -41,15 +41,20 @@ bench: build testcluster-bin ## measure tmbox against a hand-made kubectl baseli
 # takes one target of one package at a time).
 FUZZTIME ?= 10s
 
-fuzz: ## run the fuzz targets (catalog, bundle manifest, config decoders) for FUZZTIME each
+fuzz: ## run the fuzz targets (catalog, bundle manifest, config, add-ons decoders) for FUZZTIME each
 	go test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./catalog
 	go test -run '^$$' -fuzz '^FuzzDecodeManifest$$' -fuzztime $(FUZZTIME) ./bundle
 	go test -run '^$$' -fuzz '^FuzzReadConfig$$' -fuzztime $(FUZZTIME) ./cmd/tmbox
+	go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./installer/addons
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	cd hack/tools && go vet ./etcd
+
+.PHONY: test-kind
+test-kind: ## tmbox on real kind clusters (test engine + hack/kindimage's node image), inside a loopback-only namespace (root)
+	CI=$${CI:-true} $(GOTEST) -exec $(NETNS_EXEC) -count=1 -timeout 40m -v ./test/kind/
 
 .PHONY: kind-image
 kind-image: ## build (or find cached) the kind node image from source, hack/kindimage (root; cold ~25 min, warm <1 s); prints kindest/node:…@sha256:…

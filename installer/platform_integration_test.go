@@ -511,3 +511,69 @@ func TestIntegrationIngressPending(t *testing.T) {
 		t.Errorf("after --gateway-type NodePort: healthy %v ingress %+v", st.Healthy, st.Ingress)
 	}
 }
+
+// TestIntegrationDrift: a deleted Deployment and an edited ConfigMap are
+// reported as drifted by status, which is then unhealthy; a re-run of
+// install repairs both and status is clean again.
+func TestIntegrationDrift(t *testing.T) {
+	shared := suite.Cluster(t)
+	c := testcluster.StartT(t, testcluster.Options{Nodes: 1, BinDir: shared.BinDir, SharedWebhookStandIn: shared.WebhookStandIn})
+	comps := []string{catalog.Istio, catalog.KnativeServing, catalog.NetIstio}
+	if _, err := install(t, c.Config, "1.21", func(o *Options) { o.Components = comps }); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	status := func() *Status {
+		t.Helper()
+		st, err := (&GetStatus{Config: c.Config, Mirror: mirrorDir(t)}).Run(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.DriftUnchecked != "" {
+			t.Fatalf("drift not checked: %s", st.DriftUnchecked)
+		}
+		return st
+	}
+	drifted := func(st *Status) []string {
+		var out []string
+		for _, comp := range st.Components {
+			out = append(out, comp.Drifted...)
+		}
+		return out
+	}
+	if d := drifted(status()); len(d) != 0 {
+		t.Fatalf("a fresh install has drift: %v", d)
+	}
+	cs := kubernetes.NewForConfigOrDie(c.Config)
+	if err := cs.AppsV1().Deployments("knative-serving").Delete(ctx, "autoscaler", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cm, err := cs.CoreV1().ConfigMaps("knative-serving").Get(ctx, "config-network", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.Data["_example"] = "edited by hand"
+	if _, err := cs.CoreV1().ConfigMaps("knative-serving").Update(ctx, cm, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
+		t.Fatal(err)
+	}
+	st := status()
+	d := strings.Join(drifted(st), "\n")
+	for _, want := range []string{"Deployment.apps knative-serving/autoscaler is missing", "ConfigMap knative-serving/config-network changed: data._example (by kubectl-edit)"} {
+		if !strings.Contains(d, want) {
+			t.Errorf("drift %q lacks %q", d, want)
+		}
+	}
+	if st.Healthy {
+		t.Error("status is healthy with drift")
+	}
+	if _, err := install(t, c.Config, "1.21", func(o *Options) { o.Components = comps }); err != nil {
+		t.Fatal(err)
+	}
+	if d := drifted(status()); len(d) != 0 {
+		t.Errorf("drift after install repaired it: %v", d)
+	}
+	cm, _ = cs.CoreV1().ConfigMaps("knative-serving").Get(ctx, "config-network", metav1.GetOptions{})
+	if cm.Data["_example"] == "edited by hand" {
+		t.Error("the re-run did not restore the edited ConfigMap")
+	}
+}

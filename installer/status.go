@@ -3,6 +3,9 @@ package installer
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -29,6 +32,9 @@ type Status struct {
 	Ingress *Ingress `json:"ingress,omitempty"`
 	// Lock is the tmbox holding the cluster's lock right now (nil: none).
 	Lock *Holder `json:"lock,omitempty"`
+	// DriftUnchecked says why objects were not checked for drift ("" when
+	// they were).
+	DriftUnchecked string `json:"driftUnchecked,omitempty"`
 	// Addons are the add-ons tmbox installed, as Helm records them.
 	Addons []AddonStatus `json:"addons,omitempty"`
 }
@@ -41,12 +47,22 @@ type ComponentStatus struct {
 	Healthy   bool     `json:"healthy"`
 	Workloads int      `json:"workloads"`
 	Problems  []string `json:"problems,omitempty"`
+	// Objects counts the component's objects in place; Drifted lists the
+	// ones someone deleted or changed since tmbox applied them (tmbox
+	// install repairs them).
+	Objects int      `json:"objects"`
+	Drifted []string `json:"drifted,omitempty"`
 }
 
-// GetStatus reads the state and checks every managed workload.
+// GetStatus reads the state and checks every managed workload, and,
+// when the release's manifests are at hand (Mirror, or tmbox's download
+// cache), every object for drift.
 type GetStatus struct {
 	Kubeconfig, Context string
 	Config              *rest.Config
+	// Mirror and CatalogFile are where the release's manifests come from
+	// for the drift check (default: the embedded catalog and the cache).
+	Mirror, CatalogFile string
 }
 
 // Run returns the status. An install with no state is an error.
@@ -82,12 +98,20 @@ func (g *GetStatus) Run(ctx context.Context) (*Status, error) {
 	if in.Problem != "" {
 		s.Healthy = false
 	}
+	drift, driftErr := g.drift(ctx, e, st)
+	if driftErr != nil {
+		s.DriftUnchecked = driftErr.Error()
+	}
 	for _, name := range catalog.ComponentNames() {
 		cs, ok := st.Components[name]
 		if !ok {
 			continue
 		}
-		c := ComponentStatus{Name: name, Version: cs.Version, Release: cs.Release, Healthy: true}
+		c := ComponentStatus{Name: name, Version: cs.Version, Release: cs.Release, Healthy: true, Objects: len(st.Inventory[name])}
+		if d := drift[name]; len(d) > 0 {
+			c.Drifted = d
+			c.Problems = append(c.Problems, fmt.Sprintf("%d object(s) drifted from what tmbox applied (tmbox install repairs them): %s", len(d), strings.Join(d, "; ")))
+		}
 		for _, k := range st.Inventory[name] {
 			if k.Group != "apps" || (k.Kind != "Deployment" && k.Kind != "DaemonSet" && k.Kind != "StatefulSet") {
 				continue
@@ -120,4 +144,50 @@ func (g *GetStatus) Run(ctx context.Context) (*Status, error) {
 		s.Components = append(s.Components, c)
 	}
 	return s, nil
+}
+
+// drift renders the installed release's objects from local manifests and
+// compares them with the cluster's: per component, the objects missing
+// and those whose configured fields another client changed.
+func (g *GetStatus) drift(ctx context.Context, e *env, st *State) (map[string][]string, error) {
+	if st.Release == "" {
+		return nil, nil
+	}
+	cat, err := catalog.Load(g.CatalogFile)
+	if err != nil {
+		return nil, err
+	}
+	rel, err := cat.Release(st.Release)
+	if err != nil {
+		return nil, err
+	}
+	src, err := Options{Mirror: g.Mirror}.source()
+	if err != nil {
+		return nil, err
+	}
+	var comps []string
+	for name := range st.Components {
+		comps = append(comps, name)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	d, err := objectsFor(ctx, src, rel, comps, renderInputs{})
+	if err != nil {
+		return nil, fmt.Errorf("drift not checked: the release's manifests are not at hand (give --mirror): %w", err)
+	}
+	out := map[string][]string{}
+	for name, objs := range d.byComponent {
+		changed, missing, err := e.applier.Drift(ctx, objs)
+		if err != nil {
+			return nil, fmt.Errorf("drift not checked: %w", err)
+		}
+		for _, k := range missing {
+			out[name] = append(out[name], k.String()+" is missing")
+		}
+		for k, paths := range changed {
+			out[name] = append(out[name], k.String()+" changed: "+strings.Join(paths, ", "))
+		}
+		sort.Strings(out[name])
+	}
+	return out, nil
 }

@@ -13,7 +13,7 @@ import (
 )
 
 func newStatusCmd(g *globalOptions) *cobra.Command {
-	var output string
+	var output, mirror string
 	formats := []string{"table", "json", "yaml"}
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -23,7 +23,7 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 			if err := checkOutput(output, formats...); err != nil {
 				return err
 			}
-			st, err := (&installer.GetStatus{Kubeconfig: g.kubeconfig, Context: g.context}).Run(cmd.Context())
+			st, err := (&installer.GetStatus{Kubeconfig: g.kubeconfig, Context: g.context, Mirror: mirror, CatalogFile: g.catalogFile}).Run(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -68,6 +68,9 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 					}
 				}
 				printPlatform(w, st)
+				if st.DriftUnchecked != "" {
+					fmt.Fprintln(w, "Note: "+st.DriftUnchecked)
+				}
 				if st.Lock != nil {
 					fmt.Fprintf(w, "Lock: held by %s (renewed %s ago)\n", st.Lock, time.Since(st.Lock.Renewed).Round(time.Second))
 				}
@@ -98,6 +101,7 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	outputFlag(cmd, &output, formats...)
+	cmd.Flags().StringVar(&mirror, "mirror", "", "read the release's manifests from this directory for the drift check (default: tmbox's download cache)")
 	return cmd
 }
 

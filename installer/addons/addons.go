@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tmbox/tmbox/internal/configerr"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -127,7 +128,7 @@ func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 // UnmarshalYAML reads a duration string.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want a duration such as 90s or 5m, not %s", n.Line, shape(n))
+		return fmt.Errorf("line %d: want a duration such as 90s or 5m, not %s", n.Line, configerr.Shape(n))
 	}
 	v, err := parseDuration(n.Value)
 	if err != nil {

@@ -89,7 +89,7 @@ func Load(ctx context.Context, addons []Addon, opts LoadOptions) ([]*Loaded, err
 		}
 		out = append(out, ld)
 	}
-	if err := l.join(); err != nil {
+	if err := l.Join(); err != nil {
 		return nil, err
 	}
 	return out, nil

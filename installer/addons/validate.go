@@ -65,61 +65,61 @@ func Validate(addons []Addon) error {
 	for i, a := range addons {
 		switch {
 		case a.Name == "":
-			l.add(field(i, "name"), "missing: every add-on needs a name (its Helm release name)")
+			l.Add(field(i, "name"), "missing: every add-on needs a name (its Helm release name)")
 		default:
 			if msgs := validation.IsDNS1123Label(a.Name); len(msgs) > 0 {
-				l.add(field(i, "name"), "%s is not a valid release name: %s", quote(a.Name), strings.Join(msgs, "; "))
+				l.Add(field(i, "name"), "%s is not a valid release name: %s", quote(a.Name), strings.Join(msgs, "; "))
 			} else if err := chartutil.ValidateReleaseName(a.Name); err != nil {
-				l.add(field(i, "name"), "%s is not a valid release name: at most %d characters", quote(a.Name), MaxNameLength)
+				l.Add(field(i, "name"), "%s is not a valid release name: at most %d characters", quote(a.Name), MaxNameLength)
 			}
 			if first, dup := names[a.Name]; dup {
-				l.add(field(i, "name"), "%s is also the name of %s: add-on names must be unique", quote(a.Name), field(first, ""))
+				l.Add(field(i, "name"), "%s is also the name of %s: add-on names must be unique", quote(a.Name), field(first, ""))
 			} else {
 				names[a.Name] = i
 			}
 		}
 		switch {
 		case a.Namespace == "":
-			l.add(field(i, "namespace"), "missing: every add-on needs a namespace")
+			l.Add(field(i, "namespace"), "missing: every add-on needs a namespace")
 		default:
 			if msgs := validation.IsDNS1123Label(a.Namespace); len(msgs) > 0 {
-				l.add(field(i, "namespace"), "%s is not a namespace name: %s", quote(a.Namespace), strings.Join(msgs, "; "))
+				l.Add(field(i, "namespace"), "%s is not a namespace name: %s", quote(a.Namespace), strings.Join(msgs, "; "))
 			}
 		}
 		switch {
 		case a.Chart == "":
-			l.add(field(i, "chart"), "missing: a chart archive (.tgz), a chart directory or oci://REGISTRY/REPOSITORY/CHART")
+			l.Add(field(i, "chart"), "missing: a chart archive (.tgz), a chart directory or oci://REGISTRY/REPOSITORY/CHART")
 		case IsOCI(a.Chart):
 			if err := validOCI(a.Chart); err != nil {
-				l.add(field(i, "chart"), "%w", err)
+				l.Add(field(i, "chart"), "%w", err)
 			}
 			if a.Version == "" {
-				l.add(field(i, "version"), "missing: an oci:// chart needs the version to pull (its tag)")
+				l.Add(field(i, "version"), "missing: an oci:// chart needs the version to pull (its tag)")
 			}
 		case strings.Contains(a.Chart, "://"):
-			l.add(field(i, "chart"), "%s: tmbox takes a local chart (.tgz or directory) or an oci:// reference, not a chart repository URL", quote(a.Chart))
+			l.Add(field(i, "chart"), "%s: tmbox takes a local chart (.tgz or directory) or an oci:// reference, not a chart repository URL", quote(a.Chart))
 		}
 		if a.Version != "" && !validTag(a.Version) {
-			l.add(field(i, "version"), "%s is not a chart version (letters, digits, '.', '_', '+', '-'; at most 128)", quote(a.Version))
+			l.Add(field(i, "version"), "%s is not a chart version (letters, digits, '.', '_', '+', '-'; at most 128)", quote(a.Version))
 		}
 		if a.Digest != "" && !validDigest(a.Digest) {
-			l.add(field(i, "digest"), "%s is not a digest: want sha256: and 64 lowercase hex digits", quote(a.Digest))
+			l.Add(field(i, "digest"), "%s is not a digest: want sha256: and 64 lowercase hex digits", quote(a.Digest))
 		}
 		for j, f := range a.ValuesFiles {
 			if f == "" {
-				l.add(fmt.Sprintf("%s[%d]", field(i, "valuesFiles"), j), "empty file path")
+				l.Add(fmt.Sprintf("%s[%d]", field(i, "valuesFiles"), j), "empty file path")
 			}
 		}
 		if a.Values != nil {
 			if _, err := json.Marshal(a.Values); err != nil {
-				l.add(field(i, "values"), "Helm cannot store these values: %v", err)
+				l.Add(field(i, "values"), "Helm cannot store these values: %v", err)
 			}
 		}
 		if a.Timeout < 0 {
-			l.add(field(i, "timeout"), "%s: want a positive duration", a.Timeout)
+			l.Add(field(i, "timeout"), "%s: want a positive duration", a.Timeout)
 		}
 	}
-	return l.join()
+	return l.Join()
 }
 
 // validOCI checks an oci:// chart reference: a registry host and a

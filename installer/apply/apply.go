@@ -127,6 +127,52 @@ func (a *Applier) Client(m *meta.RESTMapping, ns string) dynamic.ResourceInterfa
 // LiveHashes lists, per resource, the tmbox objects of the components in
 // objs and returns each one's applied-hash annotation.
 func (a *Applier) LiveHashes(ctx context.Context, objs []*Object) (map[ObjectKey]string, error) {
+	live, err := a.liveMeta(ctx, objs)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[ObjectKey]string, len(live))
+	for k, l := range live {
+		out[k] = l.hash
+	}
+	return out, nil
+}
+
+// Drift returns, for each object of objs that is live, the fields of its
+// configuration another client changed since tmbox applied it (empty
+// when none), and lists the objects that are missing.
+func (a *Applier) Drift(ctx context.Context, objs []*Object) (changed map[ObjectKey][]string, missing []ObjectKey, err error) {
+	live, err := a.liveMeta(ctx, objs)
+	if err != nil {
+		return nil, nil, err
+	}
+	changed = map[ObjectKey][]string{}
+	for _, o := range objs {
+		if o.Create {
+			continue
+		}
+		k := KeyOf(o.Unstructured)
+		l, ok := live[k]
+		if !ok {
+			missing = append(missing, k)
+			continue
+		}
+		if paths := driftedFields(l.managed, o.Unstructured); len(paths) > 0 {
+			changed[k] = paths
+		}
+	}
+	return changed, missing, nil
+}
+
+// live is what tmbox reads of a live object: its applied hash and who
+// manages which fields.
+type live struct {
+	hash    string
+	managed []metav1.ManagedFieldsEntry
+}
+
+// liveMeta lists the live objects' metadata, per resource and component.
+func (a *Applier) liveMeta(ctx context.Context, objs []*Object) (map[ObjectKey]live, error) {
 	type listKey struct {
 		gvr       schema.GroupVersionResource
 		gk        schema.GroupKind
@@ -146,13 +192,13 @@ func (a *Applier) LiveHashes(ctx context.Context, objs []*Object) (map[ObjectKey
 	// Only metadata is needed (the hash is an annotation): CRDs' schemas
 	// and ConfigMaps' data stay on the server. The lists run concurrently.
 	var mu sync.Mutex
-	hashes := map[ObjectKey]string{}
+	hashes := map[ObjectKey]live{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(a.Concurrent())
 	for k := range lists {
 		g.Go(func() error {
 			sel := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue, LabelComponent: k.component}).String()
-			found := map[ObjectKey]string{}
+			found := map[ObjectKey]live{}
 			if a.Metadata != nil {
 				list, err := a.Metadata.Resource(k.gvr).List(gctx, metav1.ListOptions{LabelSelector: sel})
 				if apierrors.IsNotFound(err) {
@@ -161,7 +207,7 @@ func (a *Applier) LiveHashes(ctx context.Context, objs []*Object) (map[ObjectKey
 					return fmt.Errorf("list %s: %w", k.gvr.Resource, err)
 				}
 				for _, it := range list.Items {
-					found[ObjectKey{Group: k.gk.Group, Kind: k.gk.Kind, Namespace: it.Namespace, Name: it.Name}] = it.Annotations[AnnotationHash]
+					found[ObjectKey{Group: k.gk.Group, Kind: k.gk.Kind, Namespace: it.Namespace, Name: it.Name}] = live{it.Annotations[AnnotationHash], it.ManagedFields}
 				}
 			} else {
 				list, err := a.Dynamic.Resource(k.gvr).List(gctx, metav1.ListOptions{LabelSelector: sel})
@@ -171,7 +217,7 @@ func (a *Applier) LiveHashes(ctx context.Context, objs []*Object) (map[ObjectKey
 					return fmt.Errorf("list %s: %w", k.gvr.Resource, err)
 				}
 				for i := range list.Items {
-					found[KeyOf(&list.Items[i])] = list.Items[i].GetAnnotations()[AnnotationHash]
+					found[KeyOf(&list.Items[i])] = live{list.Items[i].GetAnnotations()[AnnotationHash], list.Items[i].GetManagedFields()}
 				}
 			}
 			mu.Lock()
@@ -192,13 +238,16 @@ func (a *Applier) applyAll(ctx context.Context, objs []*Object, res *ApplyResult
 	if len(objs) == 0 {
 		return nil, nil
 	}
-	live, err := a.LiveHashes(ctx, objs)
+	current, err := a.liveMeta(ctx, objs)
 	if err != nil {
 		return nil, err
 	}
 	var todo []*Object
 	for _, o := range objs {
-		if h := live[KeyOf(o.Unstructured)]; h != "" && h == o.GetAnnotations()[AnnotationHash] {
+		l, ok := current[KeyOf(o.Unstructured)]
+		// Unchanged: applied with this configuration, and no field of it
+		// taken over by another client since (that is drift, repaired).
+		if ok && l.hash != "" && l.hash == o.GetAnnotations()[AnnotationHash] && len(driftedFields(l.managed, o.Unstructured)) == 0 {
 			res.Unchanged++
 			continue
 		}

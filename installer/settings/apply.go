@@ -179,15 +179,15 @@ func missingContents(r *Resolved) error {
 	var l errorList
 	s := r.Settings
 	if s.TLS != nil && (len(r.TLSCert) == 0 || len(r.TLSKey) == 0) {
-		l.add(Root+".tls", "the certificate and key were not loaded (use Load)")
+		l.Add(Root+".tls", "the certificate and key were not loaded (use Load)")
 	}
 	if s.Registry != nil && s.Registry.PullSecret != "" && len(r.PullSecret) == 0 {
-		l.add(Root+".registry.pullSecret", "%s was not loaded (use Load)", s.Registry.PullSecret)
+		l.Add(Root+".registry.pullSecret", "%s was not loaded (use Load)", s.Registry.PullSecret)
 	}
 	if s.Registry != nil && s.Registry.CAFile != "" && len(r.CA) == 0 {
-		l.add(Root+".registry.caFile", "%s was not loaded (use Load)", s.Registry.CAFile)
+		l.Add(Root+".registry.caFile", "%s was not loaded (use Load)", s.Registry.CAFile)
 	}
-	return l.join()
+	return l.Join()
 }
 
 // merge updates in place the objects to add that idx already holds and

@@ -57,15 +57,15 @@ func Check(s Settings, release string, objs []*apply.Object) error {
 	idx := newIndex(objs)
 	var l errorList
 	if s.Domain != "" && idx.get("", "ConfigMap", ServingNamespace, DomainConfigMap) == nil {
-		l.add(Root+".domain", "%s has no ConfigMap %s/%s to set the domain in", release, ServingNamespace, DomainConfigMap)
+		l.Add(Root+".domain", "%s has no ConfigMap %s/%s to set the domain in", release, ServingNamespace, DomainConfigMap)
 	}
 	if t := s.TLS; t != nil {
 		gw := idx.get(istioNetworking, "Gateway", ServingNamespace, IngressGatewayName)
 		switch {
 		case gw == nil:
-			l.add(Root+".tls", "%s has no Knative ingress Gateway %s/%s to add an HTTPS server to", release, ServingNamespace, IngressGatewayName)
+			l.Add(Root+".tls", "%s has no Knative ingress Gateway %s/%s to add an HTTPS server to", release, ServingNamespace, IngressGatewayName)
 		case t.RedirectHTTP && httpServer(gw) < 0:
-			l.add(Root+".tls.redirectHTTP", "Gateway %s/%s of %s has no HTTP server on port 80 to redirect", ServingNamespace, IngressGatewayName, release)
+			l.Add(Root+".tls.redirectHTTP", "Gateway %s/%s of %s has no HTTP server on port 80 to redirect", ServingNamespace, IngressGatewayName, release)
 		}
 	}
 	if r := s.Registry; r != nil {
@@ -73,30 +73,30 @@ func Check(s Settings, release string, objs []*apply.Object) error {
 			c := idx.get(appsGroup, "Deployment", ServingNamespace, ControllerName)
 			switch {
 			case c == nil:
-				l.add(Root+".registry.caFile", "%s has no Knative Serving controller (Deployment %s/%s) to trust the CA", release, ServingNamespace, ControllerName)
+				l.Add(Root+".registry.caFile", "%s has no Knative Serving controller (Deployment %s/%s) to trust the CA", release, ServingNamespace, ControllerName)
 			case !slices.Contains(containerNames(c), ControllerName):
-				l.add(Root+".registry.caFile", "Deployment %s/%s of %s has no container %q to trust the CA", ServingNamespace, ControllerName, release, ControllerName)
+				l.Add(Root+".registry.caFile", "Deployment %s/%s of %s has no container %q to trust the CA", ServingNamespace, ControllerName, release, ControllerName)
 			}
 		}
 		if len(r.SkipTagResolving) > 0 && idx.get("", "ConfigMap", ServingNamespace, DeploymentConfigMap) == nil {
-			l.add(Root+".registry.skipTagResolving", "%s has no ConfigMap %s/%s", release, ServingNamespace, DeploymentConfigMap)
+			l.Add(Root+".registry.skipTagResolving", "%s has no ConfigMap %s/%s", release, ServingNamespace, DeploymentConfigMap)
 		}
 	}
 	if s.HighAvailability != nil && len(haTargets(idx)) == 0 {
-		l.add(Root+".highAvailability", "%s has none of the Deployments high availability scales (%s)", release, strings.Join(HighAvailabilityDeployments(), ", "))
+		l.Add(Root+".highAvailability", "%s has none of the Deployments high availability scales (%s)", release, strings.Join(HighAvailabilityDeployments(), ", "))
 	}
 	for _, cm := range sortedKeys(s.Config) {
 		if _, err := idx.configMap(cm, release); err != nil {
-			l.wrap(Root+".config."+cm, err)
+			l.Wrap(Root+".config."+cm, err)
 		}
 	}
 	for _, key := range sortedKeys(s.Workloads) {
 		checkWorkload(&l, idx, key, s.Workloads[key], release)
 	}
 	if s.Gateway != nil && idx.get("", "Service", IstioNamespace, GatewayServiceName) == nil {
-		l.add(Root+".gateway", "%s has no Service %s/%s", release, IstioNamespace, GatewayServiceName)
+		l.Add(Root+".gateway", "%s has no Service %s/%s", release, IstioNamespace, GatewayServiceName)
 	}
-	return l.join()
+	return l.Join()
 }
 
 // checkWorkload checks one workload override against the release.
@@ -104,19 +104,19 @@ func checkWorkload(l *errorList, idx *index, key string, w Workload, release str
 	path := Root + ".workloads." + key
 	o := idx.workload(key)
 	if o == nil {
-		l.add(path, "%s has no Deployment or StatefulSet %s; its workloads: %s", release, catalog.QuoteShort(key), strings.Join(idx.workloadNames(), ", "))
+		l.Add(path, "%s has no Deployment or StatefulSet %s; its workloads: %s", release, catalog.QuoteShort(key), strings.Join(idx.workloadNames(), ", "))
 		return
 	}
 	names := containerNames(o)
 	for _, c := range sortedKeys(w.Containers) {
 		if !slices.Contains(names, c) {
-			l.add(path+".containers."+c, "%s %s has no container %s; its containers: %s", o.GetKind(), key, catalog.QuoteShort(c), strings.Join(names, ", "))
+			l.Add(path+".containers."+c, "%s %s has no container %s; its containers: %s", o.GetKind(), key, catalog.QuoteShort(c), strings.Join(names, ", "))
 		}
 	}
 	selector := stringMap(nestedMap(o.Object, "spec", "selector", "matchLabels"))
 	for _, k := range sortedKeys(w.Labels) {
 		if v, ok := selector[k]; ok && v != w.Labels[k] {
-			l.add(path+".labels."+k, "%s %s selects its pods by %s=%s: the label cannot be changed", o.GetKind(), key, k, v)
+			l.Add(path+".labels."+k, "%s %s selects its pods by %s=%s: the label cannot be changed", o.GetKind(), key, k, v)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/internal/configerr"
 )
 
 // Root is the path of the settings in an InstallConfig: every Error's
@@ -28,11 +29,11 @@ const Root = "platform"
 // The errors are *Error values joined with errors.Join, in line order.
 func Decode(node *yaml.Node, file string) (Settings, error) {
 	s, d := walk(node)
-	if len(d.errs) > 0 {
-		return Settings{}, locate(d.errs, file, d.lines)
+	if len(d.Errs) > 0 {
+		return Settings{}, configerr.Locate(d.Errs, file, d.Lines)
 	}
 	if err := s.Validate(); err != nil {
-		return Settings{}, locate(unjoin(err), file, d.lines)
+		return Settings{}, configerr.Locate(configerr.Unjoin(err), file, d.Lines)
 	}
 	return s, nil
 }
@@ -46,7 +47,7 @@ func Locate(err error, node *yaml.Node, file string) error {
 		return nil
 	}
 	_, d := walk(node)
-	return locate(unjoin(err), file, d.lines)
+	return configerr.Locate(configerr.Unjoin(err), file, d.Lines)
 }
 
 // walk decodes the platform: node (a document node holding it is
@@ -54,59 +55,35 @@ func Locate(err error, node *yaml.Node, file string) error {
 // lines it saw.
 func walk(node *yaml.Node) (Settings, *decoder) {
 	var s Settings
-	d := &decoder{lines: map[string]int{}}
-	node = deref(node)
+	d := &decoder{Decoder: configerr.NewDecoder()}
+	node = configerr.Deref(node)
 	if node != nil && node.Kind == yaml.DocumentNode && len(node.Content) == 1 {
-		node = deref(node.Content[0])
+		node = configerr.Deref(node.Content[0])
 	}
-	if node == nil || isNull(node) {
+	if node == nil || configerr.IsNull(node) {
 		return s, d
 	}
-	d.lines[Root] = node.Line
+	d.Lines[Root] = node.Line
 	d.decode(node, reflect.ValueOf(&s).Elem(), Root)
 	return s, d
-}
-
-// unjoin returns the members of an errors.Join, or err alone.
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }
 
 // decoder walks a YAML node tree into a Go value by the value's type,
 // recording the line of every setting it sees by path.
 type decoder struct {
-	lines map[string]int
-	errs  errorList
-}
-
-// fail records a structural error about key node n at n's line.
-func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
-	d.errs = append(d.errs, &Error{Path: path, Line: n.Line, Err: fmt.Errorf(format, args...)})
-}
-
-// bad records an error about the value n of the setting at path, at the
-// line of the setting's key (a mapping or list value starts below it).
-func (d *decoder) bad(n *yaml.Node, path, format string, args ...any) {
-	line, ok := d.lines[path]
-	if !ok {
-		line = n.Line
-	}
-	d.errs = append(d.errs, &Error{Path: path, Line: line, Err: fmt.Errorf(format, args...)})
+	configerr.Decoder
 }
 
 // decode decodes n into v (settable), reporting errors at path.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
-	n = deref(n)
+	n = configerr.Deref(n)
 	if v.Type() == reflect.TypeFor[Value]() {
 		d.value(n, v, path)
 		return
 	}
 	switch v.Kind() {
 	case reflect.Pointer:
-		if isNull(n) {
+		if configerr.IsNull(n) {
 			return
 		}
 		p := reflect.New(v.Type().Elem())
@@ -123,38 +100,38 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Slice:
 		d.sequence(n, v, path)
 	case reflect.String:
-		if isNull(n) {
+		if configerr.IsNull(n) {
 			return
 		}
 		if n.Kind != yaml.ScalarNode {
-			d.bad(n, path, "want a text value, not %s", shape(n))
+			d.Bad(n, path, "want a text value, not %s", configerr.Shape(n))
 			return
 		}
 		v.SetString(n.Value)
 	case reflect.Bool:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
-			d.bad(n, path, "want true or false, not %s", shape(n))
+			d.Bad(n, path, "want true or false, not %s", configerr.Shape(n))
 			return
 		}
 		var b bool
 		if err := n.Decode(&b); err != nil {
-			d.bad(n, path, "want true or false, not %s", shape(n))
+			d.Bad(n, path, "want true or false, not %s", configerr.Shape(n))
 			return
 		}
 		v.SetBool(b)
 	case reflect.Int32:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
-			d.bad(n, path, "want a whole number, not %s", shape(n))
+			d.Bad(n, path, "want a whole number, not %s", configerr.Shape(n))
 			return
 		}
 		var i int64
 		if err := n.Decode(&i); err != nil || i < math.MinInt32 || i > math.MaxInt32 {
-			d.bad(n, path, "%s is out of range for a whole number of at most %d", catalog.QuoteShort(n.Value), math.MaxInt32)
+			d.Bad(n, path, "%s is out of range for a whole number of at most %d", catalog.QuoteShort(n.Value), math.MaxInt32)
 			return
 		}
 		v.SetInt(i)
 	default:
-		d.bad(n, path, "tmbox cannot decode a %s here", v.Type())
+		d.Bad(n, path, "tmbox cannot decode a %s here", v.Type())
 	}
 }
 
@@ -162,9 +139,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 	switch {
 	case n.Kind != yaml.ScalarNode:
-		d.bad(n, path, "%s is not a ConfigMap value: want a string, number or boolean", shape(n))
-	case isNull(n):
-		d.bad(n, path, "no value: write \"\" for an empty one")
+		d.Bad(n, path, "%s is not a ConfigMap value: want a string, number or boolean", configerr.Shape(n))
+	case configerr.IsNull(n):
+		d.Bad(n, path, "no value: write \"\" for an empty one")
 	default:
 		v.SetString(n.Value)
 	}
@@ -172,11 +149,11 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 
 // structure decodes a mapping into a struct by the fields' yaml tags.
 func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
-	if isNull(n) {
+	if configerr.IsNull(n) {
 		return
 	}
 	if n.Kind != yaml.MappingNode {
-		d.bad(n, path, "want a mapping, not %s", shape(n))
+		d.Bad(n, path, "want a mapping, not %s", configerr.Shape(n))
 		return
 	}
 	fields := map[string]int{}
@@ -190,10 +167,10 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 		known = append(known, name)
 	}
 	sort.Strings(known)
-	d.pairs(n, path, func(k, val *yaml.Node, p string) {
+	d.Pairs(n, path, func(k, val *yaml.Node, p string) {
 		i, ok := fields[k.Value]
 		if !ok {
-			d.fail(k, p, "unknown key %s (known at %s: %s)", catalog.QuoteShort(k.Value), path, strings.Join(known, ", "))
+			d.Fail(k, p, "unknown key %s (known at %s: %s)", catalog.QuoteShort(k.Value), path, strings.Join(known, ", "))
 			return
 		}
 		d.decode(val, v.Field(i), p)
@@ -202,18 +179,18 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 
 // mapping decodes a mapping with text keys into a Go map.
 func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
-	if isNull(n) {
+	if configerr.IsNull(n) {
 		return
 	}
 	if n.Kind != yaml.MappingNode {
-		d.bad(n, path, "want a mapping, not %s", shape(n))
+		d.Bad(n, path, "want a mapping, not %s", configerr.Shape(n))
 		return
 	}
 	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
-	d.pairs(n, path, func(k, val *yaml.Node, p string) {
+	d.Pairs(n, path, func(k, val *yaml.Node, p string) {
 		e := reflect.New(v.Type().Elem()).Elem()
-		if val := deref(val); v.Type().Elem().Kind() == reflect.String && v.Type().Elem() != reflect.TypeFor[Value]() && isNull(val) {
-			d.bad(val, p, "no value: write \"\" for an empty one")
+		if val := configerr.Deref(val); v.Type().Elem().Kind() == reflect.String && v.Type().Elem() != reflect.TypeFor[Value]() && configerr.IsNull(val) {
+			d.Bad(val, p, "no value: write \"\" for an empty one")
 			return
 		}
 		d.decode(val, e, p)
@@ -222,42 +199,21 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 	v.Set(m)
 }
 
-// pairs calls fn for each key and value of a mapping node, refusing keys
-// that are not text and keys set twice, and records each key's line.
-func (d *decoder) pairs(n *yaml.Node, path string, fn func(k, v *yaml.Node, p string)) {
-	seen := map[string]int{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := deref(n.Content[i]), n.Content[i+1]
-		if k.Kind != yaml.ScalarNode || isNull(k) {
-			d.fail(k, path, "a key must be text, not %s", shape(k))
-			continue
-		}
-		p := path + "." + k.Value
-		if first, dup := seen[k.Value]; dup {
-			d.fail(k, p, "set twice (first at line %d)", first)
-			continue
-		}
-		seen[k.Value] = k.Line
-		d.lines[p] = k.Line
-		fn(k, val, p)
-	}
-}
-
 // sequence decodes a sequence into a slice.
 func (d *decoder) sequence(n *yaml.Node, v reflect.Value, path string) {
-	if isNull(n) {
+	if configerr.IsNull(n) {
 		return
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.bad(n, path, "want a list, not %s", shape(n))
+		d.Bad(n, path, "want a list, not %s", configerr.Shape(n))
 		return
 	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, item := range n.Content {
 		p := fmt.Sprintf("%s[%d]", path, i)
-		d.lines[p] = deref(item).Line
-		if v.Type().Elem().Kind() == reflect.String && isNull(deref(item)) {
-			d.bad(deref(item), p, "no value")
+		d.Lines[p] = configerr.Deref(item).Line
+		if v.Type().Elem().Kind() == reflect.String && configerr.IsNull(configerr.Deref(item)) {
+			d.Bad(configerr.Deref(item), p, "no value")
 			continue
 		}
 		d.decode(item, s.Index(i), p)
@@ -269,21 +225,21 @@ func (d *decoder) sequence(n *yaml.Node, v reflect.Value, path string) {
 // fragment: affinity, a toleration), refusing keys set twice anywhere in
 // it; its shape is checked by Validate.
 func (d *decoder) generic(n *yaml.Node, v reflect.Value, path string) {
-	if isNull(n) {
+	if configerr.IsNull(n) {
 		return
 	}
 	if n.Kind != yaml.MappingNode {
-		d.bad(n, path, "want a mapping, not %s", shape(n))
+		d.Bad(n, path, "want a mapping, not %s", configerr.Shape(n))
 		return
 	}
-	before := len(d.errs)
+	before := len(d.Errs)
 	d.noDuplicates(n, path)
-	if len(d.errs) > before {
+	if len(d.Errs) > before {
 		return
 	}
 	m := map[string]any{}
 	if err := n.Decode(&m); err != nil {
-		d.bad(n, path, "%v", err)
+		d.Bad(n, path, "%v", err)
 		return
 	}
 	v.Set(reflect.ValueOf(m))
@@ -292,45 +248,15 @@ func (d *decoder) generic(n *yaml.Node, v reflect.Value, path string) {
 // noDuplicates refuses keys set twice in any mapping under n, recording
 // the lines of what it walks.
 func (d *decoder) noDuplicates(n *yaml.Node, path string) {
-	n = deref(n)
+	n = configerr.Deref(n)
 	switch n.Kind {
 	case yaml.MappingNode:
-		d.pairs(n, path, func(_, v *yaml.Node, p string) { d.noDuplicates(v, p) })
+		d.Pairs(n, path, func(_, v *yaml.Node, p string) { d.noDuplicates(v, p) })
 	case yaml.SequenceNode:
 		for i, item := range n.Content {
 			p := fmt.Sprintf("%s[%d]", path, i)
-			d.lines[p] = deref(item).Line
+			d.Lines[p] = configerr.Deref(item).Line
 			d.noDuplicates(item, p)
 		}
 	}
-}
-
-// deref follows an alias to the node it names.
-func deref(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && n.Alias != nil && i < 100; i++ {
-		n = n.Alias
-	}
-	return n
-}
-
-// isNull reports whether n is an explicit or empty null.
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
-}
-
-// shape describes a node for an error: "a list", "a mapping", or the
-// quoted scalar.
-func shape(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.ScalarNode:
-		if isNull(n) {
-			return "null"
-		}
-		return catalog.QuoteShort(n.Value)
-	}
-	return "an unsupported YAML node"
 }

@@ -1,141 +1,16 @@
 package settings
 
 import (
-	"errors"
-	"fmt"
-	"sort"
-	"strings"
+	"github.com/tmbox/tmbox/internal/configerr"
 )
 
-// Error is one setting that is wrong. Path is the setting's path as
-// written in the config, e.g.
-// "platform.workloads.knative-serving/activator.replicas"; Line is the
-// line of that setting in File (0 when unknown: settings from flags or
-// from tmbox's state, errors of Load and Check).
-type Error struct {
-	// File is the config file the setting was read from ("" when unknown).
-	File string
-	// Path is the setting's path, starting at "platform".
-	Path string
-	// Line is the setting's line in File, 0 when unknown.
-	Line int
-	// Err says what is wrong.
-	Err error
-}
-
-// Error renders the error as "FILE:LINE: PATH: MESSAGE" when the file and
-// line are known, "FILE: PATH: MESSAGE" when only the file is, and
-// "PATH: MESSAGE" otherwise.
-func (e *Error) Error() string {
-	var b strings.Builder
-	if e.File != "" {
-		b.WriteString(e.File)
-		if e.Line > 0 {
-			fmt.Fprintf(&b, ":%d", e.Line)
-		}
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Path)
-	b.WriteString(": ")
-	if e.Err != nil {
-		b.WriteString(e.Err.Error())
-	} else {
-		b.WriteString("invalid")
-	}
-	return b.String()
-}
-
-// Unwrap returns the cause.
-func (e *Error) Unwrap() error { return e.Err }
+// Error is one setting that is wrong, named by its path (from
+// "platform"), file and line: configerr.Error.
+type Error = configerr.Error
 
 // Errors returns the *Error values in err: err itself, or the members of
-// an errors.Join. Other errors are left out.
-func Errors(err error) []*Error {
-	if err == nil {
-		return nil
-	}
-	if e, ok := err.(*Error); ok {
-		return []*Error{e}
-	}
-	var out []*Error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, m := range j.Unwrap() {
-			out = append(out, Errors(m)...)
-		}
-		return out
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		out = append(out, e)
-	}
-	return out
-}
+// an errors.Join.
+func Errors(err error) []*Error { return configerr.Errors(err) }
 
 // errorList collects setting errors.
-type errorList []error
-
-// add records a setting error at path.
-func (l *errorList) add(path string, format string, args ...any) {
-	*l = append(*l, &Error{Path: path, Err: fmt.Errorf(format, args...)})
-}
-
-// wrap records err as the error of the setting at path.
-func (l *errorList) wrap(path string, err error) {
-	*l = append(*l, &Error{Path: path, Err: err})
-}
-
-// join returns the errors joined, nil when there are none.
-func (l errorList) join() error { return errors.Join(l...) }
-
-// locate sets File and, where lines knows Path or one of its parents,
-// Line on every *Error of errs, and returns them ordered by line (errors
-// without a line last, in their order).
-func locate(errs []error, file string, lines map[string]int) error {
-	type located struct {
-		err  error
-		line int
-	}
-	var out []located
-	for _, err := range errs {
-		var e *Error
-		if !errors.As(err, &e) {
-			out = append(out, located{err: err})
-			continue
-		}
-		c := *e
-		c.File = file
-		if c.Line == 0 {
-			c.Line = lineOf(lines, c.Path)
-		}
-		out = append(out, located{err: &c, line: c.Line})
-	}
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i].line, out[j].line
-		if a == 0 || b == 0 {
-			return a != 0 && b == 0
-		}
-		return a < b
-	})
-	joined := make([]error, len(out))
-	for i, o := range out {
-		joined[i] = o.err
-	}
-	return errors.Join(joined...)
-}
-
-// lineOf returns the line of path, or of its nearest parent lines knows
-// (a parent ends where path continues with "." or "["), 0 if none.
-func lineOf(lines map[string]int, path string) int {
-	if l, ok := lines[path]; ok {
-		return l
-	}
-	for i := len(path) - 1; i > 0; i-- {
-		if path[i] != '.' && path[i] != '[' {
-			continue
-		}
-		if l, ok := lines[path[:i]]; ok {
-			return l
-		}
-	}
-	return 0
-}
+type errorList = configerr.List

@@ -54,7 +54,7 @@ func Load(s Settings) (*Resolved, error) {
 		}
 		if certErr == nil && keyErr == nil {
 			if err := checkKeyPair(cert, key, t.CertFile, t.KeyFile); err != nil {
-				l.wrap(Root+".tls", err)
+				l.Wrap(Root+".tls", err)
 			} else {
 				r.TLSCert, r.TLSKey = cert, key
 			}
@@ -69,7 +69,7 @@ func Load(s Settings) (*Resolved, error) {
 				l = append(l, err)
 			default:
 				if err := checkDockerConfig(data); err != nil {
-					l.add(path, "%s is not Docker config JSON: %w", reg.PullSecret, err)
+					l.Add(path, "%s is not Docker config JSON: %w", reg.PullSecret, err)
 				} else {
 					r.PullSecret = data
 				}
@@ -83,14 +83,14 @@ func Load(s Settings) (*Resolved, error) {
 				l = append(l, err)
 			default:
 				if err := checkCABundle(data); err != nil {
-					l.add(path, "%s: %w", reg.CAFile, err)
+					l.Add(path, "%s: %w", reg.CAFile, err)
 				} else {
 					r.CA = data
 				}
 			}
 		}
 	}
-	if err := l.join(); err != nil {
+	if err := l.Join(); err != nil {
 		return nil, err
 	}
 	return r, nil

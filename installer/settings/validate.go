@@ -63,29 +63,29 @@ func (s Settings) Validate() error {
 	var l errorList
 	if s.Domain != "" {
 		for _, msg := range validation.IsDNS1123Subdomain(s.Domain) {
-			l.add(Root+".domain", "%s is not a DNS domain: %s", catalog.QuoteShort(s.Domain), msg)
+			l.Add(Root+".domain", "%s is not a DNS domain: %s", catalog.QuoteShort(s.Domain), msg)
 		}
 	}
 	if t := s.TLS; t != nil {
 		switch {
 		case t.CertFile == "" && t.KeyFile == "":
-			l.add(Root+".tls", "needs certFile and keyFile (PEM files of the gateway's certificate and its key)")
+			l.Add(Root+".tls", "needs certFile and keyFile (PEM files of the gateway's certificate and its key)")
 		case t.CertFile == "":
-			l.add(Root+".tls", "keyFile is set but certFile is not: both are needed")
+			l.Add(Root+".tls", "keyFile is set but certFile is not: both are needed")
 		case t.KeyFile == "":
-			l.add(Root+".tls", "certFile is set but keyFile is not: both are needed")
+			l.Add(Root+".tls", "certFile is set but keyFile is not: both are needed")
 		}
 	}
 	if r := s.Registry; r != nil {
 		for i, h := range r.SkipTagResolving {
 			if err := validRegistryHost(h); err != nil {
-				l.wrap(fmt.Sprintf("%s.registry.skipTagResolving[%d]", Root, i), err)
+				l.Wrap(fmt.Sprintf("%s.registry.skipTagResolving[%d]", Root, i), err)
 			}
 		}
 	}
 	if ha := s.HighAvailability; ha != nil {
 		if ha.Replicas < 1 || ha.Replicas > MaxHighAvailabilityReplicas {
-			l.add(Root+".highAvailability.replicas", "%d: want 1 to %d", ha.Replicas, MaxHighAvailabilityReplicas)
+			l.Add(Root+".highAvailability.replicas", "%d: want 1 to %d", ha.Replicas, MaxHighAvailabilityReplicas)
 		}
 	}
 	for _, cm := range sortedKeys(s.Config) {
@@ -97,7 +97,7 @@ func (s Settings) Validate() error {
 	if g := s.Gateway; g != nil {
 		validateGateway(&l, g)
 	}
-	return l.join()
+	return l.Join()
 }
 
 // validRegistryHost checks h is HOST[:PORT], as Knative matches
@@ -122,12 +122,12 @@ func validateConfig(l *errorList, cm string, data map[string]Value) {
 	valid := true
 	if qualified {
 		for _, msg := range validation.IsDNS1123Label(ns) {
-			l.add(path, "namespace %s: %s", catalog.QuoteShort(ns), msg)
+			l.Add(path, "namespace %s: %s", catalog.QuoteShort(ns), msg)
 			valid = false
 		}
 	}
 	for _, msg := range validation.IsDNS1123Subdomain(name) {
-		l.add(path, "ConfigMap name %s (want NAME or NAMESPACE/NAME): %s", catalog.QuoteShort(name), msg)
+		l.Add(path, "ConfigMap name %s (want NAME or NAMESPACE/NAME): %s", catalog.QuoteShort(name), msg)
 		valid = false
 	}
 	var keys map[string]valueRule
@@ -138,11 +138,11 @@ func validateConfig(l *errorList, cm string, data map[string]Value) {
 	for _, k := range sortedKeys(data) {
 		kp := path + "." + k
 		if k == exampleKey {
-			l.add(kp, "%s documents the other keys and stays as shipped: set the keys it describes instead", exampleKey)
+			l.Add(kp, "%s documents the other keys and stays as shipped: set the keys it describes instead", exampleKey)
 			continue
 		}
 		if msgs := validation.IsConfigMapKey(k); len(msgs) > 0 {
-			l.add(kp, "not a ConfigMap key: %s", strings.Join(msgs, "; "))
+			l.Add(kp, "not a ConfigMap key: %s", strings.Join(msgs, "; "))
 			continue
 		}
 		rule := keys[k]
@@ -153,7 +153,7 @@ func validateConfig(l *errorList, cm string, data map[string]Value) {
 			continue
 		}
 		if err := rule(k, string(data[k])); err != nil {
-			l.wrap(kp, err)
+			l.Wrap(kp, err)
 		}
 	}
 }
@@ -163,17 +163,17 @@ func validateWorkload(l *errorList, key string, w Workload) {
 	path := Root + ".workloads." + key
 	ns, name, ok := strings.Cut(key, "/")
 	if !ok || ns == "" || name == "" {
-		l.add(path, "want NAMESPACE/NAME of a Deployment or StatefulSet, e.g. knative-serving/activator")
+		l.Add(path, "want NAMESPACE/NAME of a Deployment or StatefulSet, e.g. knative-serving/activator")
 	} else {
 		for _, msg := range validation.IsDNS1123Label(ns) {
-			l.add(path, "namespace %s: %s", catalog.QuoteShort(ns), msg)
+			l.Add(path, "namespace %s: %s", catalog.QuoteShort(ns), msg)
 		}
 		for _, msg := range validation.IsDNS1123Subdomain(name) {
-			l.add(path, "name %s: %s", catalog.QuoteShort(name), msg)
+			l.Add(path, "name %s: %s", catalog.QuoteShort(name), msg)
 		}
 	}
 	if w.Replicas != nil && *w.Replicas < 0 {
-		l.add(path+".replicas", "%d: want 0 or more", *w.Replicas)
+		l.Add(path+".replicas", "%d: want 0 or more", *w.Replicas)
 	}
 	for _, c := range sortedKeys(w.Containers) {
 		validateContainer(l, path+".containers."+c, c, w.Containers[c])
@@ -188,24 +188,24 @@ func validateWorkload(l *errorList, key string, w Workload) {
 		validateAnnotationKey(l, path+".annotations."+k, k)
 	}
 	if _, err := tolerations(w.Tolerations); err != nil {
-		l.wrap(path+".tolerations"+suffixOf(err), err)
+		l.Wrap(path+".tolerations"+suffixOf(err), err)
 	}
 	if _, err := affinity(w.Affinity); err != nil {
-		l.wrap(path+".affinity", err)
+		l.Wrap(path+".affinity", err)
 	}
 }
 
 // validateContainer checks one container override.
 func validateContainer(l *errorList, path, name string, c Container) {
 	for _, msg := range validation.IsDNS1123Label(name) {
-		l.add(path, "container name %s: %s", catalog.QuoteShort(name), msg)
+		l.Add(path, "container name %s: %s", catalog.QuoteShort(name), msg)
 	}
 	if _, err := resources(c.Resources); err != nil {
-		l.wrap(path+".resources"+suffixOf(err), err)
+		l.Wrap(path+".resources"+suffixOf(err), err)
 	}
 	for _, k := range sortedKeys(c.Env) {
 		for _, msg := range validation.IsEnvVarName(k) {
-			l.add(path+".env."+k, "not an environment variable name: %s", msg)
+			l.Add(path+".env."+k, "not an environment variable name: %s", msg)
 		}
 	}
 }
@@ -213,10 +213,10 @@ func validateContainer(l *errorList, path, name string, c Container) {
 // validateLabel checks a label (or node selector) key and value.
 func validateLabel(l *errorList, path, k, v string) {
 	for _, msg := range content.IsLabelKey(k) {
-		l.add(path, "key %s: %s", catalog.QuoteShort(k), msg)
+		l.Add(path, "key %s: %s", catalog.QuoteShort(k), msg)
 	}
 	for _, msg := range content.IsLabelValue(v) {
-		l.add(path, "value %s: %s", catalog.QuoteShort(v), msg)
+		l.Add(path, "value %s: %s", catalog.QuoteShort(v), msg)
 	}
 }
 
@@ -224,7 +224,7 @@ func validateLabel(l *errorList, path, k, v string) {
 // lower-cased).
 func validateAnnotationKey(l *errorList, path, k string) {
 	for _, msg := range content.IsLabelKey(strings.ToLower(k)) {
-		l.add(path, "annotation key %s: %s", catalog.QuoteShort(k), msg)
+		l.Add(path, "annotation key %s: %s", catalog.QuoteShort(k), msg)
 	}
 }
 
@@ -234,14 +234,14 @@ func validateGateway(l *errorList, g *Gateway) {
 	switch g.Type {
 	case "", GatewayLoadBalancer, GatewayNodePort, GatewayClusterIP:
 	default:
-		l.add(path+".type", "%s: want %s, %s or %s", catalog.QuoteShort(g.Type), GatewayLoadBalancer, GatewayNodePort, GatewayClusterIP)
+		l.Add(path+".type", "%s: want %s, %s or %s", catalog.QuoteShort(g.Type), GatewayLoadBalancer, GatewayNodePort, GatewayClusterIP)
 	}
 	if g.LoadBalancerIP != "" {
 		if a, err := netip.ParseAddr(g.LoadBalancerIP); err != nil || a.Zone() != "" {
-			l.add(path+".loadBalancerIP", "%s is not an IP address", catalog.QuoteShort(g.LoadBalancerIP))
+			l.Add(path+".loadBalancerIP", "%s is not an IP address", catalog.QuoteShort(g.LoadBalancerIP))
 		}
 		if g.Type != "" && g.Type != GatewayLoadBalancer {
-			l.add(path+".loadBalancerIP", "set with type %s: a load balancer address needs type %s", g.Type, GatewayLoadBalancer)
+			l.Add(path+".loadBalancerIP", "set with type %s: a load balancer address needs type %s", g.Type, GatewayLoadBalancer)
 		}
 	}
 	for _, k := range sortedKeys(g.Annotations) {

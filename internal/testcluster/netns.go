@@ -39,7 +39,7 @@ func checkLoopbackOnly() error {
 		if err != nil {
 			return fmt.Errorf("read %s: %w", f.path, err)
 		}
-		for _, d := range parseRoutes(data, f.ifaceCol, f.hasHeader) {
+		for _, d := range RouteInterfaces(data, f.ifaceCol, f.hasHeader) {
 			if msg := "a route leaves through " + d; d != "lo" && !slices.Contains(bad, msg) {
 				bad = append(bad, msg)
 			}
@@ -55,8 +55,9 @@ func checkLoopbackOnly() error {
 	return nil
 }
 
-// parseRoutes returns the interface column of a /proc/net route table.
-func parseRoutes(data []byte, col int, hasHeader bool) []string {
+// RouteInterfaces returns the interface column (col) of a /proc/net
+// route table; hasHeader skips its first line.
+func RouteInterfaces(data []byte, col int, hasHeader bool) []string {
 	var devs []string
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for first := true; sc.Scan(); first = false {

@@ -132,7 +132,7 @@ func TestParseRoutes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := strings.Join(parseRoutes([]byte(tt.content), tt.col, tt.header), ","); got != tt.want {
+			if got := strings.Join(RouteInterfaces([]byte(tt.content), tt.col, tt.header), ","); got != tt.want {
 				t.Errorf("got %q want %q", got, tt.want)
 			}
 		})

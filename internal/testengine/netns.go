@@ -1,14 +1,14 @@
 package testengine
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
+
+	"github.com/tmbox/tmbox/internal/testcluster"
 )
 
 // netnsRemedy tells the caller how to get a namespace the engine accepts.
@@ -67,7 +67,7 @@ func checkNetNS() error {
 		if err != nil {
 			return fmt.Errorf("read %s: %w", f.path, err)
 		}
-		for _, dev := range routeDevs(data, f.ifaceCol, f.hasHeader) {
+		for _, dev := range testcluster.RouteInterfaces(data, f.ifaceCol, f.hasHeader) {
 			if !allowed[dev] {
 				bad = append(bad, "a route leaves through "+dev)
 			}
@@ -114,21 +114,6 @@ func foreignLinks(links []link) (bad []string, allowed map[string]bool) {
 		}
 	}
 	return bad, allowed
-}
-
-// routeDevs returns the interface column of a /proc/net route table.
-func routeDevs(data []byte, col int, hasHeader bool) []string {
-	var devs []string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for first := true; sc.Scan(); first = false {
-		if first && hasHeader {
-			continue
-		}
-		if fields := strings.Fields(sc.Text()); len(fields) > col {
-			devs = append(devs, fields[col])
-		}
-	}
-	return devs
 }
 
 func dedup(s []string) []string {
