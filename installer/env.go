@@ -51,8 +51,9 @@ type env struct {
 	// lock is the cluster's Lease while this run holds it; lockCommand,
 	// when set, says the run writes and must hold it (what it does, for
 	// other runs' messages).
-	lock        *clusterLock
-	lockCommand string
+	lock         *clusterLock
+	lockCommand  string
+	lockDeferred bool
 
 	// release is the release being applied (an upgrade hop's target, or
 	// its start while rolling back); desired is its objects.
@@ -180,6 +181,9 @@ func (e *env) saveState(ctx context.Context) error {
 // beginOperation appends an operation to the journal, or resumes the
 // unfinished one with the same ID.
 func (e *env) beginOperation(ctx context.Context, kind, id, from, to string) error {
+	if err := e.takeDeferredLock(ctx); err != nil {
+		return err
+	}
 	if cur := e.state.Current(); cur != nil && cur.ID == id {
 		op := *cur
 		op.Phases = append(op.Phases, e.pending...)

@@ -267,10 +267,27 @@ func (h Holder) gone(host string) bool {
 	return !processAlive(h.PID)
 }
 
-// takeLock takes the cluster's lock when the run writes (lockCommand set).
+// takeLock takes the cluster's lock when the run writes (lockCommand
+// set). On a cluster where tmbox never ran (no tmbox-system), taking it
+// would be the run's first write, before preflight could refuse: it is
+// then taken just before the first phase that writes (beginOperation).
 func (e *env) takeLock(ctx context.Context) error {
-	if e.lockCommand == "" {
+	if e.lockCommand == "" || e.lock != nil {
 		return nil
 	}
+	if _, err := e.client.CoreV1().Namespaces().Get(ctx, StateNamespace, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		e.lockDeferred = true
+		return nil
+	}
+	e.lockDeferred = false
+	return e.acquireLock(ctx, strings.TrimSpace(e.lockCommand), e.opts.WaitForLock)
+}
+
+// takeDeferredLock takes the lock takeLock left for the first write.
+func (e *env) takeDeferredLock(ctx context.Context) error {
+	if !e.lockDeferred || e.lock != nil {
+		return nil
+	}
+	e.lockDeferred = false
 	return e.acquireLock(ctx, strings.TrimSpace(e.lockCommand), e.opts.WaitForLock)
 }
