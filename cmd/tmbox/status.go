@@ -14,95 +14,119 @@ import (
 
 func newStatusCmd(g *globalOptions) *cobra.Command {
 	var output, mirror string
+	var watch time.Duration
 	formats := []string{"table", "json", "yaml"}
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the installed release and each component's health; exit 1 when unhealthy",
 		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output, formats...); err != nil {
 				return err
 			}
-			st, err := (&installer.GetStatus{Kubeconfig: g.kubeconfig, Context: g.context, Mirror: mirror, CatalogFile: g.catalogFile}).Run(cmd.Context())
-			if err != nil {
-				return err
+			if watch < 0 {
+				return &usageError{fmt.Errorf("--watch %s is negative", watch)}
 			}
-			w := cmd.OutOrStdout()
-			if output != "table" {
-				if err := writeStructured(w, output, st); err != nil {
-					return err
-				}
-			} else if st.Release == "" && len(st.Components) == 0 {
-				fmt.Fprintln(w, "No tmbox release is installed on this cluster.")
-			} else {
-				health := "healthy"
-				if !st.Healthy {
-					health = "UNHEALTHY"
-				}
-				if st.Release == "" {
-					// A first install that did not finish: say which.
-					line := "No release yet"
-					if op := st.LastOperation; op != nil {
-						line += fmt.Sprintf(": %s %s", op.ID, op.Result)
-						if n := len(op.Phases); n > 0 {
-							line += " after phase " + op.Phases[n-1].Name
-						}
-						line += "; re-run tmbox install to converge"
+			if watch > 0 {
+				// Refresh until Ctrl-C: each round is a full status; the
+				// last one's verdict is the exit code.
+				for {
+					err := statusOnce(cmd, g, output, mirror)
+					select {
+					case <-cmd.Context().Done():
+						return err
+					case <-time.After(watch):
 					}
-					fmt.Fprintln(w, line)
-				} else {
-					fmt.Fprintf(w, "Release %s: %s\n", st.Release, health)
-				}
-				var rows [][]string
-				for _, c := range st.Components {
-					h := "healthy"
-					if !c.Healthy {
-						h = "unhealthy"
-					}
-					rows = append(rows, []string{c.Name, c.Version, fmt.Sprint(c.Workloads), h})
-				}
-				_ = table(w, []string{"COMPONENT", "VERSION", "WORKLOADS", "HEALTH"}, rows)
-				for _, c := range st.Components {
-					for _, p := range c.Problems {
-						fmt.Fprintf(w, "  %s: %s\n", c.Name, p)
-					}
-				}
-				printPlatform(w, st)
-				if st.DriftUnchecked != "" {
-					fmt.Fprintln(w, "Note: "+st.DriftUnchecked)
-				}
-				if st.Lock != nil {
-					fmt.Fprintf(w, "Lock: held by %s (renewed %s ago)\n", st.Lock, time.Since(st.Lock.Renewed).Round(time.Second))
-				}
-				if op := st.LastOperation; op != nil {
-					line := fmt.Sprintf("Last operation: %s %s", op.ID, op.Result)
-					if op.Error != "" {
-						line += ": " + op.Error
-					}
-					fmt.Fprintln(w, line)
+					fmt.Fprintf(cmd.OutOrStdout(), "\n--- %s\n", time.Now().Format(time.TimeOnly))
 				}
 			}
-			if !st.Healthy {
-				if st.Release == "" && len(st.Components) == 0 {
-					return errors.New("nothing installed")
-				}
-				var bad []string
-				for _, c := range st.Components {
-					if !c.Healthy {
-						bad = append(bad, c.Name)
-					}
-				}
-				if st.Ingress != nil && st.Ingress.Problem != "" {
-					bad = append(bad, "ingress ("+st.Ingress.Problem+")")
-				}
-				return fmt.Errorf("unhealthy: %s", strings.Join(append(bad, unfinished(st)...), ", "))
-			}
-			return nil
+			return statusOnce(cmd, g, output, mirror)
 		},
 	}
 	outputFlag(cmd, &output, formats...)
 	cmd.Flags().StringVar(&mirror, "mirror", "", "read the release's manifests from this directory for the drift check (default: tmbox's download cache)")
+	cmd.Flags().DurationVar(&watch, "watch", 0, "refresh every DURATION (e.g. 5s) until Ctrl-C")
+	cmd.Flags().Lookup("watch").NoOptDefVal = "5s"
 	return cmd
+}
+
+// statusOnce prints the status once; an error when it is unhealthy.
+func statusOnce(cmd *cobra.Command, g *globalOptions, output, mirror string) error {
+	st, err := (&installer.GetStatus{Kubeconfig: g.kubeconfig, Context: g.context, Mirror: mirror, CatalogFile: g.catalogFile}).Run(cmd.Context())
+	if err != nil {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	if output != "table" {
+		if err := writeStructured(w, output, st); err != nil {
+			return err
+		}
+	} else if st.Release == "" && len(st.Components) == 0 {
+		fmt.Fprintln(w, "No tmbox release is installed on this cluster.")
+	} else {
+		health := "healthy"
+		if !st.Healthy {
+			health = "UNHEALTHY"
+		}
+		if st.Release == "" {
+			// A first install that did not finish: say which.
+			line := "No release yet"
+			if op := st.LastOperation; op != nil {
+				line += fmt.Sprintf(": %s %s", op.ID, op.Result)
+				if n := len(op.Phases); n > 0 {
+					line += " after phase " + op.Phases[n-1].Name
+				}
+				line += "; re-run tmbox install to converge"
+			}
+			fmt.Fprintln(w, line)
+		} else {
+			fmt.Fprintf(w, "Release %s: %s\n", st.Release, health)
+		}
+		var rows [][]string
+		for _, c := range st.Components {
+			h := "healthy"
+			if !c.Healthy {
+				h = "unhealthy"
+			}
+			rows = append(rows, []string{c.Name, c.Version, fmt.Sprint(c.Workloads), h})
+		}
+		_ = table(w, []string{"COMPONENT", "VERSION", "WORKLOADS", "HEALTH"}, rows)
+		for _, c := range st.Components {
+			for _, p := range c.Problems {
+				fmt.Fprintf(w, "  %s: %s\n", c.Name, p)
+			}
+		}
+		printPlatform(w, st)
+		if st.DriftUnchecked != "" {
+			fmt.Fprintln(w, "Note: "+st.DriftUnchecked)
+		}
+		if st.Lock != nil {
+			fmt.Fprintf(w, "Lock: held by %s (renewed %s ago)\n", st.Lock, time.Since(st.Lock.Renewed).Round(time.Second))
+		}
+		if op := st.LastOperation; op != nil {
+			line := fmt.Sprintf("Last operation: %s %s", op.ID, op.Result)
+			if op.Error != "" {
+				line += ": " + op.Error
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
+	if !st.Healthy {
+		if st.Release == "" && len(st.Components) == 0 {
+			return errors.New("nothing installed")
+		}
+		var bad []string
+		for _, c := range st.Components {
+			if !c.Healthy {
+				bad = append(bad, c.Name)
+			}
+		}
+		if st.Ingress != nil && st.Ingress.Problem != "" {
+			bad = append(bad, "ingress ("+st.Ingress.Problem+")")
+		}
+		return fmt.Errorf("unhealthy: %s", strings.Join(append(bad, unfinished(st)...), ", "))
+	}
+	return nil
 }
 
 func unfinished(st *installer.Status) []string {
