@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	corev1 "k8s.io/api/core/v1"
@@ -227,7 +229,7 @@ func writeOCIArchive(w io.Writer, layoutDir string) error {
 		desc, _ := m.(map[string]any)
 		ann, _ := desc["annotations"].(map[string]any)
 		if ref, ok := ann["org.opencontainers.image.ref.name"].(string); ok {
-			ann["io.containerd.image.name"] = ref
+			ann["io.containerd.image.name"] = containerdName(ref)
 		}
 	}
 	if raw, err = json.Marshal(index); err != nil {
@@ -267,4 +269,26 @@ func writeOCIArchive(w io.Writer, layoutDir string) error {
 		return err
 	}
 	return tw.Close()
+}
+
+// containerdName is the name containerd's CRI looks an image up by: the
+// registry spelled out (docker.io for Docker Hub), and for a reference
+// with both a tag and a digest, the digest alone (the CRI drops the tag).
+func containerdName(ref string) string {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return ref
+	}
+	reg := r.Context().RegistryStr()
+	if reg == name.DefaultRegistry {
+		reg = "docker.io"
+	}
+	repo := reg + "/" + r.Context().RepositoryStr()
+	if d, ok := r.(name.Digest); ok {
+		return repo + "@" + d.DigestStr()
+	}
+	if i := strings.LastIndex(ref, "@"); i > 0 {
+		return repo + ref[i:]
+	}
+	return repo + ":" + r.Identifier()
 }

@@ -130,6 +130,23 @@ func TestNodeImageLoader(t *testing.T) {
 }
 
 // TestWriteOCIArchive checks the archive names each image for containerd.
+// TestContainerdName: images are named as containerd's CRI looks them up
+// (a tag and a digest: the digest alone; Docker Hub spelled docker.io).
+func TestContainerdName(t *testing.T) {
+	const d = "sha256:0000000000000000000000000000000000000000000000000000000000000001"
+	tests := []struct{ ref, want string }{
+		{"registry.local:5000/istio/pilot:1.28.6@" + d, "registry.local:5000/istio/pilot@" + d},
+		{"busybox:1.28", "docker.io/library/busybox:1.28"},
+		{"docker.io/istio/proxyv2:1.28.6", "docker.io/istio/proxyv2:1.28.6"},
+		{"gcr.io/knative-releases/x@" + d, "gcr.io/knative-releases/x@" + d},
+	}
+	for _, tt := range tests {
+		if got := containerdName(tt.ref); got != tt.want {
+			t.Errorf("containerdName(%q) = %q, want %q", tt.ref, got, tt.want)
+		}
+	}
+}
+
 func TestWriteOCIArchive(t *testing.T) {
 	b, _ := layoutBundle(t)
 	var buf bytes.Buffer
@@ -148,7 +165,7 @@ func TestWriteOCIArchive(t *testing.T) {
 		names[h.Name] = true
 		if h.Name == "index.json" {
 			raw, _ := io.ReadAll(tr)
-			if !strings.Contains(string(raw), `"io.containerd.image.name":"`+b.Manifest.KindNodeImage+`"`) {
+			if !strings.Contains(string(raw), `"io.containerd.image.name":"`+containerdName(b.Manifest.KindNodeImage)+`"`) {
 				t.Errorf("index.json lacks the containerd name: %s", raw)
 			}
 		}

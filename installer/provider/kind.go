@@ -315,6 +315,12 @@ func (k *Kind) Delete(ctx context.Context) error {
 	if err := eng.Delete(name, kubeconfig); err != nil {
 		return fmt.Errorf("delete kind cluster %s: %w", name, err)
 	}
+	// kind leaves its network; remove it with the last cluster.
+	if k.Engine == nil {
+		if left, err := eng.List(); err == nil && len(left) == 0 {
+			k.removeKindNetwork(ctx)
+		}
+	}
 	for _, p := range []string{k.KubeconfigPath(), filepath.Join(k.clusterDir(), "certs.d")} {
 		if err := os.RemoveAll(p); err != nil {
 			return fmt.Errorf("delete kind cluster %s: %w", name, err)
@@ -464,4 +470,18 @@ func (k *Kind) LoadImages(ctx context.Context, archive func(w io.Writer) error) 
 		}
 	}
 	return nil
+}
+
+// removeKindNetwork removes the container network kind made for its
+// clusters (kind itself leaves it); a network still in use or already
+// gone is left as it is.
+func (k *Kind) removeKindNetwork(ctx context.Context) {
+	bin, err := k.engineBinary()
+	if err != nil {
+		return
+	}
+	out, err := exec.CommandContext(ctx, bin.Path, "network", "rm", "kind").CombinedOutput()
+	if err != nil {
+		k.logger().Debug("kind network not removed", "err", err, "output", strings.TrimSpace(string(out)))
+	}
 }
