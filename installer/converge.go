@@ -24,9 +24,6 @@ import (
 func (e *env) installComponent(ctx context.Context, phase, name string) (string, error) {
 	comp, _ := e.release.Component(name)
 	objs := e.desired.byComponent[name]
-	if e.settingsOnly {
-		objs = slices.DeleteFunc(slices.Clone(objs), func(o *apply.Object) bool { return o.Create })
-	}
 	if e.state.Inventory == nil {
 		e.state.Inventory = map[string][]apply.ObjectKey{}
 	}

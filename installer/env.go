@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-version"
@@ -244,6 +245,13 @@ func (e *env) loadDesired(ctx context.Context) error {
 	d, err := objectsFor(ctx, e.source, e.release, e.opts.Components, e.render)
 	if err != nil {
 		return err
+	}
+	if e.settingsOnly {
+		// A configure changes settings, not versions: the post-install
+		// Jobs do not run again (neither planned nor created).
+		for name, objs := range d.byComponent {
+			d.byComponent[name] = slices.DeleteFunc(objs, func(o *apply.Object) bool { return o.Create })
+		}
 	}
 	e.desired = d
 	return nil

@@ -63,6 +63,10 @@ type GetStatus struct {
 	// Mirror and CatalogFile are where the release's manifests come from
 	// for the drift check (default: the embedded catalog and the cache).
 	Mirror, CatalogFile string
+	// SkipDrift leaves the drift check out: it renders the whole release,
+	// which callers that only need the release and health (the wizard's
+	// welcome and summary screens) should not pay for.
+	SkipDrift bool
 }
 
 // Run returns the status. An install with no state is an error.
@@ -150,7 +154,7 @@ func (g *GetStatus) Run(ctx context.Context) (*Status, error) {
 // compares them with the cluster's: per component, the objects missing
 // and those whose configured fields another client changed.
 func (g *GetStatus) drift(ctx context.Context, e *env, st *State) (map[string][]string, error) {
-	if st.Release == "" {
+	if st.Release == "" || g.SkipDrift {
 		return nil, nil
 	}
 	cat, err := catalog.Load(g.CatalogFile)

@@ -217,9 +217,6 @@ func (e *env) diffComponents(ctx context.Context, names []string, live bool, pre
 		}
 		seen := map[apply.ObjectKey]bool{}
 		for _, o := range next.byComponent[name] {
-			if o.Create && e.settingsOnly {
-				continue // a configure runs no Jobs
-			}
 			if o.Create {
 				d.Add++
 				if details {

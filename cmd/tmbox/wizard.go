@@ -278,7 +278,7 @@ func (b *wizardBackend) Installed(ctx context.Context, a tui.Answers) (*tui.Inst
 			return nil, nil // no kind cluster of that name yet
 		}
 		name := o.KindConfig().Name
-		status = installer.GetStatus{Kubeconfig: kc}
+		status = installer.GetStatus{Kubeconfig: kc, SkipDrift: true}
 		inst.Target, inst.ClusterName, inst.Where = tui.TargetKind, name, fmt.Sprintf("kind cluster %q", name)
 	} else {
 		if !kubeconfigExists(b.g) {
@@ -296,7 +296,7 @@ func (b *wizardBackend) Installed(ctx context.Context, a tui.Answers) (*tui.Inst
 		if name == "" {
 			return nil, nil
 		}
-		status = installer.GetStatus{Kubeconfig: o.Kubeconfig, Context: name}
+		status = installer.GetStatus{Kubeconfig: o.Kubeconfig, Context: name, SkipDrift: true}
 		inst.Target, inst.Context, inst.Where = tui.TargetExisting, name, fmt.Sprintf("context %q", name)
 	}
 	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -640,11 +640,11 @@ func (b *wizardBackend) Run(ctx context.Context, a tui.Answers, report func(tui.
 		}
 	}
 	kcFlag := ""
-	status := installer.GetStatus{Kubeconfig: o.Kubeconfig, Context: o.Context}
+	status := installer.GetStatus{Kubeconfig: o.Kubeconfig, Context: o.Context, SkipDrift: true}
 	if o.CreateCluster {
 		kc := o.KindConfig()
 		sum.Ingress = fmt.Sprintf("http://%s:%d", kc.ListenAddress, kc.HTTPPort)
-		status = installer.GetStatus{Kubeconfig: o.KindProvider(nil).KubeconfigPath()}
+		status = installer.GetStatus{Kubeconfig: o.KindProvider(nil).KubeconfigPath(), SkipDrift: true}
 		kcFlag = " --kubeconfig " + status.Kubeconfig
 	} else {
 		sum.Ingress = "the LoadBalancer address of Service istio-system/istio-ingressgateway (kubectl -n istio-system get svc istio-ingressgateway)"
