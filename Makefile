@@ -14,7 +14,7 @@ GOTEST     ?= go test
 TESTFLAGS  ?= -timeout 30m
 CLUSTER_STATE := $(or $(XDG_RUNTIME_DIR),/tmp)/tmbox-testcluster
 
-.PHONY: build test test-unit test-integration testcluster-bin fuzz lint bench cluster-up cluster-down clean
+.PHONY: build test test-unit test-integration testcluster-bin kind-image-bin fuzz lint bench cluster-up cluster-down clean
 
 build: ## build bin/tmbox
 	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/tmbox ./cmd/tmbox
@@ -22,7 +22,13 @@ build: ## build bin/tmbox
 testcluster-bin: ## build (or find cached) etcd, kube-*, kubectl and kwok
 	@bash hack/build-testcluster.sh >/dev/null
 
-test: testcluster-bin ## unit and integration tests, the integration ones on the real test cluster; then make fuzz
+# The kind tests run offline inside a network namespace: the node image's
+# cold stages (debootstrap, the module proxy) must run here, on the host,
+# first. As root only (debootstrap, the image import); test/kind needs root.
+kind-image-bin: ## build (or find cached) the kind node image for test/kind (root; skipped otherwise)
+	@if [ "$$(id -u)" -eq 0 ]; then bash hack/kindimage/build.sh >/dev/null; else echo "kind node image: not root, not built (test/kind needs root)"; fi
+
+test: testcluster-bin kind-image-bin ## unit and integration tests, the integration ones on the real test cluster; then make fuzz
 	TMBOX_TESTCLUSTER_BIN=$$(bash hack/build-testcluster.sh) $(GOTEST) $(TESTFLAGS) -exec $(NETNS_EXEC) ./...
 	@$(MAKE) --no-print-directory fuzz
 
@@ -32,7 +38,7 @@ test-unit: ## unit tests only (integration tests report themselves skipped)
 test-integration: testcluster-bin ## integration tests only
 	TMBOX_TESTCLUSTER_BIN=$$(bash hack/build-testcluster.sh) $(GOTEST) $(TESTFLAGS) -exec $(NETNS_EXEC) -run Integration ./...
 
-bench: build testcluster-bin ## measure tmbox against a hand-made kubectl baseline on real test clusters; rewrites docs/performance.md
+bench: build testcluster-bin ## measure tmbox against the API server's floor and a hand-made kubectl baseline on real test clusters, and its startup; rewrites docs/performance.md (~15 min)
 	go build -o bin/bench ./hack/bench
 	go test -run '^$$' -bench 'VerifyBundle/(verify-file|sha256sum-file)' -count 3 ./bundle | tee bin/bundle-bench.txt
 	TMBOX_TESTCLUSTER_BIN=$$(bash hack/build-testcluster.sh) $(NETNS_EXEC) bin/bench -bundle-bench bin/bundle-bench.txt $(BENCHFLAGS)

@@ -20,6 +20,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -91,9 +92,21 @@ type Manifest struct {
 	// Files lists every tar entry except the manifest and the signature,
 	// sorted by path.
 	Files []File `json:"files"`
-	// Images lists every image of every release and each release's kind
-	// node image, sorted by reference, each once.
+	// Images lists every image of every release, each release's kind
+	// node image and every add-on's images, sorted by reference, each
+	// once; an image ImageOverrides
+	// replaces is listed (and stored) as its replacement.
 	Images []Image `json:"images"`
+	// ImageOverrides are the image overrides the bundle was created with
+	// (original reference → replacement pinned by digest): it holds each
+	// replacement instead of its original, and an install from it runs
+	// the replacements. Omitted when there are none.
+	ImageOverrides map[string]string `json:"imageOverrides,omitempty"`
+	// Addons are the add-ons (the operator's Helm charts) the bundle
+	// carries, sorted by name: each one's chart archive is a file under
+	// AddonsDir and its images are among Images. Omitted when there are
+	// none.
+	Addons []AddonEntry `json:"addons,omitempty"`
 }
 
 // ReleaseEntry is one release of a multi-release bundle.
@@ -151,6 +164,16 @@ type CreateOptions struct {
 	Platforms []string
 	// RemoteOptions configure image pulls (transport, auth, …).
 	RemoteOptions []remote.Option
+	// Addons are add-ons to carry: each chart archive is stored as
+	// AddonsDir/<name>.tgz and each image is pulled into the layout with
+	// the releases' (a layer they share stored once).
+	Addons []AddonSource
+	// ImageOverrides replace images of the releases (original reference
+	// → replacement pinned by digest, see ValidateImageOverrides): the
+	// bundle holds each replacement instead of its original, and records
+	// the overrides in its manifest. Every original must be an image of a
+	// bundled release.
+	ImageOverrides map[string]string
 	// SignKey signs the manifest; nil writes an unsigned bundle.
 	SignKey ed25519.PrivateKey
 	// WorkDir is where scratch space is made (default: the system
@@ -171,7 +194,10 @@ type CreateOptions struct {
 // verified against its pin, a file that several releases share stored
 // once, and every image of every release plus each release's kind node
 // image as one OCI image layout, each image once, so layers shared between
-// images (of one release or of several) are stored once.
+// images (of one release or of several) are stored once. With opts.Addons
+// it also holds each add-on's chart archive (AddonsDir/<name>.tgz, in
+// Files like every entry) and pulls the add-ons' images into the same
+// layout; Manifest.Addons describes them.
 //
 // Images are pulled with opts.RemoteOptions. A single-platform image is
 // stored as the registry serves it (its digest is preserved), whatever
@@ -181,6 +207,11 @@ type CreateOptions struct {
 // with several, the index is stored with only the requested platforms'
 // manifests, which gives it a new digest. Every requested platform must be
 // present. A reference pinned by digest must resolve to exactly that digest.
+// After the assets are fetched and verified (into scratch space) and
+// before any image is pulled or anything is written to w, every image is
+// resolved (CheckImages, with opts.RemoteOptions and the requested
+// platforms); when one cannot be pulled, Create returns an
+// *ImagesMissingError naming all of them.
 //
 // The output is reproducible: the same catalog, releases, assets, images,
 // platforms and key give the same bytes, and a bundle of one release is
@@ -209,6 +240,15 @@ func Create(ctx context.Context, w io.Writer, opts CreateOptions) (*Manifest, er
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if err := errors.Join(ValidateImageOverrides(opts.ImageOverrides), checkOverridesApply(opts.ImageOverrides, rels)); err != nil {
+		return nil, fmt.Errorf("create bundle: %w", err)
+	}
+	images := OverrideImages(bundleImageRefs(rels...), opts.ImageOverrides)
+	addons, archives, err := prepareAddons(opts.Addons)
+	if err != nil {
+		return nil, fmt.Errorf("create bundle: %w", err)
+	}
+	images = withAddonImages(images, addons)
 	scratch, err := os.MkdirTemp(opts.WorkDir, "tmbox-bundle-*")
 	if err != nil {
 		return nil, fmt.Errorf("create bundle: scratch space: %w", err)
@@ -220,8 +260,7 @@ func Create(ctx context.Context, w io.Writer, opts CreateOptions) (*Manifest, er
 	if err != nil {
 		return nil, fmt.Errorf("create bundle: %w", err)
 	}
-	images := bundleImageRefs(rels...)
-	total := len(assets) + len(images) + 1
+	total := len(assets) + len(addons) + len(images) + 1
 	done := 0
 	step := func(what string) {
 		done++
@@ -247,6 +286,22 @@ func Create(ctx context.Context, w io.Writer, opts CreateOptions) (*Manifest, er
 		}
 		log.Debug("bundled asset", "path", a.Path, "size", a.Size)
 		step("asset " + a.Path)
+	}
+
+	// Every image must resolve before any is pulled or anything written to
+	// w; the assets (small, local checks first: a bad mirror file is named
+	// before any registry is asked) are only in scratch space so far.
+	if err := checkBundleImages(ctx, images, platforms, opts.RemoteOptions); err != nil {
+		return nil, fmt.Errorf("create bundle: %w", err)
+	}
+
+	// The add-ons' chart archives.
+	for _, a := range addons {
+		if err := writeScratchFile(root, a.Path, archives[a.Name]); err != nil {
+			return nil, fmt.Errorf("create bundle: %w", err)
+		}
+		log.Debug("bundled add-on chart", "addon", a.Name, "chart", a.Chart, "version", a.Version, "sha256", a.SHA256)
+		step("add-on " + a.Name + " (chart " + a.Chart + " " + a.Version + ")")
 	}
 
 	// The releases' catalog.
@@ -278,6 +333,12 @@ func Create(ctx context.Context, w io.Writer, opts CreateOptions) (*Manifest, er
 		Platforms:     platformStrings(platforms),
 		Files:         files,
 		Images:        pulled,
+	}
+	if len(addons) > 0 {
+		m.Addons = addons
+	}
+	if len(opts.ImageOverrides) > 0 {
+		m.ImageOverrides = maps.Clone(opts.ImageOverrides)
 	}
 	if len(rels) > 1 {
 		for _, r := range rels {

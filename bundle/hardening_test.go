@@ -338,8 +338,23 @@ func FuzzDecodeManifest(f *testing.F) {
 	if _, err := decodeManifest(multiData, DefaultMaxFileSize); err != nil {
 		f.Fatalf("the multi-release seed manifest is invalid: %v", err)
 	}
+	withAddon := fuzzManifest()
+	archive := File{Path: "addons/cache.tgz", Size: 3, SHA256: strings.Repeat("c", 64)}
+	withAddon.Files = append(withAddon.Files, archive)
+	slices.SortFunc(withAddon.Files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
+	withAddon.Addons = []AddonEntry{{Name: "cache", Chart: "redis", Version: "19.0.1", Path: archive.Path, SHA256: archive.SHA256,
+		ChartDigest: "sha256:" + archive.SHA256, Images: []string{withAddon.Images[0].Ref}}}
+	addonData, err := marshalManifest(withAddon)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := decodeManifest(addonData, DefaultMaxFileSize); err != nil {
+		f.Fatalf("the add-on seed manifest is invalid: %v", err)
+	}
 	f.Add(valid)
 	f.Add(multiData)
+	f.Add(addonData)
+	f.Add(bytes.Replace(addonData, []byte(`"images": [`), []byte(`"images": [], "x": [`), 1))
 	f.Add(bytes.Replace(multiData, []byte(`"1.29"`), []byte(`"1.31"`), 1))
 	f.Add(append(bytes.Clone(valid), "{}"...))
 	f.Add(bytes.Replace(valid, []byte(`"linux/amd64"`), []byte(`"../../x"`), 1))

@@ -84,7 +84,8 @@ func (m *Manifest) Missing(plan *catalog.Plan) []string {
 
 // ReleaseImages returns the stored images of one release the bundle
 // holds: the release's images and its kind node image, sorted by
-// reference, as Images lists them. cat is the bundle's catalog
+// reference, as Images lists them (an overridden image as its
+// replacement: ImageOverrides). cat is the bundle's catalog
 // (Extracted.Catalog); an image of the release that Images does not list
 // is an error (a verified bundle lists all of them).
 func (m *Manifest) ReleaseImages(cat *catalog.Catalog, release string) ([]Image, error) {
@@ -95,7 +96,7 @@ func (m *Manifest) ReleaseImages(cat *catalog.Catalog, release string) ([]Image,
 	if err != nil {
 		return nil, fmt.Errorf("bundle images of release %s: %w", release, err)
 	}
-	refs := bundleImageRefs(rel)
+	refs := OverrideImages(bundleImageRefs(rel), m.ImageOverrides)
 	out := make([]Image, 0, len(refs))
 	for _, ref := range refs {
 		i := slices.IndexFunc(m.Images, func(img Image) bool { return img.Ref == ref })

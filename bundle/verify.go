@@ -209,8 +209,11 @@ func Extract(ctx context.Context, path, dir string, opts VerifyOptions) (_ *Extr
 //     ReleaseEntries), each with the manifest's components and kind node
 //     image;
 //   - the manifest's images are exactly those releases' images plus their
-//     kind node images;
-//   - the files are what a bundle holds: the catalog, the releases' assets
+//     kind node images, each image ImageOverrides names replaced by its
+//     replacement (every override naming an image of those releases),
+//     and the images of the add-ons it carries;
+//   - the files are what a bundle holds: the catalog, the add-ons' chart
+//     archives under addons/ (see validateAddons), the releases' assets
 //     under assets/ (each with the size and sha256 the catalog pins, none
 //     missing), and an OCI layout under images/;
 //   - the layout's oci-layout is an OCI image layout marker, and its
@@ -234,7 +237,10 @@ func checkContents(m *Manifest, catalogData, indexData, layoutData []byte) (*cat
 		}
 		rels = append(rels, rel)
 	}
-	want := bundleImageRefs(rels...)
+	if err := checkOverridesApply(m.ImageOverrides, rels); err != nil {
+		return nil, bundleErr(ManifestName, "imageOverrides: %v", err)
+	}
+	want := withAddonImages(OverrideImages(bundleImageRefs(rels...), m.ImageOverrides), m.Addons)
 	got := make([]string, 0, len(m.Images))
 	for _, img := range m.Images {
 		got = append(got, img.Ref)
@@ -264,6 +270,7 @@ func checkContents(m *Manifest, catalogData, indexData, layoutData []byte) (*cat
 		case f.Path == CatalogName || f.Path == indexName || f.Path == layoutMarkerName:
 		case strings.HasPrefix(f.Path, blobsPrefix): // named after its sha256: see validate
 			blobSizes["sha256:"+f.SHA256] = f.Size
+		case strings.HasPrefix(f.Path, AddonsDir+"/"): // an add-on's chart archive: see validateAddons
 		case strings.HasPrefix(f.Path, AssetsDir+"/"):
 			a, ok := assets[f.Path]
 			if !ok {
@@ -273,7 +280,7 @@ func checkContents(m *Manifest, catalogData, indexData, layoutData []byte) (*cat
 				return nil, bundleErr(f.Path, "the manifest lists %d bytes with sha256 %s, but %s pins %d bytes with sha256 %s", f.Size, f.SHA256, CatalogName, a.Size, a.SHA256)
 			}
 		default:
-			return nil, bundleErr(f.Path, "is not part of a bundle (%s, assets under %s/, an OCI layout under %s/)", CatalogName, AssetsDir, ImagesDir)
+			return nil, bundleErr(f.Path, "is not part of a bundle (%s, assets under %s/, add-on charts under %s/, an OCI layout under %s/)", CatalogName, AssetsDir, AddonsDir, ImagesDir)
 		}
 	}
 	for _, p := range slices.Sorted(maps.Keys(assets)) {
@@ -787,6 +794,12 @@ func (m *Manifest) validate() error {
 	}
 	if !slices.ContainsFunc(m.Images, func(img Image) bool { return img.Ref == m.KindNodeImage }) {
 		return fmt.Errorf("kind node image %s is not among the images", m.KindNodeImage)
+	}
+	if err := ValidateImageOverrides(m.ImageOverrides); err != nil {
+		return fmt.Errorf("imageOverrides: %v", err) // not the user's overrides: no *OverrideError
+	}
+	if err := m.validateAddons(files); err != nil {
+		return err
 	}
 	return m.validateReleases()
 }

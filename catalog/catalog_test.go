@@ -1,8 +1,7 @@
 package catalog
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -81,47 +80,23 @@ func TestEmbeddedCatalog(t *testing.T) {
 
 // TestCatalogMatchesUpstream checks every pinned size and sha256 against the
 // upstream files, and every component's image list against the images found
-// in its files.
+// in its files, with VerifyMirror (what tmbox catalog verify runs).
 func TestCatalogMatchesUpstream(t *testing.T) {
 	dir := upstreamDir(t)
 	c, err := Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	checked := 0
-	for _, comp := range c.Components {
-		var found []string
-		for _, a := range comp.Assets {
-			data, err := os.ReadFile(filepath.Join(dir, a.Path))
-			if err != nil {
-				t.Errorf("%s %s: %v", comp.Name, a.Path, err)
-				continue
-			}
-			sum := sha256.Sum256(data)
-			if got := hex.EncodeToString(sum[:]); got != a.SHA256 || int64(len(data)) != a.Size {
-				t.Errorf("%s: pinned sha256 %s size %d, file has %s size %d", a.Path, a.SHA256, a.Size, got, len(data))
-			}
-			checked++
-			imgs, err := ImagesIn(data)
-			if err != nil {
-				t.Errorf("%s: %v", a.Path, err)
-			}
-			for _, img := range imgs {
-				found = append(found, comp.ResolveImage(img, ""))
-			}
-		}
-		if comp.Source == SourceCompiledIn {
-			continue
-		}
-		slices.Sort(found)
-		found = slices.Compact(found)
-		if !slices.Equal(found, comp.Images) {
-			t.Errorf("%s %s: catalog images differ from its manifests'\ncatalog:   %v\nmanifests: %v", comp.Name, comp.Version, comp.Images, found)
-		}
+	rep, err := VerifyMirror(context.Background(), c, dir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("verified %d pinned assets against %s", checked, dir)
-	if checked < 100 {
-		t.Errorf("only %d assets checked", checked)
+	for _, m := range rep.Mismatches {
+		t.Errorf("%s", m)
+	}
+	t.Logf("verified %d pinned assets of %d components against %s", rep.Assets, rep.Components, dir)
+	if rep.Assets < 100 || rep.Components != len(c.Components) {
+		t.Errorf("only %d assets of %d components checked", rep.Assets, rep.Components)
 	}
 }
 

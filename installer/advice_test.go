@@ -7,33 +7,53 @@ import (
 	"github.com/tmbox/tmbox/catalog"
 )
 
-// TestMoveAdvice: every command the advice names is one the planner
-// accepts from the same state (issue 17: advice never suggests a command
-// that refuses).
+// TestMoveAdvice: for every installed release and every other target,
+// the commands the advice names (install's refusal on a cluster at another
+// release, upgrade's refusal of a downgrade) walk from installed to target,
+// each accepted by the planner from the state the one before leaves
+// (issue 17: advice never suggests a command that refuses).
 func TestMoveAdvice(t *testing.T) {
 	cat, err := catalog.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	upgradeCmd := regexp.MustCompile("`tmbox upgrade --to ([0-9.]+)( --allow-downgrade)?`")
-	for _, installed := range cat.ReleaseNames() {
-		for _, target := range cat.ReleaseNames() {
+	command := regexp.MustCompile("`tmbox (upgrade --to ([0-9.]+)( --allow-downgrade)?|uninstall|install --release ([0-9.]+))`")
+	names := cat.ReleaseNames()
+	for i, installed := range names {
+		for j, target := range names {
 			if installed == target {
 				continue
 			}
-			advice := moveAdvice(cat, installed, target)
-			m := upgradeCmd.FindStringSubmatch(advice)
-			if m == nil {
-				if _, err := cat.Plan(installed, target, nil, catalog.PlanOptions{AllowDowngrade: true}); err == nil {
-					t.Errorf("%s → %s: advice %q names no upgrade, but one is possible", installed, target, advice)
+			advice := map[string]string{"install": moveAdvice(cat, installed, target)}
+			if j < i {
+				advice["upgrade"] = downgradeAdvice(cat, installed, target)
+			}
+			for who, a := range advice {
+				steps := command.FindAllStringSubmatch(a, -1)
+				if len(steps) == 0 {
+					t.Errorf("%s at %s → %s: advice %q names no command", who, installed, target, a)
+					continue
 				}
-				continue
-			}
-			if m[1] != target {
-				t.Errorf("%s → %s: advice %q names another release", installed, target, advice)
-			}
-			if _, err := cat.Plan(installed, m[1], nil, catalog.PlanOptions{AllowDowngrade: m[2] != ""}); err != nil {
-				t.Errorf("%s → %s: advice %q, but that command refuses: %v", installed, target, advice, err)
+				at := installed
+				for _, m := range steps {
+					switch {
+					case m[2] != "":
+						if _, err := cat.Plan(at, m[2], nil, catalog.PlanOptions{AllowDowngrade: m[3] != ""}); err != nil {
+							t.Errorf("%s at %s → %s: advice %q: %s refuses at %s: %v", who, installed, target, a, m[0], at, err)
+						}
+						at = m[2]
+					case m[1] == "uninstall":
+						at = ""
+					default:
+						if at != "" {
+							t.Errorf("%s at %s → %s: advice %q: %s on a cluster at %s", who, installed, target, a, m[0], at)
+						}
+						at = m[4]
+					}
+				}
+				if at != target {
+					t.Errorf("%s at %s → %s: advice %q ends at %q", who, installed, target, a, at)
+				}
 			}
 		}
 	}

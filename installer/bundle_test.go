@@ -150,7 +150,7 @@ func TestContainerdName(t *testing.T) {
 func TestWriteOCIArchive(t *testing.T) {
 	b, _ := layoutBundle(t)
 	var buf bytes.Buffer
-	if err := writeOCIArchive(&buf, b.LayoutDir); err != nil {
+	if err := writeOCIArchive(&buf, b.LayoutDir, nil); err != nil {
 		t.Fatal(err)
 	}
 	tr := tar.NewReader(&buf)

@@ -3,6 +3,7 @@ package installer
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"k8s.io/client-go/rest"
 
@@ -40,7 +41,7 @@ func (c *Configure) Plan(ctx context.Context) (*InstallPlan, error) {
 // the new settings.
 func (c *Configure) install(ctx context.Context) (*Install, error) {
 	if c.Release != "" {
-		return nil, &SettingError{Setting: "release", Err: errors.New("configure keeps the installed release: use tmbox upgrade --to to change it")}
+		return nil, &SettingError{Setting: "release", Err: fmt.Errorf("configure keeps the installed release: use `tmbox upgrade --to %s` to change it", c.Release)}
 	}
 	r, err := resolveTarget(c.Options, target{config: c.Config})
 	if err != nil {
@@ -61,7 +62,7 @@ func (c *Configure) install(ctx context.Context) (*Install, error) {
 		return nil, err
 	}
 	if e.state.Release == "" {
-		return nil, errors.New("no tmbox release is installed on this cluster: use tmbox install")
+		return nil, errors.New("no tmbox release is installed on this cluster: use `tmbox install`")
 	}
 	opts := c.Options
 	opts.Release = e.state.Release

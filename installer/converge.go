@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -19,69 +17,12 @@ import (
 	"github.com/tmbox/tmbox/installer/wait"
 )
 
-// installComponent converges one component: record the inventory, apply,
-// wait until ready, prune what the release no longer has.
-func (e *env) installComponent(ctx context.Context, phase, name string) (string, error) {
-	comp, _ := e.release.Component(name)
-	objs := e.desired.byComponent[name]
-	if e.state.Inventory == nil {
-		e.state.Inventory = map[string][]apply.ObjectKey{}
-	}
-	old := e.state.Inventory[name]
-	var keys []apply.ObjectKey
-	for _, o := range objs {
-		if !o.Create {
-			keys = append(keys, apply.KeyOf(o.Unstructured))
-		}
-	}
-	// Record old ∪ new before writing, so a crash mid-apply leaves
-	// nothing untracked (no write when the stored inventory covers it).
-	if all := union(old, keys); len(all) != len(old) {
-		e.state.Inventory[name] = sortedKeys(all)
-		if err := e.saveState(ctx); err != nil {
-			return "", err
-		}
-	}
-	if !slices.Contains(e.touched, name) {
-		e.touched = append(e.touched, name)
-	}
-	t0 := time.Now()
-	res, err := e.applier.Apply(ctx, objs, e.jobOp())
-	if err != nil {
-		return "", err
-	}
-	t1 := time.Now()
-	notify := func(object, reason string) {
-		e.report(Event{Type: EventWaiting, Phase: phase, Message: object + ": " + reason})
-	}
-	if err := e.waiter.WaitReady(ctx, objs, e.jobOp(), e.opts.PhaseTimeout, notify); err != nil {
-		return "", err
-	}
-	pruned, err := e.prune(ctx, old)
-	if err != nil {
-		return "", err
-	}
-	if !e.settingsOnly {
-		jobs, err := e.pruneOldJobs(ctx, name)
-		if err != nil {
-			return "", err
-		}
-		pruned += jobs
-	}
-	e.opts.Logger.Debug("component converged", "component", name, "apply", t1.Sub(t0), "wait+prune", time.Since(t1))
-	e.state.Inventory[name] = sortedKeys(keys)
-	if e.state.Components == nil {
-		e.state.Components = map[string]ComponentState{}
-	}
-	e.state.Components[name] = ComponentState{Version: comp.Version, Release: e.release.Name}
-	// The phase's end record saves this with the journal.
-	return fmt.Sprintf("%s %s: %d applied, %d unchanged, %d jobs created, %d pruned", name, comp.Version, res.Applied, res.Unchanged, res.Created, pruned), nil
-}
-
 // prune deletes objects of an old inventory that no selected component of
 // the release contains any more. CRDs are kept (deleting one deletes every
 // custom resource of it); uninstall --purge removes them.
-func (e *env) prune(ctx context.Context, old []apply.ObjectKey) (int, error) {
+//
+// progress receives a line per deleted object.
+func (e *env) prune(ctx context.Context, old []apply.ObjectKey, progress func(string)) (int, error) {
 	n := 0
 	for _, k := range old {
 		if _, still := e.desired.keys[k]; still || k.Kind == "CustomResourceDefinition" {
@@ -93,7 +34,7 @@ func (e *env) prune(ctx context.Context, old []apply.ObjectKey) (int, error) {
 		}
 		if deleted {
 			n++
-			e.report(Event{Type: EventProgress, Message: "pruned " + k.String()})
+			progress("pruned " + k.String())
 		}
 	}
 	return n, nil
@@ -107,11 +48,11 @@ func (e *env) jobOp() string {
 	return e.op.ID
 }
 
-// pruneOldJobs deletes the post-install Jobs earlier operations created
-// for a component: they ran, and they name an older release.
-func (e *env) pruneOldJobs(ctx context.Context, component string) (int, error) {
+// pruneOldJobs deletes the post-install Jobs operations other than op
+// created for a component: they ran, and they name an older release.
+func (e *env) pruneOldJobs(ctx context.Context, component, op string) (int, error) {
 	gvr := schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}
-	sel := fmt.Sprintf("%s=%s,%s=%s,%s,%s!=%s", apply.LabelManagedBy, apply.ManagedByValue, apply.LabelComponent, component, apply.LabelOperation, apply.LabelOperation, e.jobOp())
+	sel := fmt.Sprintf("%s=%s,%s=%s,%s,%s!=%s", apply.LabelManagedBy, apply.ManagedByValue, apply.LabelComponent, component, apply.LabelOperation, apply.LabelOperation, op)
 	list, err := e.dyn.Resource(gvr).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
 		return 0, fmt.Errorf("list old Jobs: %w", err)
@@ -218,6 +159,15 @@ func verifyRun(ctx context.Context, e *env) (string, error) {
 		}
 		problems = append(problems, wrong...)
 		suffix = fmt.Sprintf("; all %d pod containers run images from %s", containers, e.opts.Registry)
+	}
+	// Image overrides: no pod runs an overridden original (overrides.go).
+	overridden, replaced, err := e.overrideProblems(ctx)
+	if err != nil {
+		return "", err
+	}
+	problems = append(problems, overridden...)
+	if n := len(e.render.overridesFor(e.release)); n > 0 {
+		suffix += fmt.Sprintf("; %d image override(s): %d pod containers run the replacements", n, replaced)
 	}
 	if len(problems) > 0 {
 		return "", errors.New(strings.Join(problems, "; "))

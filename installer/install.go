@@ -3,6 +3,7 @@ package installer
 import (
 	"context"
 	"fmt"
+	"runtime/trace"
 	"slices"
 	"strings"
 
@@ -44,12 +45,17 @@ func (in *Install) Run(ctx context.Context) (*Result, error) {
 	if in.settingsOnly {
 		kind = "configure"
 	}
+	region := trace.StartRegion(ctx, "start")
 	e, err := in.start(ctx, kind+" "+in.Release)
+	region.End()
 	if err != nil {
 		return nil, err
 	}
 	defer e.cleanup()
-	defer e.releaseLock()
+	defer func() {
+		defer trace.StartRegion(ctx, "release the lock").End()
+		e.releaseLock()
+	}()
 	rel := e.release
 	begin := func(ctx context.Context) error {
 		return e.beginOperation(ctx, kind, kind+"-"+rel.Name, "", rel.Name)
@@ -74,10 +80,15 @@ func (in *Install) Run(ctx context.Context) (*Result, error) {
 		}
 		e.state.URLPattern = e.urlPattern()
 		e.state.Registry = e.opts.Registry
+		e.state.ImageOverrides = e.overridesState()
 	}
-	if err := e.endOperation(ctx, err); err != nil {
+	region = trace.StartRegion(ctx, "end the operation")
+	err = e.endOperation(ctx, err)
+	region.End()
+	if err != nil {
 		return nil, err
 	}
+	defer trace.StartRegion(ctx, "result").End()
 	return e.result(ctx), nil
 }
 
@@ -134,16 +145,20 @@ func (e *env) open(ctx context.Context) error {
 		if err := e.connect(cfg); err != nil {
 			return err
 		}
-		if err := e.takeLock(ctx); err != nil {
-			return err
+		region := trace.StartRegion(ctx, "lock and state")
+		err := e.takeLock(ctx)
+		if err == nil {
+			err = e.loadState(ctx)
 		}
-		if err := e.loadState(ctx); err != nil {
+		region.End()
+		if err != nil {
 			return err
 		}
 	}
 	if err := e.renderFromState(ctx); err != nil {
 		return err
 	}
+	defer trace.StartRegion(ctx, "fetch, verify and render").End()
 	return e.loadDesired(ctx)
 }
 
@@ -210,7 +225,7 @@ func checkInstallState(ctx context.Context, e *env) error {
 		return fmt.Errorf("release %s is installed, not %s: %s", e.state.Release, rel.Name, moveAdvice(e.catalog, e.state.Release, rel.Name))
 	}
 	if cur := e.state.Current(); cur != nil && cur.Kind != "install" && cur.Kind != "configure" {
-		return fmt.Errorf("an unfinished %s (%s) is recorded in the cluster; finish it first", cur.Kind, cur.ID)
+		return fmt.Errorf("an unfinished %s (%s) is recorded in the cluster; finish it first: %s", cur.Kind, cur.ID, finishAdvice(cur))
 	}
 	return nil
 }
@@ -347,58 +362,49 @@ func imagesPhase() phase {
 	}
 }
 
-// componentPhase applies and waits for a group of components.
+// componentPhase converges a group of components. The runner converges
+// the selected ones through a pipeline (installer/pipeline.go), which
+// may start them before the phase and with the phases around it; run
+// itself only answers for a phase with none selected.
 func componentPhase(name, title string, components ...string) phase {
-	selected := func(e *env) []string {
-		var out []string
-		for _, c := range components {
-			if slices.Contains(e.opts.Components, c) && (e.restore == nil || slices.Contains(e.restore, c)) {
-				out = append(out, c)
-			}
+	p := phase{name: name, title: title, writes: true, components: components}
+	p.plan = func(ctx context.Context, e *env) (PhasePlan, error) {
+		comps := p.selected(e)
+		if len(comps) == 0 {
+			return PhasePlan{Skip: "not selected (--components)", Summary: "skip: not selected (--components)"}, nil
 		}
-		if e.restore != nil {
-			slices.Reverse(out) // a rollback undoes in reverse order
+		diffs, err := e.diffComponents(ctx, comps, e.connected(), nil, e.desired, true)
+		if err != nil {
+			return PhasePlan{}, err
 		}
-		return out
+		var parts []string
+		for _, d := range diffs {
+			comp, _ := e.release.Component(d.Component)
+			part := fmt.Sprintf("%s %s: %d to apply (%d new, %d changed), %d unchanged, %d to prune", d.Component, comp.Version, d.Add+d.Change, d.Add, d.Change, d.Unchanged, d.Prune)
+			if n := len(d.Details); n > 0 && n <= maxListedObjects {
+				part += " (" + strings.Join(d.Details, ", ") + ")"
+			}
+			parts = append(parts, part)
+		}
+		return PhasePlan{Summary: strings.Join(parts, "; "), Components: diffs}, nil
 	}
-	return phase{
-		name: name, title: title, writes: true, components: components,
-		plan: func(ctx context.Context, e *env) (PhasePlan, error) {
-			comps := selected(e)
-			if len(comps) == 0 {
-				return PhasePlan{Skip: "not selected (--components)", Summary: "skip: not selected (--components)"}, nil
-			}
-			diffs, err := e.diffComponents(ctx, comps, e.connected(), nil, e.desired, true)
-			if err != nil {
-				return PhasePlan{}, err
-			}
-			var parts []string
-			for _, d := range diffs {
-				comp, _ := e.release.Component(d.Component)
-				part := fmt.Sprintf("%s %s: %d to apply (%d new, %d changed), %d unchanged, %d to prune", d.Component, comp.Version, d.Add+d.Change, d.Add, d.Change, d.Unchanged, d.Prune)
-				if n := len(d.Details); n > 0 && n <= maxListedObjects {
-					part += " (" + strings.Join(d.Details, ", ") + ")"
-				}
-				parts = append(parts, part)
-			}
-			return PhasePlan{Summary: strings.Join(parts, "; "), Components: diffs}, nil
-		},
-		run: func(ctx context.Context, e *env) (string, error) {
-			comps := selected(e)
-			if len(comps) == 0 {
-				return "not selected", nil
-			}
-			var summary []string
-			for _, c := range comps {
-				msg, err := e.installComponent(ctx, name, c)
-				if err != nil {
-					return "", fmt.Errorf("%s: %w", c, err)
-				}
-				summary = append(summary, msg)
-			}
-			return strings.Join(summary, "; "), nil
-		},
+	p.run = func(context.Context, *env) (string, error) { return "not selected", nil }
+	return p
+}
+
+// selected lists the components of a component phase this run converges,
+// in install order (reversed while rolling back, which undoes).
+func (p phase) selected(e *env) []string {
+	var out []string
+	for _, c := range p.components {
+		if slices.Contains(e.opts.Components, c) && (e.restore == nil || slices.Contains(e.restore, c)) {
+			out = append(out, c)
+		}
 	}
+	if e.restore != nil {
+		slices.Reverse(out)
+	}
+	return out
 }
 
 // verifyPhase checks the release's workloads run the pinned images and
@@ -420,8 +426,5 @@ func moveAdvice(cat *catalog.Catalog, installed, target string) string {
 	if _, err := cat.Plan(installed, target, nil, catalog.PlanOptions{}); err == nil {
 		return fmt.Sprintf("move to %s with `tmbox upgrade --to %s`", target, target)
 	}
-	if _, err := cat.Plan(installed, target, nil, catalog.PlanOptions{AllowDowngrade: true}); err == nil {
-		return fmt.Sprintf("move back to %s with `tmbox upgrade --to %s --allow-downgrade`", target, target)
-	}
-	return fmt.Sprintf("tmbox cannot move %s to %s (Knative downgrades one minor at a time): `tmbox uninstall`, then install %s", installed, target, target)
+	return downgradeAdvice(cat, installed, target)
 }

@@ -49,8 +49,16 @@ type Options struct {
 	// (compiled-in Istio only).
 	IstioOverlay string
 	// TriggerMeshRegistry replaces gcr.io/triggermesh for users who rebuilt
-	// TriggerMesh's images.
+	// TriggerMesh's images: a shorthand for image overrides of every image
+	// of the TriggerMesh components under gcr.io/triggermesh, the same
+	// path and tag under this registry (not pinned by digest).
 	TriggerMeshRegistry string
+	// Images are image overrides: original reference → replacement pinned
+	// by digest (e.g. TriggerMesh images rebuilt into your registry).
+	// They apply wherever the release names the original, are recorded in
+	// the cluster's state and kept by later runs whose release still has
+	// the original (docs/configuration.md).
+	Images map[string]string
 	// PhaseTimeout is each phase's time budget for readiness (default 10m).
 	PhaseTimeout time.Duration
 	// Platform are the appliance's settings (domain, TLS, registry
@@ -123,7 +131,7 @@ func (o Options) Validate() error {
 	// The cluster name names files under the state dir: check it whatever
 	// the command (delete and kubeconfig read it too).
 	if o.CreateCluster || o.Kind != (manifests.KindConfig{}) {
-		if _, err := manifests.RenderKindConfig(o.KindConfig()); err != nil {
+		if _, err := manifests.RenderKindConfig(o.kindDefaults()); err != nil { // the registry's mirror is checked with --registry
 			bad("cluster-name", err)
 		}
 	}
@@ -155,6 +163,7 @@ func (o Options) Validate() error {
 			bad("triggermesh-registry", err)
 		}
 	}
+	errs = append(errs, o.validateImages()...)
 	errs = append(errs, o.validateAirGap()...)
 	if o.Mirror != "" {
 		if fi, err := os.Stat(o.Mirror); err != nil || !fi.IsDir() {

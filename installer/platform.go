@@ -111,7 +111,7 @@ func (e *env) platformFromState(ctx context.Context) error {
 // registry given, or else the one the state recorded (said so in an
 // event), which needs the bundle the images are pushed from; a bundle into
 // an existing cluster needs a registry. It maps the bundle's images to the
-// registry.
+// registry, and decides the image overrides (feedOverrides).
 func (e *env) feedFromState() error {
 	reg := e.opts.Registry
 	if reg == "" && e.state != nil && e.state.Registry != "" {
@@ -139,7 +139,7 @@ func (e *env) feedFromState() error {
 		}
 		e.render.imageMap = m
 	}
-	return nil
+	return e.feedOverrides()
 }
 
 // platformFor decides the settings of this run once the state is known:
@@ -198,7 +198,8 @@ func (e *env) liveSecret(ctx context.Context, ns, name, setting string) (map[str
 // unreadable) and how to give the files again.
 func keptMaterialError(setting, kind, ns, name string, err error) error {
 	if apierrors.IsNotFound(err) {
-		return &settings.Error{Path: setting, Err: fmt.Errorf("installed, but its %s %s/%s is gone: give the file(s) again (tmbox configure)", kind, ns, name)}
+		flags := map[string]string{"platform.tls": "--tls-cert FILE --tls-key FILE", "platform.registry.pullSecret": "--pull-secret FILE", "platform.registry.caFile": "--registry-ca FILE"}[setting]
+		return &settings.Error{Path: setting, Err: fmt.Errorf("installed, but its %s %s/%s is gone: give the file(s) again (`tmbox configure %s`)", kind, ns, name, flags)}
 	}
 	return fmt.Errorf("%s: read %s %s/%s: %w", setting, kind, ns, name, err)
 }

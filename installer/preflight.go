@@ -222,8 +222,19 @@ func (o Options) stateDir() string {
 }
 
 // KindConfig is the kind cluster config the options describe, with
-// defaults filled.
+// defaults filled. A cluster created for a private registry
+// (CreateCluster with Registry) gets containerd on every node configured
+// to pull from the registry's host (see registryMirror).
 func (o Options) KindConfig() manifests.KindConfig {
+	kc := o.kindDefaults()
+	if kc.RegistryMirror == nil && o.CreateCluster && o.Registry != "" {
+		kc.RegistryMirror = o.registryMirror(kc.Name)
+	}
+	return kc
+}
+
+// kindDefaults is Kind with the defaults filled.
+func (o Options) kindDefaults() manifests.KindConfig {
 	kc := o.Kind
 	if kc.Name == "" {
 		kc.Name = "tmbox"

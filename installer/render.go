@@ -9,8 +9,8 @@ import (
 )
 
 // Render produces the objects a release installs, as tmbox applies them
-// (images resolved, labels set), without a cluster: for review, GitOps, or
-// to apply by hand.
+// (images resolved, image overrides applied, labels set), without a
+// cluster: for review, GitOps, or to apply by hand.
 type Render struct {
 	Options
 }
@@ -38,6 +38,9 @@ func (r *Render) Run(ctx context.Context) ([]RenderedComponent, error) {
 	// The same checks as install: what render shows is what install
 	// would apply.
 	if err := checkOverlay(res.opts.IstioOverlay, res.release); err != nil {
+		return nil, err
+	}
+	if err := checkOverrideKeys(res.opts.Images, res.release, false); err != nil {
 		return nil, err
 	}
 	rel := res.release

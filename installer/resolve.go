@@ -2,8 +2,6 @@ package installer
 
 import (
 	"context"
-	"fmt"
-	"strings"
 
 	"k8s.io/client-go/rest"
 
@@ -54,8 +52,13 @@ type resolved struct {
 type renderInputs struct {
 	// istioOverlay is an IstioOperator file (compiled-in Istio only).
 	istioOverlay string
-	// triggerMeshRegistry replaces gcr.io/triggermesh.
+	// triggerMeshRegistry replaces gcr.io/triggermesh: a shorthand for
+	// the image overrides triggerMeshOverrides makes of each release.
 	triggerMeshRegistry string
+	// keptOverrides are the image overrides recorded in the state and
+	// the bundle; overrides are the user's (Options.Images). forRelease
+	// folds the ones a release has into imageMap (see overridesFor).
+	keptOverrides, overrides map[string]string
 	// imageMap maps the release's image references to the ones installed
 	// (a private registry).
 	imageMap map[string]string
@@ -67,11 +70,14 @@ type renderInputs struct {
 
 // forRelease drops the Istio overlay for a release whose Istio is not
 // compiled in (it cannot apply there; the upgrade refuses it where it
-// matters).
+// matters), and folds the image overrides the release has into the image
+// map (withOverrides), --triggermesh-registry's among them.
 func (ri renderInputs) forRelease(rel *catalog.Release) renderInputs {
 	if istio, _ := rel.Component(catalog.Istio); istio != nil && istio.Source != catalog.SourceCompiledIn {
 		ri.istioOverlay = ""
 	}
+	ri.imageMap = ri.withOverrides(rel)
+	ri.triggerMeshRegistry = "" // now in the image map
 	return ri
 }
 
@@ -129,19 +135,20 @@ func resolve(ctx context.Context, user Options, t target) (_ *resolved, rerr err
 	}
 	if r.release, err = r.catalog.Release(o.Release); err != nil {
 		if r.bundle != nil {
-			return nil, &SettingError{Setting: "release", Err: fmt.Errorf("bundle %s holds release %s: missing %s", o.Bundle, strings.Join(r.catalog.ReleaseNames(), ", "), o.Release)}
+			return nil, &SettingError{Setting: "release", Err: &missingFromBundleError{Bundle: o.Bundle, Holds: r.catalog.ReleaseNames(), Release: o.Release}}
 		}
 		return nil, &SettingError{Setting: "release", Err: err}
 	}
 	if r.userPlatform, err = settings.Load(o.Platform); err != nil {
 		return nil, err
 	}
-	if r.addons, err = addons.Load(ctx, o.Addons, addons.LoadOptions{AirGapped: o.Bundle != "" || o.Mirror != ""}); err != nil {
+	if err := r.loadAddons(ctx, t.skipBundle); err != nil {
 		return nil, err
 	}
 	r.render.platform = r.userPlatform
 	r.render.istioOverlay = o.IstioOverlay
 	r.render.triggerMeshRegistry = o.TriggerMeshRegistry
+	r.render.overrides = o.Images
 	r.render.kindNodePorts = o.CreateCluster
 	switch {
 	case t.provider != nil:
@@ -150,6 +157,7 @@ func resolve(ctx context.Context, user Options, t target) (_ *resolved, rerr err
 		r.provider = &provider.Existing{Config: t.config}
 	case o.CreateCluster:
 		r.kind = o.KindProvider(r.release)
+		r.kind.Config = withRegistryCA(r.kind.Config, r.userPlatform.CA)
 		if r.bundle != nil {
 			b := r.bundle
 			r.kind.LoadNodeImage = func(ctx context.Context) (string, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/trace"
 	"slices"
 	"time"
 )
@@ -70,9 +71,18 @@ func (r *runner) skipReason(p phase) string {
 }
 
 // run runs the phases in order, checking ctx before each, recording each in
-// the journal and reporting it.
+// the journal and reporting it. Consecutive component phases form a stage
+// (stage): their components converge together through one pipeline, which
+// starts with the stage's first phase; each phase then reports its start,
+// the events its components sent, and its end once they converged.
 func (r *runner) run(ctx context.Context, phases []phase) error {
 	e := r.e
+	var pl *pipeline
+	defer func() {
+		if pl != nil {
+			pl.stop()
+		}
+	}()
 	for i, p := range phases {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -93,11 +103,36 @@ func (r *runner) run(ctx context.Context, phases []phase) error {
 		if p.start != nil {
 			msg = p.start(e)
 		}
-		e.report(Event{Time: start, Type: EventPhaseStart, Phase: p.name, Message: msg})
+		startEv := Event{Time: start, Type: EventPhaseStart, Phase: p.name, Message: msg}
+		run := p.run
+		switch {
+		case pl != nil && pl.covers(p.name):
+			pl.startPhase(startEv, true)
+			run = func(ctx context.Context, _ *env) (string, error) { return pl.await(ctx, p.name) }
+		case len(p.components) > 0 && len(p.selected(e)) > 0:
+			e.report(startEv)
+			stage := r.stage(phases, i)
+			run = func(ctx context.Context, e *env) (string, error) {
+				if pl != nil {
+					pl.stop()
+				}
+				var err error
+				if pl, err = e.startPipeline(ctx, stage, e.restore != nil); err != nil {
+					pl = nil
+					return "", err
+				}
+				pl.startPhase(startEv, false) // reported above
+				return pl.await(ctx, p.name)
+			}
+		default:
+			e.report(startEv)
+		}
 		if err := e.recordPhase(ctx, p.name, start, nil, false); err != nil {
 			return err
 		}
-		msg, err := p.run(ctx, e)
+		region := trace.StartRegion(ctx, "phase "+p.name)
+		msg, err := run(ctx, e)
+		region.End()
 		if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 			// Cancelled while waiting: the wait's own error ("not ready")
 			// is a consequence; the run was cancelled.
@@ -114,6 +149,33 @@ func (r *runner) run(ctx context.Context, phases []phase) error {
 		e.report(Event{Type: EventPhaseDone, Phase: p.name, Message: msg, Duration: time.Since(start), Progress: progress})
 	}
 	return nil
+}
+
+// stage lists the component phases that converge together from phases[i]
+// on: the consecutive component phases that run (skipped ones left out),
+// except that a rollback converges one phase at a time, one component
+// after another, and a hop converges its hopAlone phases by themselves.
+func (r *runner) stage(phases []phase, i int) []phase {
+	out := []phase{phases[i]}
+	if r.e.restore != nil || r.alone(phases[i].name) {
+		return out
+	}
+	for _, p := range phases[i+1:] {
+		if len(p.components) == 0 || r.alone(p.name) {
+			break
+		}
+		if r.skipReason(p) == "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// alone reports whether a phase converges by itself: an upgrade's or
+// downgrade's hopAlone phases.
+func (r *runner) alone(phase string) bool {
+	op := r.e.op
+	return op != nil && (op.Kind == "upgrade" || op.Kind == "downgrade") && slices.Contains(hopAlone(), phase)
 }
 
 // plan asks every phase what it would do, in order, and reports each plan

@@ -158,3 +158,40 @@ func (r *recorder) sequence() []string {
 	}
 	return out
 }
+
+// TestRunnerStages: which component phases converge together.
+func TestRunnerStages(t *testing.T) {
+	phases := installPhases()
+	index := func(name string) int {
+		return slices.IndexFunc(phases, func(p phase) bool { return p.name == name })
+	}
+	tests := []struct {
+		name    string
+		opKind  string
+		skip    []string
+		restore []string
+		from    string
+		want    []string
+	}{
+		{"an install converges every component phase together", "install", nil, nil, PhaseIstio, []string{PhaseIstio, PhaseKnativeServing, PhaseKnativeEventing, PhaseTriggerMesh}},
+		{"skipped phases are left out", "install", []string{PhaseKnativeEventing}, nil, PhaseIstio, []string{PhaseIstio, PhaseKnativeServing, PhaseTriggerMesh}},
+		{"a hop moves Istio alone", "upgrade", nil, nil, PhaseIstio, []string{PhaseIstio}},
+		{"then the rest together", "upgrade", nil, nil, PhaseKnativeServing, []string{PhaseKnativeServing, PhaseKnativeEventing, PhaseTriggerMesh}},
+		{"a downgrade too", "downgrade", nil, nil, PhaseIstio, []string{PhaseIstio}},
+		{"a rollback, one phase at a time", "upgrade", nil, []string{"knative-serving"}, PhaseKnativeServing, []string{PhaseKnativeServing}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := testEnv(Options{SkipPhases: tt.skip}, &recorder{})
+			e.op = &Operation{Kind: tt.opKind}
+			e.restore = tt.restore
+			var got []string
+			for _, p := range (&runner{e: e}).stage(phases, index(tt.from)) {
+				got = append(got, p.name)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("stage from %s = %v, want %v", tt.from, got, tt.want)
+			}
+		})
+	}
+}

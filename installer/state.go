@@ -55,6 +55,10 @@ type State struct {
 	// (an install from a bundle with --registry); later runs use it
 	// unless given another, and refuse to run without a bundle.
 	Registry string `json:"registry,omitempty"`
+	// ImageOverrides are the image overrides the release runs with
+	// (original reference → replacement): later runs keep each one while
+	// their release has its original (Options.Images lays over them).
+	ImageOverrides map[string]string `json:"imageOverrides,omitempty"`
 	// Inventory lists, per component, every object tmbox applied: what
 	// pruning and uninstall remove. It is written before objects are
 	// applied, so a crash never loses track of one.

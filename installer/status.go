@@ -37,6 +37,10 @@ type Status struct {
 	DriftUnchecked string `json:"driftUnchecked,omitempty"`
 	// Addons are the add-ons tmbox installed, as Helm records them.
 	Addons []AddonStatus `json:"addons,omitempty"`
+	// ImageOverrides are the image overrides the release runs with
+	// (original reference → replacement); a workload running an original
+	// is a problem of its component.
+	ImageOverrides map[string]string `json:"imageOverrides,omitempty"`
 }
 
 // ComponentStatus is one installed component's version and health.
@@ -79,7 +83,7 @@ func (g *GetStatus) Run(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Status{Release: st.Release, Healthy: st.Release != "" && st.Current() == nil, Platform: st.Platform, URLPattern: st.URLPattern}
+	s := &Status{Release: st.Release, Healthy: st.Release != "" && st.Current() == nil, Platform: st.Platform, URLPattern: st.URLPattern, ImageOverrides: st.ImageOverrides}
 	if s.Lock, err = readLock(ctx, e.client); err != nil {
 		return nil, err
 	}
@@ -129,6 +133,9 @@ func (g *GetStatus) Run(ctx context.Context) (*Status, error) {
 			if err != nil {
 				c.Problems = append(c.Problems, fmt.Sprintf("%s: %v", k, err))
 				continue
+			}
+			for _, p := range overriddenIn(live, st.ImageOverrides) {
+				c.Problems = append(c.Problems, fmt.Sprintf("%s %s", k, p))
 			}
 			if ok, why := wait.WorkloadReady(k.Kind)(live); !ok {
 				p := fmt.Sprintf("%s: %s", k, why)

@@ -75,6 +75,14 @@ func (u *Upgrade) prepare(ctx context.Context, details, lock bool) (*upgradeRun,
 	opts := u.Options
 	opts.CreateCluster = false
 	r, err := resolve(ctx, opts, target{config: u.Config})
+	var missing *missingFromBundleError
+	if errors.As(err, &missing) {
+		// The bundle to make holds the whole walk: from the installed
+		// release, which only the cluster knows.
+		if installed := u.installedRelease(ctx); installed != "" {
+			missing.From = installed
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -103,13 +111,13 @@ func (u *Upgrade) prepare(ctx context.Context, details, lock bool) (*upgradeRun,
 		return nil, err
 	}
 	if e.state.Release == "" {
-		return nil, errors.New("no tmbox release is installed on this cluster: use tmbox install")
+		return nil, fmt.Errorf("no tmbox release is installed on this cluster: use `tmbox install --release %s`", u.Release)
 	}
 	if err := e.renderFromState(ctx); err != nil {
 		return nil, err
 	}
 	if cur := e.state.Current(); cur != nil && cur.Kind == "install" {
-		return nil, fmt.Errorf("the install %s did not finish; re-run tmbox install --release %s first", cur.ID, cur.To)
+		return nil, fmt.Errorf("the install %s did not finish; re-run `tmbox install --release %s` first", cur.ID, cur.To)
 	}
 	if len(u.Components) == 0 {
 		// What is installed is what moves.
@@ -134,6 +142,10 @@ func (u *Upgrade) prepare(ctx context.Context, details, lock bool) (*upgradeRun,
 	}
 	plan, err := r.catalog.Plan(e.state.Release, r.release.Name, kube, catalog.PlanOptions{AllowDowngrade: u.AllowDowngrade})
 	if plan == nil {
+		names := r.catalog.ReleaseNames()
+		if slices.Index(names, r.release.Name) < slices.Index(names, e.state.Release) {
+			err = fmt.Errorf("%w; %s", err, downgradeAdvice(r.catalog, e.state.Release, r.release.Name))
+		}
 		return nil, err
 	}
 	run := &upgradeRun{e: e, plan: &UpgradePlan{Plan: plan}}
@@ -152,6 +164,7 @@ func (u *Upgrade) prepare(ctx context.Context, details, lock bool) (*upgradeRun,
 				return nil, err
 			}
 		}
+		e.reportDroppedOverrides(prevRelease(prev), rel)
 		e.report(Event{Type: EventInfo, Message: fmt.Sprintf("release %s: fetching and verifying manifests from %s", rel.Name, r.source.Name())})
 		d, err := objectsFor(ctx, r.source, rel, e.opts.Components, r.render)
 		if err != nil {
@@ -167,6 +180,26 @@ func (u *Upgrade) prepare(ctx context.Context, details, lock bool) (*upgradeRun,
 	}
 	ok = true
 	return run, nil
+}
+
+// installedRelease reads the release installed on the cluster ("" when
+// it cannot tell), for advice: no bundle is opened.
+func (u *Upgrade) installedRelease(ctx context.Context) string {
+	opts := u.Options
+	opts.Bundle, opts.Registry, opts.BundleKey, opts.RequireSignature = "", "", "", false
+	r, err := resolveTarget(opts, target{config: u.Config})
+	if err != nil {
+		return ""
+	}
+	cfg, err := r.provider.Find(ctx)
+	if err != nil || cfg == nil {
+		return ""
+	}
+	e := newEnv(r)
+	if e.connect(cfg) != nil || e.loadState(ctx) != nil {
+		return ""
+	}
+	return e.state.Release
 }
 
 // selectedComponents lists the selected components in install order.
@@ -302,7 +335,7 @@ func (u *Upgrade) Run(ctx context.Context) error {
 		if i > 0 {
 			fromObjs = run.hops[i-1]
 		}
-		if err := e.runHop(ctx, fromObjs, run.hops[i], h, u.NoRollback, i == 0); err != nil {
+		if err := e.runHop(ctx, fromObjs, run.hops[i], h, u.NoRollback); err != nil {
 			return fmt.Errorf("hop %d/%d %s: %w", i+1, len(plan.Hops), h.Name(), err)
 		}
 	}
@@ -319,7 +352,7 @@ func (u *Upgrade) Run(ctx context.Context) error {
 
 // runHop moves every component from one release to the next, verifies,
 // and rolls back when anything fails.
-func (e *env) runHop(ctx context.Context, fromObjs, toObjs *desired, h catalog.Hop, noRollback, first bool) error {
+func (e *env) runHop(ctx context.Context, fromObjs, toObjs *desired, h catalog.Hop, noRollback bool) error {
 	from, _ := e.catalog.Release(h.From)
 	to := toObjs.release
 	if !to.AllowsKubernetes(e.serverVersion) {
@@ -337,10 +370,11 @@ func (e *env) runHop(ctx context.Context, fromObjs, toObjs *desired, h catalog.H
 	e.release, e.desired = to, toObjs
 	e.touched = nil
 	phases := hopPhases()
-	if first && e.bundle != nil {
-		// The bundle's images (every release it holds) reach the registry
-		// or the kind nodes once, before the first hop applies anything.
-		phases = append([]phase{imagesPhase()}, phases...)
+	if e.bundle != nil {
+		// This hop's release images reach the registry (what it lacks) or
+		// the kind nodes before the hop applies anything; a later hop's
+		// images wait for that hop.
+		phases = append([]phase{hopImagesPhase()}, phases...)
 	}
 	err := (&runner{e: e}).run(ctx, phases)
 	if err == nil {
@@ -349,6 +383,7 @@ func (e *env) runHop(ctx context.Context, fromObjs, toObjs *desired, h catalog.H
 		e.state.Platform = e.platformState()
 		e.state.URLPattern = e.urlPattern()
 		e.state.Registry = e.opts.Registry
+		e.state.ImageOverrides = e.overridesState()
 		return e.endOperation(ctx, nil)
 	}
 	if ctx.Err() != nil || noRollback {
@@ -452,6 +487,30 @@ func hopPhases() []phase {
 	return out
 }
 
+// hopImagesPhase brings the images of an upgrade hop's target release
+// from the bundle to where the cluster runs them, before the hop applies
+// anything: pushed to the registry (those it lacks) or imported into the
+// kind nodes. install's images phase brings every image of the bundle at
+// once; a hop brings only its own release's.
+func hopImagesPhase() phase {
+	return phase{
+		name: PhaseImages, title: "images", writes: true,
+		start: func(e *env) string { return "images of release " + e.release.Name },
+		plan: func(_ context.Context, e *env) (PhasePlan, error) {
+			imgs, err := e.releaseImages()
+			if err != nil {
+				return PhasePlan{}, err
+			}
+			where := "into the kind nodes"
+			if e.opts.Registry != "" {
+				where = "to " + e.opts.Registry + " (those it lacks)"
+			}
+			return PhasePlan{Images: len(imgs), Summary: fmt.Sprintf("bring release %s's %d images from the bundle %s", e.release.Name, len(imgs), where)}, nil
+		},
+		run: func(ctx context.Context, e *env) (string, error) { return e.bringReleaseImages(ctx) },
+	}
+}
+
 // rollbackPhases are the phases that converge the given components back,
 // in reverse install order, then verify.
 func rollbackPhases(components []string) []phase {
@@ -495,8 +554,40 @@ func (e *env) bundleHoldsWalk(installed, target string) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	return &SettingError{Setting: "bundle", Err: fmt.Errorf("bundle %s holds release %s; moving %s to %s needs %s: missing %s (tmbox bundle create --from %s --to %s)",
+	return &SettingError{Setting: "bundle", Err: fmt.Errorf("bundle %s holds release %s; moving %s to %s needs %s: missing %s (`tmbox bundle create --from %s --to %s`)",
 		e.opts.Bundle, strings.Join(e.catalog.ReleaseNames(), ", "), installed, target, strings.Join(need, ", "), strings.Join(missing, ", "), installed, target)}
+}
+
+// downgradeAdvice says how to move installed back to the older target
+// with commands the planner accepts from that state: one `tmbox upgrade
+// --to R --allow-downgrade` per release on the way, or, when the catalog
+// has no such walk, uninstalling and installing target.
+func downgradeAdvice(cat *catalog.Catalog, installed, target string) string {
+	names := cat.ReleaseNames()
+	from, to := slices.Index(names, installed), slices.Index(names, target)
+	ok := to >= 0 && from > to
+	var steps []string
+	for i := from - 1; ok && i >= to; i-- {
+		_, err := cat.Plan(names[i+1], names[i], nil, catalog.PlanOptions{AllowDowngrade: true})
+		ok = err == nil
+		steps = append(steps, fmt.Sprintf("`tmbox upgrade --to %s --allow-downgrade`", names[i]))
+	}
+	switch {
+	case ok && len(steps) == 1:
+		return fmt.Sprintf("move back to %s with %s", target, steps[0])
+	case ok:
+		return fmt.Sprintf("move back one minor at a time: %s", strings.Join(steps, ", then "))
+	}
+	return fmt.Sprintf("tmbox cannot move %s to %s (Knative downgrades one minor at a time): `tmbox uninstall`, then `tmbox install --release %s`", installed, target, target)
+}
+
+// finishAdvice is the command that finishes an unfinished upgrade or
+// downgrade hop (its run resumes the hop).
+func finishAdvice(op *Operation) string {
+	if op.Kind == "downgrade" {
+		return fmt.Sprintf("`tmbox upgrade --to %s --allow-downgrade`", op.To)
+	}
+	return fmt.Sprintf("`tmbox upgrade --to %s`", op.To)
 }
 
 // knativeMinor is the minor of a release name ("1.22" → 22; -1 if it is

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	_ "embed"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -92,6 +93,10 @@ type RegistryMirror struct {
 	// i.e. it is the "certs.d" directory KindRegistryHosts' paths start
 	// with. Only RenderKindConfig needs it.
 	HostsDir string
+	// CA, when set, is the PEM CA bundle containerd trusts for an https
+	// Endpoint (a registry with a private CA): KindRegistryHosts writes
+	// it as <registry>/ca.crt beside each hosts.toml, which names it.
+	CA []byte
 }
 
 //go:embed kind-config.yaml.tmpl
@@ -291,14 +296,38 @@ func (m RegistryMirror) validate() error {
 		}
 		seen[r] = true
 	}
+	if len(m.CA) > 0 {
+		if u, err := url.Parse(m.Endpoint); err == nil && u.Scheme != "https" {
+			errs = append(errs, fmt.Errorf("registry mirror: a CA is for an https endpoint, not %q", m.Endpoint))
+		}
+		if !hasCertificate(m.CA) {
+			errs = append(errs, errors.New("registry mirror: the CA holds no PEM CERTIFICATE block"))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// hasCertificate reports whether data holds a PEM CERTIFICATE block.
+func hasCertificate(data []byte) bool {
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return false
+		}
+		if b.Type == "CERTIFICATE" {
+			return true
+		}
+	}
 }
 
 // KindRegistryHosts returns, for each mirrored registry, the relative path
 // "certs.d/<registry>/hosts.toml" and its content: a containerd hosts.toml
 // whose server is the upstream registry and whose one host is m.Endpoint
-// with the pull and resolve capabilities. Write the files under the parent
-// of m.HostsDir (m.HostsDir is the "certs.d" directory).
+// with the pull and resolve capabilities. With m.CA, each registry's
+// directory also gets "ca.crt", which the host's ca names by its path in
+// the node (under KindContainerdCertsDir). Write the files under the
+// parent of m.HostsDir (m.HostsDir is the "certs.d" directory).
 func KindRegistryHosts(m RegistryMirror) (map[string][]byte, error) {
 	if err := m.validate(); err != nil {
 		return nil, fmt.Errorf("invalid registry mirror: %w", err)
@@ -310,6 +339,10 @@ func KindRegistryHosts(m RegistryMirror) (map[string][]byte, error) {
 		fmt.Fprintf(&b, "server = %s\n\n", tomlQuote(upstreamServer(r)))
 		fmt.Fprintf(&b, "[host.%s]\n", tomlQuote(strings.TrimSuffix(m.Endpoint, "/")))
 		b.WriteString("  capabilities = [\"pull\", \"resolve\"]\n")
+		if len(m.CA) > 0 {
+			fmt.Fprintf(&b, "  ca = %s\n", tomlQuote(path.Join(KindContainerdCertsDir, r, "ca.crt")))
+			out[path.Join("certs.d", r, "ca.crt")] = bytes.Clone(m.CA)
+		}
 		out[path.Join("certs.d", r, "hosts.toml")] = []byte(b.String())
 	}
 	return out, nil

@@ -22,20 +22,21 @@ var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 func fixedNow() time.Time { return t0.Add(75 * time.Second) }
 
 func testReleases() []Release {
-	rel := func(name, k8s, istio, kn, tm string) Release {
+	// The versions are the built-in catalog's (tmbox versions).
+	rel := func(name, k8s, istio, kn, tm, tmCore string) Release {
 		return Release{Name: name, Kubernetes: k8s, Components: []Component{
 			{Name: "istio", Version: istio, Required: true},
 			{Name: "knative-serving", Version: kn, Required: true},
 			{Name: "net-istio", Version: kn, Required: true},
 			{Name: "knative-eventing", Version: kn},
 			{Name: "triggermesh", Version: tm},
-			{Name: "triggermesh-core", Version: tm},
+			{Name: "triggermesh-core", Version: tmCore},
 		}}
 	}
 	return []Release{
-		rel("1.21", ">= 1.32, < 1.35", "1.28.6", "1.21.2", "1.27.0"),
-		rel("1.22", ">= 1.33, < 1.36", "1.29.2", "1.22.1", "1.27.1"),
-		rel("1.23", ">= 1.33, < 1.36", "1.30.8", "1.23.0", "1.28.0"),
+		rel("1.21", ">= 1.32, < 1.35", "1.28.6", "1.21.2", "1.27.0", "1.27.0"),
+		rel("1.22", ">= 1.33, < 1.36", "1.29.2", "1.22.1", "1.27.1", "1.27.1"),
+		rel("1.23", ">= 1.33, < 1.36", "1.30.3", "1.23.0", "1.27.0", "1.5.3"),
 	}
 }
 
@@ -63,10 +64,10 @@ func testPlan() []PlanLine {
 		{"preflight", "host checks for a kind cluster"},
 		{"cluster", `create kind cluster "dev" (kindest/node v1.34.0, pinned by digest)`},
 		{"images", "nothing to load: the nodes pull the pinned images"},
-		{"istio", "render Istio 1.30.8 with tmbox's Knative profile and apply it"},
+		{"istio", "render Istio 1.30.3 with tmbox's Knative profile and apply it"},
 		{"knative-serving", "apply Knative Serving 1.23.0 and net-istio 1.23.0"},
 		{"knative-eventing", "apply Knative Eventing 1.23.0, the in-memory channel and the MT channel broker"},
-		{"triggermesh", "apply TriggerMesh 1.28.0 and triggermesh-core 1.28.0"},
+		{"triggermesh", "apply TriggerMesh 1.27.0 and triggermesh-core 1.5.3"},
 		{"verify", "check that every managed workload runs the pinned images and is ready"},
 	}
 }
@@ -75,14 +76,20 @@ func testSummary() Summary {
 	return Summary{
 		Release: "1.23",
 		Versions: []Component{
-			{Name: "istio", Version: "1.30.8"}, {Name: "knative-serving", Version: "1.23.0"},
+			{Name: "istio", Version: "1.30.3"}, {Name: "knative-serving", Version: "1.23.0"},
 			{Name: "net-istio", Version: "1.23.0"}, {Name: "knative-eventing", Version: "1.23.0"},
-			{Name: "triggermesh", Version: "1.28.0"},
+			{Name: "triggermesh", Version: "1.27.0"}, {Name: "triggermesh-core", Version: "1.5.3"},
 		},
 		Ingress:   "http://127.0.0.1 (ports 80 and 443 of kind cluster dev)",
 		Functions: "http://{name}.{namespace}.127.0.0.1.sslip.io",
 		Took:      4*time.Minute + 12*time.Second,
-		Next:      []string{"kubectl get ksvc -A", "tmbox status"},
+		// As cmd/tmbox's summaryNext writes them for kind cluster dev.
+		Next: []string{
+			"export KUBECONFIG=/home/me/.local/state/tmbox/dev/kubeconfig",
+			"tmbox status",
+			"kubectl get pods -A | grep -E '^(NAMESPACE|istio-system|knative-serving|knative-eventing|triggermesh) '",
+			"tmbox upgrade --to RELEASE   # tmbox versions lists the releases",
+		},
 	}
 }
 
@@ -96,7 +103,7 @@ func runEvents(fail bool) []Event {
 		{Time: at(20), Type: EventInfo, Phase: "cluster", Message: "control plane ready"},
 		{Time: at(43), Type: EventPhaseDone, Phase: "cluster", Duration: 42100 * time.Millisecond},
 		{Time: at(43), Type: EventPhaseSkip, Phase: "images", Message: "no bundle"},
-		{Time: at(60), Type: EventPhaseStart, Phase: "istio", Message: "applying Istio 1.30.8"},
+		{Time: at(60), Type: EventPhaseStart, Phase: "istio", Message: "applying Istio 1.30.3"},
 		{Time: at(70), Type: EventWaiting, Phase: "istio", Message: "Deployment istio-system/istiod: pod istiod-5d8f: ContainerCreating"},
 	}
 	if fail {

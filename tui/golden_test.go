@@ -165,7 +165,7 @@ func TestGolden(t *testing.T) {
 				mk = c.fake
 			}
 			f := mk()
-			runGolden(t, Options{Backend: f, Plain: c.plain, Mode: c.mode, Initial: c.initial, LogFile: "/home/me/.local/state/tmbox/wizard.log"}, c.steps)
+			runGolden(t, Options{Backend: f, Plain: c.plain, Mode: c.mode, Initial: c.initial, LogFile: "/home/me/.local/state/tmbox/logs/tmbox-20260102-030520.log"}, c.steps)
 		})
 	}
 }

@@ -139,7 +139,7 @@ func TestRelease(t *testing.T) {
 	h.keys("enter", "enter")
 	h.wantScreen(screenRelease)
 	h.wantView("1.21   Kubernetes >= 1.32, < 1.35", "1.23   Kubernetes >= 1.33, < 1.36   (latest)",
-		"Release 1.23 pins:", "istio             1.30.8", "triggermesh-core  1.28.0")
+		"Release 1.23 pins:", "istio             1.30.3", "triggermesh-core  1.5.3")
 	h.keys("up")
 	h.wantView("Release 1.22 pins:", "istio             1.29.2")
 	h.keys("enter")

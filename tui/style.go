@@ -140,3 +140,54 @@ func (m *Model) statusMarker(status string) string {
 		return m.st.faint.Render(m.g.skip)
 	}
 }
+
+// wrapCommand lays out a shell command, "$ " first, at most width
+// columns wide, so that it can be copied whole: it breaks only between
+// words outside single quotes, ends each broken line with " \" (the
+// shell's continuation) and indents the rest; a trailing "# comment"
+// is never broken (a continuation inside it would end the command).
+func wrapCommand(cmd string, width, indent int) []string {
+	pad := strings.Repeat(" ", indent)
+	var words []string
+	code, comment, _ := strings.Cut(cmd, "#")
+	if strings.Count(code, "'")%2 != 0 { // a # inside quotes: no comment
+		code, comment = cmd, ""
+	}
+	word, quoted := "", false
+	for _, r := range code {
+		switch {
+		case r == '\'':
+			quoted = !quoted
+			word += string(r)
+		case r == ' ' && !quoted:
+			if word != "" {
+				words = append(words, word)
+			}
+			word = ""
+		default:
+			word += string(r)
+		}
+	}
+	if word != "" {
+		words = append(words, word)
+	}
+	if comment != "" {
+		// Keep the gap before the comment as the command had it.
+		words = append(words, "  #"+comment)
+	}
+	var out []string
+	line := pad + "$ "
+	for i, w := range words {
+		sep := " "
+		if i == 0 || strings.HasPrefix(w, "  #") {
+			sep = ""
+		}
+		if i > 0 && ansi.StringWidth(line+sep+w)+2 > width {
+			out = append(out, line+" \\")
+			line = pad + "    " + strings.TrimLeft(w, " ")
+			continue
+		}
+		line += sep + w
+	}
+	return append(out, line)
+}

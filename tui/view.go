@@ -726,7 +726,7 @@ func (m *Model) viewSummary() []string {
 	if len(s.Next) > 0 {
 		out = append(out, "", "  "+m.st.bold.Render("Next"))
 		for _, n := range s.Next {
-			out = append(out, wrap("$ "+n, w, 4)...)
+			out = append(out, wrapCommand(n, w, 4)...)
 		}
 	}
 	return out

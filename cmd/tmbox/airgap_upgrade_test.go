@@ -32,7 +32,7 @@ func TestIntegrationAirGapUpgrade(t *testing.T) {
 		file string
 		args []string
 	}{{full, []string{"--from", "1.21", "--to", "1.23"}}, {partial, []string{"--release", "1.21,1.22"}}} {
-		args := append([]string{"--catalog", f.catalog, "bundle", "create", "--mirror", f.mirror, "-o", b.file}, b.args...)
+		args := append([]string{"--catalog", f.catalog, "bundle", "create", "--mirror", f.mirror, "--file", b.file}, b.args...)
 		if _, errOut, err := run(t, args...); err != nil {
 			t.Fatalf("bundle create %v: %v\n%s", b.args, err, errOut)
 		}

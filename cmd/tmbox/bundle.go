@@ -15,10 +15,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 
 	"github.com/tmbox/tmbox/bundle"
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/installer"
+	"github.com/tmbox/tmbox/installer/addons"
 )
 
 func newBundleCmd(g *globalOptions) *cobra.Command {
@@ -39,10 +43,10 @@ docs/airgap.md.`,
 }
 
 func newBundleCreateCmd(g *globalOptions) *cobra.Command {
-	var mirror, signKey, out, cacheDir, from, to string
+	var mirror, signKey, out, cacheDir, from, to, output string
 	var releases, platforms []string
 	cmd := &cobra.Command{
-		Use:   "create -o FILE",
+		Use:   "create --file FILE",
 		Short: "Build a bundle of one release or several (connected side)",
 		Long: `Build a bundle of one release or several (connected side).
 
@@ -50,15 +54,22 @@ func newBundleCreateCmd(g *globalOptions) *cobra.Command {
 every release an upgrade walk from R1 to R2 needs (R1, each hop's target).
 A bundle of several releases holds each one's catalog entry, assets and
 images, files and layers they share stored once, with one manifest and one
-signature; tmbox upgrade --bundle FILE walks through them.`,
+signature; tmbox upgrade --bundle FILE walks through them.
+
+--config FILE packs the add-ons of that InstallConfig (addons:) too: each
+chart archive (a chart directory packaged with Helm; an oci:// chart must be
+pinned by its digest) and every image its templates reference with the
+values given there. Install with the same --config: a declared add-on the
+bundle carries is installed from it. See docs/addons.md.`,
 		Args: noArgs,
-		Example: `  tmbox bundle create --release 1.23 -o tmbox-1.23.bundle
-  tmbox bundle create --release 1.23 --mirror /srv/tmbox --sign-key tmbox.key -o tmbox-1.23.bundle
-  tmbox bundle create --from 1.21 --to 1.23 --sign-key tmbox.key -o tmbox-1.21-1.23.bundle
-  tmbox bundle create --release 1.22,1.23 -o tmbox-1.22-1.23.bundle`,
+		Example: `  tmbox bundle create --release 1.23 --file tmbox-1.23.bundle
+  tmbox bundle create --release 1.23 --mirror /srv/tmbox --sign-key tmbox.key --file tmbox-1.23.bundle
+  tmbox bundle create --from 1.21 --to 1.23 --sign-key tmbox.key --file tmbox-1.21-1.23.bundle
+  tmbox bundle create --release 1.22,1.23 --file tmbox-1.22-1.23.bundle -o json
+  tmbox bundle create --release 1.23 --config appliance.yaml --file tmbox-1.23-addons.bundle`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
-				return &usageError{errors.New("-o FILE is required")}
+				return &usageError{errors.New("--file FILE is required")}
 			}
 			for _, p := range platforms {
 				if err := bundle.ValidPlatform(p); err != nil {
@@ -79,6 +90,11 @@ signature; tmbox upgrade --bundle FILE walks through them.`,
 				return err
 			}
 			opts := bundle.CreateOptions{Catalog: cat, Releases: names, Platforms: platforms, Logger: g.logger(cmd.ErrOrStderr())}
+			// Pulls (and the image check before them) use the Docker
+			// keychain; --config's images: and --image-map's overrides are
+			// pulled in place of the images they replace.
+			opts.RemoteOptions = []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithUserAgent("tmbox")}
+			opts.ImageOverrides = g.images
 			if mirror != "" {
 				opts.Source = catalog.Mirror{Dir: mirror}
 			} else {
@@ -89,6 +105,19 @@ signature; tmbox upgrade --bundle FILE walks through them.`,
 			if signKey != "" {
 				if opts.SignKey, err = bundle.ReadPrivateKeyFile(signKey); err != nil {
 					return &usageError{fmt.Errorf("--sign-key: %w", err)}
+				}
+			}
+			if len(g.addons) > 0 {
+				// --config's add-ons, before anything is written: charts
+				// loaded (a directory packaged), values checked, images
+				// listed; an oci:// chart must be pinned by its digest.
+				if opts.Addons, err = installer.BundleAddons(cmd.Context(), g.addons); err != nil {
+					for _, e := range addons.Errors(err) {
+						if e.File == "" {
+							e.File = g.configFile
+						}
+					}
+					return &usageError{err}
 				}
 			}
 			errOut := cmd.ErrOrStderr()
@@ -116,7 +145,10 @@ signature; tmbox upgrade --bundle FILE walks through them.`,
 			if err := os.Rename(tmp.Name(), out); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "bundle %s: %s, %d files, %d images\n", out, releasesLabel(m.ReleaseNames()), len(m.Files), len(m.Images))
+			if output != formatText {
+				return writeStructured(cmd.OutOrStdout(), output, map[string]any{"file": out, "releases": m.ReleaseNames(), "addons": m.AddonNames(), "files": len(m.Files), "images": len(m.Images), "signed": signKey != ""})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "bundle %s: %s%s, %d files, %d images\n", out, releasesLabel(m.ReleaseNames()), addonsLabel(m), len(m.Files), len(m.Images))
 			return nil
 		},
 	}
@@ -126,9 +158,12 @@ signature; tmbox upgrade --bundle FILE walks through them.`,
 	f.StringVar(&to, "to", "", "the newest release of an upgrade walk (with --from)")
 	f.StringSliceVar(&platforms, "platform", nil, "image platforms as os/arch[/variant] (default linux/amd64)")
 	f.StringVar(&mirror, "mirror", "", "read manifests from this directory instead of downloading them")
+	addImageMapFlag(f, g)
 	f.StringVar(&cacheDir, "cache-dir", "", "download cache for manifests (default ~/.cache/tmbox/assets)")
 	f.StringVar(&signKey, "sign-key", "", "sign with this ed25519 private key (PEM, from tmbox bundle keygen)")
-	f.StringVarP(&out, "output-file", "o", "", "bundle file to write")
+	f.StringVar(&out, "file", "", "bundle file to write")
+	deprecatedAlias(cmd, "output-file", "file")
+	outputFlag(cmd, &output, allFormats()...).movedTo("--file FILE")
 	for _, name := range []string{"release", "from", "to"} {
 		_ = cmd.RegisterFlagCompletionFunc(name, g.completeReleases)
 	}
@@ -241,6 +276,15 @@ const (
 	downloadTimeout = 60 * time.Second
 )
 
+// addonsLabel is ", add-ons a, b" for a bundle carrying add-ons, "" for
+// one without.
+func addonsLabel(m *bundle.Manifest) string {
+	if len(m.Addons) == 0 {
+		return ""
+	}
+	return ", add-ons " + strings.Join(m.AddonNames(), ", ")
+}
+
 // releasesLabel is "release 1.23" or "releases 1.21, 1.22, 1.23".
 func releasesLabel(names []string) string {
 	if len(names) == 1 {
@@ -253,12 +297,9 @@ func newBundleInspectCmd() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "inspect FILE",
-		Short: "Show a bundle's releases, the hops it can serve, components, images and sizes (reads its manifest and catalog only; use verify to check it)",
+		Short: "Show a bundle's releases, the hops it can serve, components, add-ons, images and sizes (reads its manifest and catalog only; use verify to check it)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, "table", "json"); err != nil {
-				return err
-			}
 			m, signed, err := bundle.Inspect(args[0])
 			if err != nil {
 				return bundleFileUsage(err)
@@ -271,8 +312,8 @@ func newBundleInspectCmd() *cobra.Command {
 				}
 				hops = m.Hops(cat)
 			}
-			if output == "json" {
-				return writeStructured(cmd.OutOrStdout(), "json", struct {
+			if output != formatText {
+				return writeStructured(cmd.OutOrStdout(), output, struct {
 					*bundle.Manifest
 					// Releases shadows the manifest's: every release,
 					// one for a single-release bundle too.
@@ -284,13 +325,13 @@ func newBundleInspectCmd() *cobra.Command {
 			return writeBundleInspectTable(cmd.OutOrStdout(), m, hops, signed)
 		},
 	}
-	outputFlag(cmd, &output, "table", "json")
+	outputFlag(cmd, &output, allFormats()...)
 	return cmd
 }
 
 // writeBundleInspectTable is bundle inspect's table: a header line, the
 // releases and hops of a multi-release bundle, the components (one version
-// column per release), the images.
+// column per release), the add-ons when it carries some, the images.
 func writeBundleInspectTable(w io.Writer, m *bundle.Manifest, hops []catalog.Hop, signed bool) error {
 	var total int64
 	for _, f := range m.Files {
@@ -332,6 +373,20 @@ func writeBundleInspectTable(w io.Writer, m *bundle.Manifest, hops []catalog.Hop
 		return err
 	}
 	fmt.Fprintln(w)
+	if len(m.Addons) > 0 {
+		rows = nil
+		for _, a := range m.Addons {
+			imgs := strings.Join(a.Images, ", ")
+			if imgs == "" {
+				imgs = "-"
+			}
+			rows = append(rows, []string{a.Name, a.Chart, a.Version, a.SHA256, imgs})
+		}
+		if err := table(w, []string{"ADDON", "CHART", "VERSION", "SHA256", "IMAGES"}, rows); err != nil {
+			return err
+		}
+		fmt.Fprintln(w)
+	}
 	images := append([]bundle.Image(nil), m.Images...)
 	sort.Slice(images, func(i, j int) bool { return images[i].Ref < images[j].Ref })
 	rows = nil
@@ -373,7 +428,7 @@ func newBundleVerifyCmd() *cobra.Command {
 					sig = "signature verified with " + key
 				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "bundle %s verified: %s, %d files, %d images, %s\n", args[0], releasesLabel(m.ReleaseNames()), len(m.Files), len(m.Images), sig)
+			fmt.Fprintf(cmd.OutOrStdout(), "bundle %s verified: %s%s, %d files, %d images, %s\n", args[0], releasesLabel(m.ReleaseNames()), addonsLabel(m), len(m.Files), len(m.Images), sig)
 			return nil
 		},
 	}
@@ -383,10 +438,10 @@ func newBundleVerifyCmd() *cobra.Command {
 }
 
 func newBundleKeygenCmd() *cobra.Command {
-	var out string
+	var out, output string
 	var force bool
 	cmd := &cobra.Command{
-		Use:   "keygen -o PREFIX",
+		Use:   "keygen --prefix PREFIX",
 		Short: "Write an ed25519 signing key (PREFIX.key, mode 0600) and its public key (PREFIX.pub)",
 		Long: `Write an ed25519 signing key (PREFIX.key, mode 0600) and its public key
 (PREFIX.pub). Both are written or neither is; existing files are not
@@ -394,7 +449,7 @@ replaced unless --force is given.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
-				return &usageError{errors.New("-o PREFIX is required")}
+				return &usageError{errors.New("--prefix PREFIX is required")}
 			}
 			files := []newFile{{path: out + ".key", mode: 0o600}, {path: out + ".pub", mode: 0o644}}
 			if err := checkTargets(files, force); err != nil {
@@ -416,11 +471,16 @@ replaced unless --force is given.`,
 			if err := writeAll(files, force); err != nil {
 				return err
 			}
+			if output != formatText {
+				return writeStructured(cmd.OutOrStdout(), output, map[string]string{"privateKey": files[0].path, "publicKey": files[1].path})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "private key %s.key (keep it secret), public key %s.pub\n", out, out)
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&out, "output-file", "o", "", "file name prefix")
+	cmd.Flags().StringVar(&out, "prefix", "", "file name prefix: writes PREFIX.key and PREFIX.pub")
+	deprecatedAlias(cmd, "output-file", "prefix")
+	outputFlag(cmd, &output, allFormats()...).movedTo("--prefix PREFIX")
 	cmd.Flags().BoolVar(&force, "force", false, "replace existing PREFIX.key and PREFIX.pub")
 	return cmd
 }

@@ -256,12 +256,12 @@ func TestIntegrationAirGap(t *testing.T) {
 	bundleFile := filepath.Join(dir, "tmbox-1.30.bundle")
 
 	// Connected side: create (twice: reproducible), sign, verify.
-	if _, errOut, err := run(t, "bundle", "keygen", "-o", filepath.Join(dir, "signing")); err != nil {
+	if _, errOut, err := run(t, "bundle", "keygen", "--prefix", filepath.Join(dir, "signing")); err != nil {
 		t.Fatalf("%v\n%s", err, errOut)
 	}
 	create := func(out string) {
 		t.Helper()
-		if _, errOut, err := run(t, "--catalog", f.catalog, "bundle", "create", "--release", "1.30", "--mirror", f.mirror, "--sign-key", filepath.Join(dir, "signing.key"), "-o", out); err != nil {
+		if _, errOut, err := run(t, "--catalog", f.catalog, "bundle", "create", "--release", "1.30", "--mirror", f.mirror, "--sign-key", filepath.Join(dir, "signing.key"), "--file", out); err != nil {
 			t.Fatalf("bundle create: %v\n%s", err, errOut)
 		}
 	}
@@ -411,7 +411,7 @@ func TestBundleKeygen(t *testing.T) {
 		}
 		return names
 	}
-	if _, errOut, err := run(t, "bundle", "keygen", "-o", prefix); err != nil {
+	if _, errOut, err := run(t, "bundle", "keygen", "--prefix", prefix); err != nil {
 		t.Fatalf("%v\n%s", err, errOut)
 	}
 	if got := listing(); !slices.Equal(got, []string{"signing.key", "signing.pub"}) {
@@ -436,7 +436,7 @@ func TestBundleKeygen(t *testing.T) {
 		if err := os.WriteFile(other+existing, []byte("keep me\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		_, _, err := run(t, "bundle", "keygen", "-o", other)
+		_, _, err := run(t, "bundle", "keygen", "--prefix", other)
 		if code := exitCode(context.Background(), err); code != exitUsage || !strings.Contains(err.Error(), other+existing+" exists: use --force") {
 			t.Errorf("%s exists: exit code %d, error %v", existing, code, err)
 		}
@@ -449,13 +449,13 @@ func TestBundleKeygen(t *testing.T) {
 		os.Remove(other + existing)
 	}
 	// Without --force the existing pair stays; with it, both are replaced.
-	if _, _, err := run(t, "bundle", "keygen", "-o", prefix); err == nil {
+	if _, _, err := run(t, "bundle", "keygen", "--prefix", prefix); err == nil {
 		t.Error("keygen replaced an existing key without --force")
 	}
 	if fileSHA(t, prefix+".key") != keySHA || fileSHA(t, prefix+".pub") != pubSHA {
 		t.Error("a refused keygen changed the key pair")
 	}
-	if _, errOut, err := run(t, "bundle", "keygen", "-o", prefix, "--force"); err != nil {
+	if _, errOut, err := run(t, "bundle", "keygen", "--prefix", prefix, "--force"); err != nil {
 		t.Fatalf("--force: %v\n%s", err, errOut)
 	}
 	if fileSHA(t, prefix+".key") == keySHA || fileSHA(t, prefix+".pub") == pubSHA {
@@ -472,7 +472,7 @@ func TestBundleKeygen(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "d.pub"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := run(t, "bundle", "keygen", "-o", filepath.Join(dir, "d"), "--force"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	if _, _, err := run(t, "bundle", "keygen", "--prefix", filepath.Join(dir, "d"), "--force"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("directory in the way: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "d.key")); err == nil {
@@ -487,7 +487,7 @@ func TestBundleCreateRefusesBadPlatform(t *testing.T) {
 	for _, p := range []string{"../../x", "linux", "Linux/amd64", "linux/amd64/v8/x", "linux/amd64:10.0"} {
 		t.Run(p, func(t *testing.T) {
 			dir := t.TempDir()
-			_, _, err := run(t, "bundle", "create", "--mirror", t.TempDir(), "--platform", "linux/amd64", "--platform", p, "-o", filepath.Join(dir, "b.bundle"))
+			_, _, err := run(t, "bundle", "create", "--mirror", t.TempDir(), "--platform", "linux/amd64", "--platform", p, "--file", filepath.Join(dir, "b.bundle"))
 			var ue *usageError
 			if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--platform") {
 				t.Errorf("got %v (%T), want a usage error naming --platform", err, err)
@@ -505,10 +505,10 @@ func TestBundleVerifyKeyRequiresSignature(t *testing.T) {
 	f := newAirgapFixture(t)
 	dir := t.TempDir()
 	unsigned := filepath.Join(dir, "unsigned.bundle")
-	if _, errOut, err := run(t, "--catalog", f.catalog, "bundle", "create", "--release", "1.30", "--mirror", f.mirror, "-o", unsigned); err != nil {
+	if _, errOut, err := run(t, "--catalog", f.catalog, "bundle", "create", "--release", "1.30", "--mirror", f.mirror, "--file", unsigned); err != nil {
 		t.Fatalf("bundle create: %v\n%s", err, errOut)
 	}
-	if _, errOut, err := run(t, "bundle", "keygen", "-o", filepath.Join(dir, "signing")); err != nil {
+	if _, errOut, err := run(t, "bundle", "keygen", "--prefix", filepath.Join(dir, "signing")); err != nil {
 		t.Fatalf("%v\n%s", err, errOut)
 	}
 	out, _, err := run(t, "bundle", "verify", unsigned, "--key", filepath.Join(dir, "signing.pub"))
@@ -569,14 +569,14 @@ func (b bundleInspection) names() (releases, hops []string) {
 func TestBundleMultiRelease(t *testing.T) {
 	f := newAirgapReleases(t, "1.21", "1.22", "1.23")
 	dir := t.TempDir()
-	if _, errOut, err := run(t, "bundle", "keygen", "-o", filepath.Join(dir, "signing")); err != nil {
+	if _, errOut, err := run(t, "bundle", "keygen", "--prefix", filepath.Join(dir, "signing")); err != nil {
 		t.Fatalf("%v\n%s", err, errOut)
 	}
 	key, pub := filepath.Join(dir, "signing.key"), filepath.Join(dir, "signing.pub")
 	file := filepath.Join(dir, "walk.bundle")
 	create := func(out string, releaseArgs ...string) {
 		t.Helper()
-		args := append([]string{"--catalog", f.catalog, "bundle", "create", "--mirror", f.mirror, "--sign-key", key, "-o", out}, releaseArgs...)
+		args := append([]string{"--catalog", f.catalog, "bundle", "create", "--mirror", f.mirror, "--sign-key", key, "--file", out}, releaseArgs...)
 		stdout, errOut, err := run(t, args...)
 		if err != nil {
 			t.Fatalf("bundle create %v: %v\n%s", releaseArgs, err, errOut)
@@ -855,7 +855,7 @@ func TestBundleCreateReleaseFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out := t.TempDir()
-			args := []string{"bundle", "create", "--mirror", t.TempDir(), "-o", filepath.Join(out, "b.bundle")}
+			args := []string{"bundle", "create", "--mirror", t.TempDir(), "--file", filepath.Join(out, "b.bundle")}
 			for _, a := range tt.args {
 				if a == "SPARSE" {
 					a = sparse

@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tmbox/tmbox/catalog"
+	"github.com/tmbox/tmbox/installer"
 	"github.com/tmbox/tmbox/installer/addons"
 	"github.com/tmbox/tmbox/installer/settings"
 )
@@ -62,6 +63,8 @@ type configSetting struct {
 	platform *settings.Settings
 	// addons is the decoded addons: list (key "addons" only).
 	addons []addons.Addon
+	// images is the decoded images: map (key "images" only).
+	images map[string]string
 }
 
 // platformKey is the config file's section of platform settings,
@@ -137,6 +140,14 @@ func readConfigBytes(data []byte, path string, known map[string]bool) (map[strin
 			if v.Kind != yaml.ScalarNode || v.Value != configKind {
 				return nil, fmt.Errorf("%s:%d: kind %s, want %s", path, v.Line, catalog.QuoteShort(v.Value), configKind)
 			}
+			continue
+		}
+		if k.Value == imagesKey {
+			m, err := installer.DecodeImageOverrides(v, path, imagesKey)
+			if err != nil {
+				return nil, err // file:line: images[original]: …
+			}
+			out[k.Value] = configSetting{line: v.Line, images: m}
 			continue
 		}
 		if k.Value == addonsKey {
@@ -226,7 +237,7 @@ func installConfigSettings(g *globalOptions) []configSettingFlag {
 
 // knownConfigKeys are the keys an InstallConfig may hold.
 func knownConfigKeys(g *globalOptions) map[string]bool {
-	known := map[string]bool{platformKey: true, addonsKey: true}
+	known := map[string]bool{platformKey: true, addonsKey: true, imagesKey: true}
 	for _, s := range installConfigSettings(g) {
 		if !isPlatformFlag(s.flag) {
 			known[configKey(s.flag.Name)] = true
@@ -277,6 +288,10 @@ func applySettings(cmd *cobra.Command, g *globalOptions) error {
 	if err := errors.Join(errs...); err != nil {
 		return &usageError{err}
 	}
+	// The image overrides: images: with --image-map's file over it.
+	if err := g.loadImageOverrides(file[imagesKey].images); err != nil {
+		return &usageError{err}
+	}
 	return nil
 }
 
@@ -297,9 +312,9 @@ func newConfigCmd(g *globalOptions) *cobra.Command {
 		Short: "Config files for unattended runs",
 		Args:  noArgs,
 	}
-	var out string
+	var out, output string
 	initCmd := &cobra.Command{
-		Use:   "init [-o FILE]",
+		Use:   "init [--file FILE]",
 		Short: "Write a commented example InstallConfig (every setting, with its flag and env var)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -309,12 +324,15 @@ func newConfigCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			if _, err := os.Lstat(out); err == nil {
-				return &usageError{fmt.Errorf("-o %s exists: tmbox config init never replaces a file", catalog.ShortPath(out))}
+				return &usageError{fmt.Errorf("--file %s exists: tmbox config init never replaces a file", catalog.ShortPath(out))}
 			}
 			return writeNew(out, []byte(text), 0o644)
 		},
 	}
-	initCmd.Flags().StringVarP(&out, "output-file", "o", "", "write to FILE (must not exist) instead of stdout")
+	initCmd.Flags().StringVar(&out, "file", "", "write to FILE (must not exist) instead of stdout")
+	deprecatedAlias(initCmd, "output-file", "file")
+	// The example is YAML with comments: yaml is its only format.
+	outputFlag(initCmd, &output, formatYAML).movedTo("--file FILE")
 	cmd.AddCommand(initCmd)
 	return cmd
 }
@@ -348,6 +366,7 @@ func exampleConfig(g *globalOptions) string {
 		fmt.Fprintf(&b, "# %s: %s\n", configKey(f.Name), def)
 	}
 	b.WriteString(examplePlatform)
+	b.WriteString(exampleImages)
 	return b.String()
 }
 
@@ -395,4 +414,15 @@ const examplePlatform = `
 #   valuesFiles: [tenant-values.yaml]
 #   values: {replicaCount: 2}
 #   timeout: 5m
+`
+
+// exampleImages is the images: section of the example config (see
+// docs/configuration.md).
+const exampleImages = `
+# Image overrides: original reference → replacement pinned by digest, applied
+# wherever the release names the original (containers, env values, ConfigMap
+# values), kept in the cluster's state and by upgrades (see docs/configuration.md;
+# --image-map FILE takes the same mapping from a file).
+# images:
+#   gcr.io/triggermesh/triggermesh-controller:v1.27.0: registry.example.com/triggermesh/triggermesh-controller@sha256:<64 hex digits>
 `

@@ -23,12 +23,10 @@ shapes are written; --dry-run shows which. See docs/configuration.md.`,
   tmbox configure --config platform.yaml --mirror /srv/tmbox --dry-run`,
 		Args: noArgs,
 		RunE: withResult(&output, func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output, "text", "json"); err != nil {
-				return err
-			}
 			c.CatalogFile, c.Kubeconfig, c.Context = g.catalogFile, g.kubeconfig, g.context
 			c.Platform, c.ResetPlatform = pf.settings(cmd.Flags(), g.platform), pf.resetPlatform
 			c.Addons = g.addons
+			c.Images = g.images
 			c.Logger = g.logger(cmd.ErrOrStderr())
 			c.Reporter = reporter(cmd, output)
 			if err := c.Validate(); err != nil {
@@ -38,7 +36,7 @@ shapes are written; --dry-run shows which. See docs/configuration.md.`,
 				_, err := c.Plan(cmd.Context())
 				return err
 			}
-			if err := confirm(cmd, yes, "Change the settings of the installed release?"); err != nil {
+			if err := confirmTarget(cmd, g, yes, true, func(cluster string) string { return "Change the settings of the installed release on " + cluster + "?" }); err != nil {
 				return err
 			}
 			res, err := c.Run(cmd.Context())
@@ -61,7 +59,8 @@ shapes are written; --dry-run shows which. See docs/configuration.md.`,
 	f.BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	addPlatformFlags(f, &pf)
 	addResetFlag(f, &pf)
+	addImageMapFlag(f, g)
 	f.DurationVar(&c.WaitForLock, "wait-for-lock", 0, "wait up to this long for another tmbox changing the cluster to finish (default: refuse at once)")
-	outputFlag(cmd, &output, "text", "json")
+	outputFlag(cmd, &output, streamFormats()...)
 	return cmd
 }

@@ -37,7 +37,7 @@ var (
 	servingCRDsAsset = "knative/serving/1.23.0/1-serving-crds.yaml"
 	// renderArgs and installMirrorArgs read that mirror; neither needs a
 	// cluster or the network.
-	renderArgs        = []string{"render", "--release", "1.23", "--components", "istio,knative-serving,net-istio", "--mirror", corpusMirror, "-o", corpusRender}
+	renderArgs        = []string{"render", "--release", "1.23", "--components", "istio,knative-serving,net-istio", "--mirror", corpusMirror, "--output-dir", corpusRender}
 	installMirrorArgs = []string{"install", "--release", "1.23", "--components", "istio,knative-serving,net-istio", "--mirror", corpusMirror, "--create-cluster", "--dry-run", "--yes"}
 	installBundleArgs = []string{"install", "--bundle", corpusBundle, "--create-cluster", "--yes"}
 	// upgradeBundleArgs: upgrade verifies a bundle before it reads the
@@ -234,7 +234,7 @@ func flagCases(t *testing.T, fx *corpusFixtures) []corpusCase {
 		out   []string
 	}{
 		{"install", []string{"install", "--dry-run", "--yes"}, nil, nil},
-		{"render", []string{"render", "--release", "1.23", "--mirror", corpusMirror, "-o", corpusRender}, fx.mirror(), []string{corpusRender}},
+		{"render", []string{"render", "--release", "1.23", "--mirror", corpusMirror, "--output-dir", corpusRender}, fx.mirror(), []string{corpusRender}},
 		{"preflight", []string{"preflight"}, nil, nil},
 	}
 	for _, v := range componentVerbs {
@@ -274,7 +274,7 @@ func flagCases(t *testing.T, fx *corpusFixtures) []corpusCase {
 	for _, r := range []string{"http://not a registry", "gcr.io/../x", "gcr.io/Trigger", "gcr.io/triggermesh:latest", "x@sha256:abc", "gcr.io//x"} {
 		add(corpusCase{
 			name: "triggermesh-registry/render/" + r, setup: tmMirror,
-			args: []string{"render", "--release", "1.23", "--components", "istio,knative-serving,net-istio,triggermesh", "--mirror", corpusMirror, "-o", corpusRender, "--triggermesh-registry", r},
+			args: []string{"render", "--release", "1.23", "--components", "istio,knative-serving,net-istio,triggermesh", "--mirror", corpusMirror, "--output-dir", corpusRender, "--triggermesh-registry", r},
 			code: exitUsage, want: []string{"--triggermesh-registry", quotePrefix(r, 20)}, outputs: []string{corpusRender},
 		})
 		add(corpusCase{
@@ -298,13 +298,13 @@ func flagCases(t *testing.T, fx *corpusFixtures) []corpusCase {
 			out   []string
 		}{
 			{"install", []string{"install", "--dry-run", "--yes", "--release", rel}, nil, nil},
-			{"render", []string{"render", "--mirror", corpusMirror, "-o", corpusRender, "--release", rel}, fx.mirror(), []string{corpusRender}},
+			{"render", []string{"render", "--mirror", corpusMirror, "--output-dir", corpusRender, "--release", rel}, fx.mirror(), []string{corpusRender}},
 			{"preflight", []string{"preflight", "--release", rel}, nil, nil},
 			{"cluster-create", []string{"cluster", "create", "--release", rel}, nil, nil},
 			{"upgrade", []string{"upgrade", "--yes", "--to", rel}, nil, nil},
 			{"plan-to", []string{"plan", "--from", "1.21", "--to", rel}, nil, nil},
 			{"plan-from", []string{"plan", "--from", rel, "--to", "1.23"}, nil, nil},
-			{"bundle-create", []string{"bundle", "create", "--mirror", corpusMirror, "-o", corpusBundleOut, "--release", rel}, fx.mirror(), []string{corpusBundleOut}},
+			{"bundle-create", []string{"bundle", "create", "--mirror", corpusMirror, "--file", corpusBundleOut, "--release", rel}, fx.mirror(), []string{corpusBundleOut}},
 		} {
 			add(corpusCase{name: "release/" + v.name + "/" + name, args: v.args, setup: v.setup, code: exitUsage, want: want, outputs: v.out, maxStderr: shortStderr})
 		}
@@ -326,6 +326,26 @@ func flagCases(t *testing.T, fx *corpusFixtures) []corpusCase {
 	} {
 		add(corpusCase{name: "output-format/" + c.name, args: withArgs(c.args, "-o", "yaml2"), setup: junkBundle, code: exitUsage, want: []string{`unknown output format "yaml2"`}})
 	}
+	// -o was a path on these: a path given to it is refused naming the
+	// flag that takes it now, and nothing is written.
+	for _, c := range []struct {
+		name, path, flag string
+		args             []string
+	}{
+		{"render", corpusRender, "--output-dir DIR", []string{"render", "--release", "1.23", "--mirror", corpusMirror}},
+		{"render-dash", "-", "--output-dir DIR", []string{"render", "--release", "1.23", "--mirror", corpusMirror}}, // the process runs in $SB
+		{"bundle-create", corpusBundleOut, "--file FILE", []string{"bundle", "create", "--release", "1.23", "--mirror", corpusMirror}},
+		{"bundle-keygen", sbOut("signing"), "--prefix PREFIX", []string{"bundle", "keygen"}},
+		{"config-init", sbOut("tmbox.yaml"), "--file FILE", []string{"config", "init"}},
+		{"support-bundle", sbOut("case.tar.gz"), "--file FILE", []string{"support-bundle"}},
+	} {
+		out := c.path
+		if out == "-" {
+			out = sbToken + "/-"
+		}
+		add(corpusCase{name: "output-path/" + c.name, args: withArgs(c.args, "-o", c.path), setup: fx.mirror(), code: exitUsage,
+			want: []string{"-o is the output format now", "use " + c.flag, "Run 'tmbox "}, outputs: []string{out, sbOut("signing.key"), sbOut("case.tar.gz")}})
+	}
 	add(corpusCase{name: "output-format/install-upper-case", args: []string{"install", "--yes", "-o", "JSON"}, code: exitUsage, want: []string{`unknown output format "JSON"`}})
 	add(corpusCase{name: "output-format/env-empty", args: []string{"status"}, env: []string{"TMBOX_OUTPUT="}, code: exitUsage, want: []string{`unknown output format ""`}})
 
@@ -333,7 +353,7 @@ func flagCases(t *testing.T, fx *corpusFixtures) []corpusCase {
 	for _, p := range []string{"../../x", "linux", "linux/amd64/v8/extra", "Linux/amd64", "linux/amd64:10.0", "linux/", "/amd64", "linux/amd64,"} {
 		add(corpusCase{
 			name: "platform/" + strconv.Quote(p), setup: fx.mirror(),
-			args: []string{"bundle", "create", "--release", "1.23", "--mirror", corpusMirror, "-o", corpusBundleOut, "--platform", "linux/amd64", "--platform", p},
+			args: []string{"bundle", "create", "--release", "1.23", "--mirror", corpusMirror, "--file", corpusBundleOut, "--platform", "linux/amd64", "--platform", p},
 			code: exitUsage, want: []string{"--platform"}, outputs: []string{corpusBundleOut},
 		})
 	}
@@ -360,7 +380,7 @@ func flagCases(t *testing.T, fx *corpusFixtures) []corpusCase {
 			add(corpusCase{name: "keys/verify-key/private-key", setup: setups(validBundle, k.setup), args: []string{"bundle", "verify", corpusBundle, "--key", sbIn("k.pem")}, code: exitUsage, want: []string{"--key", k.want}})
 			continue
 		case "wrong-type-for-private":
-			add(corpusCase{name: "keys/sign-key/public-key", setup: setups(fx.mirror(), k.setup), args: []string{"bundle", "create", "--release", "1.23", "--mirror", corpusMirror, "-o", corpusBundleOut, "--sign-key", sbIn("k.pem")}, code: exitUsage, want: []string{"--sign-key", k.want}, outputs: []string{corpusBundleOut}})
+			add(corpusCase{name: "keys/sign-key/public-key", setup: setups(fx.mirror(), k.setup), args: []string{"bundle", "create", "--release", "1.23", "--mirror", corpusMirror, "--file", corpusBundleOut, "--sign-key", sbIn("k.pem")}, code: exitUsage, want: []string{"--sign-key", k.want}, outputs: []string{corpusBundleOut}})
 			continue
 		}
 		s := k.setup
@@ -369,7 +389,7 @@ func flagCases(t *testing.T, fx *corpusFixtures) []corpusCase {
 		}
 		add(corpusCase{name: "keys/bundle-key/" + k.name, setup: setups(validBundle, s), args: withArgs(installBundleArgs, "--bundle-key", sbIn("k.pem")), code: exitUsage, want: []string{"--bundle-key", k.want}, stateEmpty: true})
 		add(corpusCase{name: "keys/verify-key/" + k.name, setup: setups(validBundle, s), args: []string{"bundle", "verify", corpusBundle, "--key", sbIn("k.pem")}, code: exitUsage, want: []string{"--key", k.want}})
-		add(corpusCase{name: "keys/sign-key/" + k.name, setup: setups(fx.mirror(), s), args: []string{"bundle", "create", "--release", "1.23", "--mirror", corpusMirror, "-o", corpusBundleOut, "--sign-key", sbIn("k.pem")}, code: exitUsage, want: []string{"--sign-key", k.want}, outputs: []string{corpusBundleOut}})
+		add(corpusCase{name: "keys/sign-key/" + k.name, setup: setups(fx.mirror(), s), args: []string{"bundle", "create", "--release", "1.23", "--mirror", corpusMirror, "--file", corpusBundleOut, "--sign-key", sbIn("k.pem")}, code: exitUsage, want: []string{"--sign-key", k.want}, outputs: []string{corpusBundleOut}})
 	}
 
 	// Flags that conflict or need each other, and other usage errors.
@@ -416,34 +436,34 @@ func flagCases(t *testing.T, fx *corpusFixtures) []corpusCase {
 		want    string
 		outputs []string
 	}{
-		{"keygen/pub-exists", []string{"bundle", "keygen", "-o", keyPair}, func(t *testing.T, sb *sandbox) { sb.write(t, "out/signing.pub", fx.otherPub) }, exitUsage, "signing.pub exists", []string{keyPair + ".key"}},
-		{"keygen/key-exists", []string{"bundle", "keygen", "-o", keyPair}, func(t *testing.T, sb *sandbox) { sb.write(t, "out/signing.key", fx.priv) }, exitUsage, "signing.key exists", []string{keyPair + ".pub"}},
-		{"keygen/pub-is-directory-force", []string{"bundle", "keygen", "-o", keyPair, "--force"}, func(t *testing.T, sb *sandbox) { sb.write(t, "out/signing.pub/x", nil) }, exitUsage, "not a regular file", []string{keyPair + ".key"}},
-		{"keygen/key-is-symlink-to-victim-force", []string{"bundle", "keygen", "-o", keyPair, "--force"}, func(t *testing.T, sb *sandbox) {
+		{"keygen/pub-exists", []string{"bundle", "keygen", "--prefix", keyPair}, func(t *testing.T, sb *sandbox) { sb.write(t, "out/signing.pub", fx.otherPub) }, exitUsage, "signing.pub exists", []string{keyPair + ".key"}},
+		{"keygen/key-exists", []string{"bundle", "keygen", "--prefix", keyPair}, func(t *testing.T, sb *sandbox) { sb.write(t, "out/signing.key", fx.priv) }, exitUsage, "signing.key exists", []string{keyPair + ".pub"}},
+		{"keygen/pub-is-directory-force", []string{"bundle", "keygen", "--prefix", keyPair, "--force"}, func(t *testing.T, sb *sandbox) { sb.write(t, "out/signing.pub/x", nil) }, exitUsage, "not a regular file", []string{keyPair + ".key"}},
+		{"keygen/key-is-symlink-to-victim-force", []string{"bundle", "keygen", "--prefix", keyPair, "--force"}, func(t *testing.T, sb *sandbox) {
 			if err := os.Symlink(sb.path("victim/notes.txt"), sb.path("out/signing.key")); err != nil {
 				t.Fatal(err)
 			}
 		}, exitUsage, "not a regular file", []string{keyPair + ".pub"}},
-		{"keygen/pub-is-fifo", []string{"bundle", "keygen", "-o", keyPair}, func(t *testing.T, sb *sandbox) { sb.mkfifo(t, "out/signing.pub") }, exitUsage, "signing.pub", []string{keyPair + ".key"}},
-		{"keygen/no-such-directory", []string{"bundle", "keygen", "-o", sbOut("nodir/signing")}, nil, exitError, "nodir", []string{sbOut("nodir/signing.key"), sbOut("nodir/signing.pub")}},
-		{"keygen/empty-prefix", []string{"bundle", "keygen", "-o", ""}, nil, exitUsage, "-o PREFIX", nil},
-		{"config-init/exists", []string{"config", "init", "-o", sbOut("tmbox.yaml")}, func(t *testing.T, sb *sandbox) { sb.write(t, "out/tmbox.yaml", []byte("release: \"1.22\"\n")) }, exitUsage, "tmbox.yaml", nil},
-		{"config-init/is-directory", []string{"config", "init", "-o", sbOut("cfgdir")}, func(t *testing.T, sb *sandbox) { sb.write(t, "out/cfgdir/x", nil) }, exitUsage, "cfgdir", nil},
-		{"config-init/symlink-to-victim", []string{"config", "init", "-o", sbOut("tmbox.yaml")}, func(t *testing.T, sb *sandbox) {
+		{"keygen/pub-is-fifo", []string{"bundle", "keygen", "--prefix", keyPair}, func(t *testing.T, sb *sandbox) { sb.mkfifo(t, "out/signing.pub") }, exitUsage, "signing.pub", []string{keyPair + ".key"}},
+		{"keygen/no-such-directory", []string{"bundle", "keygen", "--prefix", sbOut("nodir/signing")}, nil, exitError, "nodir", []string{sbOut("nodir/signing.key"), sbOut("nodir/signing.pub")}},
+		{"keygen/empty-prefix", []string{"bundle", "keygen", "--prefix", ""}, nil, exitUsage, "--prefix PREFIX", nil},
+		{"config-init/exists", []string{"config", "init", "--file", sbOut("tmbox.yaml")}, func(t *testing.T, sb *sandbox) { sb.write(t, "out/tmbox.yaml", []byte("release: \"1.22\"\n")) }, exitUsage, "tmbox.yaml", nil},
+		{"config-init/is-directory", []string{"config", "init", "--file", sbOut("cfgdir")}, func(t *testing.T, sb *sandbox) { sb.write(t, "out/cfgdir/x", nil) }, exitUsage, "cfgdir", nil},
+		{"config-init/symlink-to-victim", []string{"config", "init", "--file", sbOut("tmbox.yaml")}, func(t *testing.T, sb *sandbox) {
 			if err := os.Symlink(sb.path("victim/notes.txt"), sb.path("out/tmbox.yaml")); err != nil {
 				t.Fatal(err)
 			}
 		}, exitUsage, "tmbox.yaml", nil},
-		{"config-init/dangling-symlink", []string{"config", "init", "-o", sbOut("tmbox.yaml")}, func(t *testing.T, sb *sandbox) {
+		{"config-init/dangling-symlink", []string{"config", "init", "--file", sbOut("tmbox.yaml")}, func(t *testing.T, sb *sandbox) {
 			if err := os.Symlink(sb.path("victim/new.txt"), sb.path("out/tmbox.yaml")); err != nil {
 				t.Fatal(err)
 			}
 		}, exitUsage, "tmbox.yaml", []string{sbToken + "/victim/new.txt"}},
-		{"config-init/no-such-directory", []string{"config", "init", "-o", sbOut("nodir/tmbox.yaml")}, nil, exitError, "nodir", []string{sbOut("nodir/tmbox.yaml")}},
-		{"render/output-is-a-file", withArgs(renderArgs[:len(renderArgs)-2], "-o", sbOut("render.yaml")), setups(fx.mirror(), func(t *testing.T, sb *sandbox) { sb.write(t, "out/render.yaml", []byte("keep: me\n")) }), exitUsage, "render.yaml", nil},
-		{"render/no-output", renderArgs[:len(renderArgs)-2], fx.mirror(), exitUsage, "-o DIR", nil},
-		{"bundle-create/no-output", []string{"bundle", "create", "--release", "1.23", "--mirror", corpusMirror}, fx.mirror(), exitUsage, "-o FILE", nil},
-		{"bundle-create/no-such-directory", []string{"bundle", "create", "--release", "1.23", "--mirror", corpusMirror, "-o", sbOut("nodir/b.bundle")}, fx.mirror(), exitError, "nodir", []string{sbOut("nodir/b.bundle")}},
+		{"config-init/no-such-directory", []string{"config", "init", "--file", sbOut("nodir/tmbox.yaml")}, nil, exitError, "nodir", []string{sbOut("nodir/tmbox.yaml")}},
+		{"render/output-is-a-file", withArgs(renderArgs[:len(renderArgs)-2], "--output-dir", sbOut("render.yaml")), setups(fx.mirror(), func(t *testing.T, sb *sandbox) { sb.write(t, "out/render.yaml", []byte("keep: me\n")) }), exitUsage, "render.yaml", nil},
+		{"render/no-output", renderArgs[:len(renderArgs)-2], fx.mirror(), exitUsage, "--output-dir DIR", nil},
+		{"bundle-create/no-output", []string{"bundle", "create", "--release", "1.23", "--mirror", corpusMirror}, fx.mirror(), exitUsage, "--file FILE", nil},
+		{"bundle-create/no-such-directory", []string{"bundle", "create", "--release", "1.23", "--mirror", corpusMirror, "--file", sbOut("nodir/b.bundle")}, fx.mirror(), exitError, "nodir", []string{sbOut("nodir/b.bundle")}},
 	} {
 		add(corpusCase{name: "output-file/" + c.name, args: c.args, setup: c.setup, code: c.code, want: []string{c.want}, outputs: c.outputs})
 	}
@@ -607,7 +627,7 @@ func catalogCases(t *testing.T, fx *corpusFixtures) []corpusCase {
 		{"install", []string{"install", "--catalog", cat, "--dry-run", "--yes"}, nil, nil},
 		{"preflight", []string{"preflight", "--catalog", cat}, nil, nil},
 		{"plan", []string{"plan", "--catalog", cat, "--from", "1.21", "--to", "1.23"}, nil, nil},
-		{"bundle-create", []string{"bundle", "create", "--catalog", cat, "--mirror", corpusMirror, "-o", corpusBundleOut}, nil, fx.mirror()},
+		{"bundle-create", []string{"bundle", "create", "--catalog", cat, "--mirror", corpusMirror, "--file", corpusBundleOut}, nil, fx.mirror()},
 		{"env", []string{"versions"}, []string{"TMBOX_CATALOG=" + cat}, nil},
 		{"config", []string{"install", "--dry-run", "--yes", "--config", sbIn("c.yaml")}, nil, inText("c.yaml", "apiVersion: tmbox.dev/v1alpha1\nkind: InstallConfig\ncatalog: "+cat+"\n")},
 	} {
@@ -663,7 +683,7 @@ func overlayCases(t *testing.T, fx *corpusFixtures) []corpusCase {
 	for _, rel := range []string{"1.21", "1.22"} {
 		s := setups(fx.mirror(), inText("overlay.yaml", head+"spec:\n  meshConfig: {accessLogFile: /dev/stdout}\n"))
 		cases = append(cases,
-			corpusCase{category: "overlays", name: "render/release-" + rel, setup: s, args: []string{"render", "--release", rel, "--mirror", corpusMirror, "-o", corpusRender, "--istio-overlay", ov}, code: exitUsage, want: []string{"--istio-overlay", "release " + rel}, outputs: []string{corpusRender}},
+			corpusCase{category: "overlays", name: "render/release-" + rel, setup: s, args: []string{"render", "--release", rel, "--mirror", corpusMirror, "--output-dir", corpusRender, "--istio-overlay", ov}, code: exitUsage, want: []string{"--istio-overlay", "release " + rel}, outputs: []string{corpusRender}},
 			corpusCase{category: "overlays", name: "install/release-" + rel, setup: s, args: []string{"install", "--release", rel, "--mirror", corpusMirror, "--create-cluster", "--dry-run", "--yes", "--istio-overlay", ov}, code: exitUsage, want: []string{"--istio-overlay", "release " + rel}},
 		)
 	}
@@ -710,7 +730,7 @@ func mirrorCases(t *testing.T, fx *corpusFixtures) []corpusCase {
 			{"render", renderArgs, []string{corpusRender}},
 			{"install", installMirrorArgs, nil},
 			{"preflight", []string{"preflight", "--mirror", corpusMirror}, nil},
-			{"bundle-create", []string{"bundle", "create", "--mirror", corpusMirror, "-o", corpusBundleOut}, []string{corpusBundleOut}},
+			{"bundle-create", []string{"bundle", "create", "--mirror", corpusMirror, "--file", corpusBundleOut}, []string{corpusBundleOut}},
 			{"upgrade", []string{"upgrade", "--to", "1.23", "--yes", "--mirror", corpusMirror}, nil},
 		} {
 			cases = append(cases, corpusCase{category: "mirrors", name: "dir-" + m.name + "/" + v.name, setup: m.setup, args: v.args, code: exitUsage, want: []string{"--mirror", "mirror"}, outputs: v.out})
@@ -735,7 +755,7 @@ func mirrorCases(t *testing.T, fx *corpusFixtures) []corpusCase {
 		{"ca-file-fifo", []string{"mirror", "create", sbOut("m"), "--ca-file", sbIn("ca.pem")}, inFifo("ca.pem"), []string{"--ca-file", "ca.pem"}},
 		{"ca-file-not-pem", []string{"mirror", "create", sbOut("m"), "--ca-file", sbIn("ca.pem")}, inFile("ca.pem", garbage(600)), []string{"--ca-file", "ca.pem"}},
 		{"no-target", []string{"mirror", "create"}, nil, []string{"accepts 1 arg"}},
-		{"output-format", []string{"mirror", "create", sbOut("m"), "-o", "yaml"}, nil, []string{`unknown output format "yaml"`}},
+		{"output-format", []string{"mirror", "create", sbOut("m"), "-o", "xml"}, nil, []string{`unknown output format "xml"`}},
 	} {
 		cases = append(cases, corpusCase{category: "mirrors", name: "mirror-create/" + c.name, setup: c.setup, args: c.args, code: exitUsage, want: c.want, outputs: []string{sbOut("m")}})
 	}
@@ -793,7 +813,7 @@ func mirrorCases(t *testing.T, fx *corpusFixtures) []corpusCase {
 		}{
 			{"render", netIstioAsset, renderArgs, []string{corpusRender}},
 			{"install", netIstioAsset, installMirrorArgs, nil},
-			{"bundle-create", servingCRDsAsset, []string{"bundle", "create", "--release", "1.23", "--mirror", corpusMirror, "-o", corpusBundleOut}, []string{corpusBundleOut}},
+			{"bundle-create", servingCRDsAsset, []string{"bundle", "create", "--release", "1.23", "--mirror", corpusMirror, "--file", corpusBundleOut}, []string{corpusBundleOut}},
 		} {
 			if v.name == "bundle-create" && !slices.Contains([]string{"fifo", "symlink-to-device", "flipped-byte", "truncated", "directory"}, f.name) {
 				continue

@@ -484,7 +484,7 @@ func newCorpusFixtures(t *testing.T) *corpusFixtures {
 	fx := &corpusFixtures{upstream: upstreamDir(t)}
 	dir := t.TempDir()
 	for _, k := range []string{"signing", "other"} {
-		if _, errOut, err := run(t, "bundle", "keygen", "-o", filepath.Join(dir, k)); err != nil {
+		if _, errOut, err := run(t, "bundle", "keygen", "--prefix", filepath.Join(dir, k)); err != nil {
 			t.Fatalf("keygen: %v\n%s", err, errOut)
 		}
 	}
@@ -493,7 +493,7 @@ func newCorpusFixtures(t *testing.T) *corpusFixtures {
 		name string
 		args []string
 	}{{"unsigned.bundle", nil}, {"signed.bundle", []string{"--sign-key", filepath.Join(dir, "signing.key")}}} {
-		args := append([]string{"--catalog", af.catalog, "bundle", "create", "--release", "1.30", "--mirror", af.mirror, "-o", filepath.Join(dir, b.name)}, b.args...)
+		args := append([]string{"--catalog", af.catalog, "bundle", "create", "--release", "1.30", "--mirror", af.mirror, "--file", filepath.Join(dir, b.name)}, b.args...)
 		if _, errOut, err := run(t, args...); err != nil {
 			t.Fatalf("bundle create: %v\n%s", err, errOut)
 		}

@@ -2,12 +2,15 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -35,12 +38,10 @@ interrupted install picks up where it stopped.`,
   tmbox install --components istio,knative-serving,net-istio --dry-run`,
 		Args: noArgs,
 		RunE: withResult(&output, func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output, "text", "json"); err != nil {
-				return err
-			}
 			in.CatalogFile, in.Kubeconfig, in.Context = g.catalogFile, g.kubeconfig, g.context
 			in.Platform, in.ResetPlatform = pf.settings(cmd.Flags(), g.platform), pf.resetPlatform
 			in.Addons = g.addons
+			in.Images = g.images
 			in.Logger = g.logger(cmd.ErrOrStderr())
 			in.Reporter = reporter(cmd, output)
 			if err := in.Validate(); err != nil {
@@ -57,16 +58,20 @@ interrupted install picks up where it stopped.`,
 				if target == "" {
 					target = "the latest release"
 				}
-				where := "the cluster of the current kubeconfig context"
+				q := func(cluster string) string { return "Install " + target + " on " + cluster + "?" }
 				if in.CreateCluster {
-					where = "a kind cluster " + in.KindConfig().Name + " on this host"
+					kind := "a kind cluster " + in.KindConfig().Name + " on this host"
+					q = func(string) string { return "Install " + target + " on " + kind + "?" }
 				}
-				if err := confirm(cmd, yes, fmt.Sprintf("Install %s on %s?", target, where)); err != nil {
+				if err := confirmTarget(cmd, g, yes, !in.CreateCluster, q); err != nil {
 					return err
 				}
 			}
 			res, err := in.Run(cmd.Context())
-			if err == nil && res != nil && output == "text" {
+			if err == nil && len(in.Components) > 0 {
+				reportKept(cmd.Context(), in, res)
+			}
+			if err == nil && res != nil && output == formatText {
 				w := cmd.OutOrStdout()
 				printIngress(w, res.URLPattern, res.Ingress)
 				printNext(w, res.URLPattern, res.Ingress)
@@ -88,22 +93,63 @@ interrupted install picks up where it stopped.`,
 	addKindFlags(f, &in.Options)
 	addPlatformFlags(f, &pf)
 	addResetFlag(f, &pf)
+	addImageMapFlag(f, g)
 	f.DurationVar(&in.WaitForLock, "wait-for-lock", 0, "wait up to this long for another tmbox changing the cluster to finish (default: refuse at once)")
 	f.StringVar(&in.Bundle, "bundle", "", "install from this bundle file (tmbox bundle create); verified before anything is read from it")
 	f.StringVar(&in.BundleKey, "bundle-key", "", "ed25519 public key (PEM) the bundle's signature must verify with")
 	f.BoolVar(&in.RequireSignature, "require-signature", false, "refuse an unsigned bundle")
 	f.StringVar(&in.Registry, "registry", "", "push the bundle's images to HOST[:PORT][/PREFIX] and install with every image reference rewritten there (digests kept)")
-	outputFlag(cmd, &output, "text", "json")
+	outputFlag(cmd, &output, streamFormats()...)
 	_ = cmd.RegisterFlagCompletionFunc("release", g.completeReleases)
 	_ = cmd.RegisterFlagCompletionFunc("components", cobra.FixedCompletions(catalog.ComponentNames(), cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("skip-phases", cobra.FixedCompletions(installer.PhaseNames(), cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
+// reportKept says, after an install with --components, which installed
+// components it left alone: tmbox never removes a component for being
+// left out of --components, and only uninstall (of every component)
+// removes them. It reports through the install's reporter (an info event
+// with -o json); a cluster it cannot read is only logged.
+func reportKept(ctx context.Context, in *installer.Install, res *installer.Result) {
+	st := installer.GetStatus{Kubeconfig: in.Kubeconfig, Context: in.Context, SkipDrift: true}
+	if res != nil && res.Kubeconfig != "" {
+		st = installer.GetStatus{Kubeconfig: res.Kubeconfig, SkipDrift: true}
+	}
+	status, err := st.Run(ctx)
+	if err != nil {
+		in.Logger.Debug("cannot read which components stay installed", "error", err)
+		return
+	}
+	if msg := keptMessage(in.Components, status.Components); msg != "" {
+		in.Reporter.Report(installer.Event{Time: time.Now(), Type: installer.EventInfo, Message: msg})
+	}
+}
+
+// keptMessage names the installed components selected leaves out, and
+// how to remove them ("" when there are none).
+func keptMessage(selected []string, installed []installer.ComponentStatus) string {
+	var kept []string
+	for _, c := range installed {
+		if !slices.Contains(selected, c.Name) {
+			kept = append(kept, c.Name)
+		}
+	}
+	if len(kept) == 0 {
+		return ""
+	}
+	verb := "stay"
+	if len(kept) == 1 {
+		verb = "stays"
+	}
+	return fmt.Sprintf("%s %s installed (tmbox does not remove components left out of --components); to remove them, tmbox uninstall removes every component (it takes no --components), then tmbox install --components %s installs only these",
+		strings.Join(kept, ", "), verb, strings.Join(selected, ","))
+}
+
 // reporter returns the progress reporter for -o: plain lines or JSON
 // events, on stderr for text and stdout for json.
 func reporter(cmd *cobra.Command, output string) installer.Reporter {
-	if output == "json" {
+	if output == formatJSON {
 		return &installer.JSONReporter{W: cmd.OutOrStdout()}
 	}
 	return &installer.PlainReporter{W: cmd.ErrOrStderr()}
@@ -115,19 +161,48 @@ func confirm(cmd *cobra.Command, yes bool, question string) error {
 	if yes {
 		return nil
 	}
-	in := cmd.InOrStdin()
-	if f, ok := in.(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
-		return &usageError{errors.New("not a terminal: pass --yes to proceed without confirmation")}
+	if err := needTerminal(cmd); err != nil {
+		return err
 	}
+	in := cmd.InOrStdin()
 	fmt.Fprintf(cmd.ErrOrStderr(), "%s [y/N] ", question)
 	answer, err := bufio.NewReader(in).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
 	if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
-		return errors.New("aborted")
+		return &declinedError{}
 	}
 	return nil
+}
+
+// needTerminal refuses, as a usage error, to ask without a terminal.
+func needTerminal(cmd *cobra.Command) error {
+	if f, ok := cmd.InOrStdin().(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
+		return &usageError{errors.New("not a terminal: pass --yes to proceed without confirmation")}
+	}
+	return nil
+}
+
+// confirmTarget is confirm of a question about the cluster of
+// --kubeconfig/--context: question is given the cluster's context and API
+// server (targetName, when existing is set), read from the kubeconfig
+// once there is a terminal to ask on.
+func confirmTarget(cmd *cobra.Command, g *globalOptions, yes, existing bool, question func(cluster string) string) error {
+	if yes {
+		return nil
+	}
+	if err := needTerminal(cmd); err != nil {
+		return err
+	}
+	var target string
+	if existing {
+		var err error
+		if target, err = g.targetName(); err != nil {
+			return err
+		}
+	}
+	return confirm(cmd, yes, question(target))
 }
 
 // logger returns the debug logger: discard unless -v.

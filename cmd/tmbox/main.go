@@ -9,12 +9,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/pprof"
 	"runtime/trace"
+	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
+	"github.com/tmbox/tmbox/bundle"
 	"github.com/tmbox/tmbox/installer"
 	"github.com/tmbox/tmbox/installer/settings"
 	"github.com/tmbox/tmbox/preflight"
@@ -32,14 +37,18 @@ const (
 	// exitRolledBack: an upgrade hop failed and was rolled back; the
 	// cluster runs the release it started from, healthy.
 	exitRolledBack = 4
-	exitCancelled  = 130
+	// exitImagesMissing: an image cannot be pulled (tmbox images check,
+	// or bundle create's check before it writes anything).
+	exitImagesMissing = 5
+	exitCancelled     = 130
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := startProfile()
-	err := newRootCmd(os.Stdout, os.Stderr).ExecuteContext(ctx)
+	cmd, err := newRootCmd(os.Stdout, os.Stderr).ExecuteContextC(ctx)
 	stopProfile()
+	printError(os.Stderr, cmd, err)
 	code := exitCode(ctx, err) // before stop(), which cancels ctx
 	stop()
 	os.Exit(code)
@@ -67,12 +76,25 @@ func startProfile() func() {
 	}
 }
 
-// exitCode maps the outcome of a command to the process exit code and
-// prints the error, if any, to stderr.
-func exitCode(ctx context.Context, err error) int {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "Error:", err)
+// printError prints a command's error, if any; a usage error ends with
+// where the command's usage is (cmd is the command that ran, or the one
+// whose flags or arguments were refused).
+func printError(w io.Writer, cmd *cobra.Command, err error) {
+	if err == nil {
+		return
 	}
+	fmt.Fprintln(w, "Error:", strings.TrimRight(err.Error(), "\n"))
+	if _, code := outcome(context.Background(), err); code == exitUsage {
+		path := "tmbox"
+		if cmd != nil {
+			path = cmd.CommandPath()
+		}
+		fmt.Fprintf(w, "Run '%s --help' for usage.\n", path)
+	}
+}
+
+// exitCode maps the outcome of a command to the process exit code.
+func exitCode(ctx context.Context, err error) int {
 	_, code := outcome(ctx, err)
 	return code
 }
@@ -84,13 +106,20 @@ func outcome(ctx context.Context, err error) (string, int) {
 	var rb *installer.RolledBackError
 	var se *installer.SettingError
 	var pe *settings.Error
+	var de *declinedError
+	var im *bundle.ImagesMissingError
+	var oe *bundle.OverrideError
 	switch {
 	case err == nil:
 		return installer.ResultSucceeded, exitOK
-	case errors.As(err, &ue), errors.As(err, &se), errors.As(err, &pe):
+	case errors.As(err, &ue), errors.As(err, &se), errors.As(err, &pe), errors.As(err, &oe):
 		return "usage-error", exitUsage
 	case errors.As(err, &pf):
 		return "preflight-failed", exitPreflight
+	case errors.As(err, &im):
+		return "images-missing", exitImagesMissing
+	case errors.As(err, &de):
+		return installer.ResultCancelled, exitCancelled
 	case ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, tui.ErrCancelled) || errors.Is(err, tui.ErrAborted):
 		return installer.ResultCancelled, exitCancelled
 	case errors.As(err, &rb):
@@ -105,3 +134,9 @@ type usageError struct{ err error }
 
 func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
+
+// declinedError is a confirmation answered with no: nothing was changed.
+// It exits 130, as a cancel does (docs/cli.md).
+type declinedError struct{}
+
+func (*declinedError) Error() string { return "cancelled: not confirmed; nothing was changed" }

@@ -60,7 +60,7 @@ func TestUsageErrors(t *testing.T) {
 		name string
 		args []string
 	}{
-		{"bad output format", []string{"version", "-o", "yaml"}},
+		{"bad output format", []string{"version", "-o", "xml"}},
 		{"unknown flag", []string{"version", "--nope"}},
 		{"extra argument", []string{"version", "extra"}},
 	}

@@ -40,9 +40,6 @@ already in DIR that verify are kept; ones that do not are replaced.`,
   tmbox mirror create /srv/tmbox --release 1.21,1.22,1.23
   tmbox install --mirror /srv/tmbox --release 1.23 --yes`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, "text", "json"); err != nil {
-				return err
-			}
 			dir := args[0]
 			if err := bundle.CheckMirrorDir(dir); err != nil {
 				return &usageError{err}
@@ -80,8 +77,8 @@ already in DIR that verify are kept; ones that do not are replaced.`,
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				return writeStructured(cmd.OutOrStdout(), "json", res)
+			if output != formatText {
+				return writeStructured(cmd.OutOrStdout(), output, res)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "mirror %s: %s, %d files (%d downloaded, %d already there, %d replaced)\n",
 				dir, releasesLabel(res.Releases), len(res.Written)+len(res.Kept), len(res.Written)-len(res.Replaced), len(res.Kept), len(res.Replaced))
@@ -92,7 +89,7 @@ already in DIR that verify are kept; ones that do not are replaced.`,
 	f.StringSliceVar(&releases, "release", nil, "releases to mirror, comma-separated or repeated (default: the latest)")
 	f.StringVar(&cacheDir, "cache-dir", "", "download cache for manifests (default ~/.cache/tmbox/assets)")
 	f.StringVar(&caFile, "ca-file", "", "PEM CA certificates to trust for downloads besides the system's (e.g. a TLS-inspecting proxy's)")
-	outputFlag(cmd, &output, "text", "json")
+	outputFlag(cmd, &output, allFormats()...)
 	_ = cmd.RegisterFlagCompletionFunc("release", g.completeReleases)
 	return cmd
 }

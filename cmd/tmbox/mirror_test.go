@@ -162,7 +162,7 @@ func TestMirrorCreate(t *testing.T) {
 		}
 	}
 	rendered := t.TempDir()
-	if _, errOut, err := run(t, "render", "--mirror", dir, "--release", "1.21", "-o", rendered); err != nil {
+	if _, errOut, err := run(t, "render", "--mirror", dir, "--release", "1.21", "--output-dir", rendered); err != nil {
 		t.Errorf("render --mirror: %v\n%s", err, errOut)
 	} else if files := dirFiles(t, rendered); len(files) < len(catalog.ComponentNames()) {
 		t.Errorf("render --mirror wrote %v", files)
@@ -227,7 +227,7 @@ func TestMirrorCreateRefuses(t *testing.T) {
 		{"unknown release", []string{"mirror", "create", "DIR", "--release", "1.21,9.9"}, `unknown release "9.9"`},
 		{"empty list", []string{"mirror", "create", "DIR", "--release", ""}, "an empty list"},
 		{"bad CA file", []string{"mirror", "create", "DIR", "--release", "1.21", "--ca-file", file}, "no PEM certificate"},
-		{"bad output", []string{"mirror", "create", "DIR", "-o", "yaml"}, "unknown output format"},
+		{"bad output", []string{"mirror", "create", "DIR", "-o", "xml"}, "unknown output format"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

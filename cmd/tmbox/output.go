@@ -12,32 +12,107 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/installer"
 )
 
-// outputFlag adds -o/--output with the given formats, the first the default.
-func outputFlag(cmd *cobra.Command, target *string, formats ...string) {
-	cmd.Flags().StringVarP(target, "output", "o", formats[0], "output format: "+strings.Join(formats, ", "))
-	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(formats, cobra.ShellCompDirectiveNoFileComp))
+// Output formats of -o/--output. Every command that has -o takes its
+// format there, from this one set: text (for people), json and yaml (for
+// scripts; commands that stream events take json only).
+const (
+	formatText = "text"
+	formatJSON = "json"
+	formatYAML = "yaml"
+	// formatTable is what plan, status, versions, preflight and bundle
+	// inspect called text before; it is accepted, with a deprecation
+	// warning, wherever text is.
+	formatTable = "table"
+)
+
+// allFormats are the formats of a command whose output is one document.
+func allFormats() []string { return []string{formatText, formatJSON, formatYAML} }
+
+// streamFormats are the formats of a command that reports events as it
+// runs (install, upgrade, configure, uninstall): JSON lines or text.
+func streamFormats() []string { return []string{formatText, formatJSON} }
+
+// outputValue is the value of -o/--output: one of formats. It is the one
+// validator of -o: a bad value fails while flags are parsed (or while the
+// environment and config file are applied), as a usage error.
+type outputValue struct {
+	target  *string
+	formats []string
+	// pathFlag is the flag that now takes the path -o used to take
+	// (render's --output-dir, bundle create's --file); a value that is
+	// not a format is then refused saying so.
+	pathFlag string
+	// table is set when the value was the deprecated "table".
+	table bool
 }
 
-// checkOutput refuses a format outside formats as a usage error.
-func checkOutput(format string, formats ...string) error {
-	if !slices.Contains(formats, format) {
-		return &usageError{fmt.Errorf("unknown output format %q (want %s)", format, strings.Join(formats, ", "))}
+// Set validates and stores a format.
+func (v *outputValue) Set(s string) error {
+	v.table = false
+	switch {
+	case s == formatTable && slices.Contains(v.formats, formatText):
+		*v.target, v.table = formatText, true
+		return nil
+	case slices.Contains(v.formats, s):
+		*v.target = s
+		return nil
+	case v.pathFlag != "":
+		return fmt.Errorf("-o is the output format now (%s); use %s for the path", strings.Join(v.formats, ", "), v.pathFlag)
 	}
-	return nil
+	return fmt.Errorf("unknown output format %s (want %s)", catalog.QuoteShort(s), strings.Join(v.formats, ", "))
+}
+
+// String returns the format.
+func (v *outputValue) String() string { return *v.target }
+
+// Type names the value in the help.
+func (v *outputValue) Type() string { return "format" }
+
+// outputFlag adds -o/--output with the given formats, the first the
+// default, and returns its value (movedTo names the flag a path moved to).
+func outputFlag(cmd *cobra.Command, target *string, formats ...string) *outputValue {
+	*target = formats[0]
+	v := &outputValue{target: target, formats: formats}
+	cmd.Flags().VarP(v, "output", "o", "output format: "+strings.Join(formats, ", "))
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(formats, cobra.ShellCompDirectiveNoFileComp))
+	return v
+}
+
+// movedTo records that -o took a path before, now taken by flag (e.g.
+// "--file FILE"): a -o value that is not a format is refused naming it.
+func (v *outputValue) movedTo(flag string) { v.pathFlag = flag }
+
+// warnDeprecatedOutput warns, on stderr, about -o table (an alias of -o
+// text kept for old scripts).
+func warnDeprecatedOutput(cmd *cobra.Command) {
+	if f := cmd.Flags().Lookup("output"); f != nil {
+		if v, ok := f.Value.(*outputValue); ok && v.table {
+			fmt.Fprintln(cmd.ErrOrStderr(), `Flag --output value "table" has been deprecated, use -o text (the same output)`)
+		}
+	}
+}
+
+// deprecatedAlias adds a hidden, deprecated second name for the string
+// flag name (cobra prints the warning when it is used).
+func deprecatedAlias(cmd *cobra.Command, alias, name string) {
+	f := cmd.Flags().Lookup(name)
+	cmd.Flags().Var(f.Value, alias, f.Usage)
+	_ = cmd.Flags().MarkDeprecated(alias, "use --"+name+" instead")
 }
 
 // writeStructured writes v as JSON or YAML.
 func writeStructured(w io.Writer, format string, v any) error {
 	switch format {
-	case "json":
+	case formatJSON:
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false)
 		return enc.Encode(v)
-	case "yaml":
+	case formatYAML:
 		data, err := yaml.Marshal(v)
 		if err != nil {
 			return err
@@ -65,7 +140,7 @@ func withResult(output *string, run func(cmd *cobra.Command, args []string) erro
 	return func(cmd *cobra.Command, args []string) error {
 		start := time.Now()
 		err := run(cmd, args)
-		if *output == "json" {
+		if *output == formatJSON {
 			result, code := outcome(cmd.Context(), err)
 			ev := installer.Event{Time: time.Now(), Type: installer.EventResult, Result: result, ExitCode: &code, Duration: time.Since(start)}
 			if err != nil {

@@ -18,7 +18,6 @@ func newPlanCmd(g *globalOptions) *cobra.Command {
 		bundleFile, bundleKey, stateDir string
 		allowDowngrade, details         bool
 	)
-	formats := []string{"table", "json", "yaml"}
 	cmd := &cobra.Command{
 		Use:   "plan [--from RELEASE] --to RELEASE",
 		Short: "Show the upgrade hops to a release: for the live cluster, or offline --from a release",
@@ -38,9 +37,6 @@ a cluster version too.`,
   tmbox plan --from 1.21 --to 1.23 --kubernetes-version 1.33.2 -o json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output, formats...); err != nil {
-				return err
-			}
 			if to == "" {
 				return &usageError{errors.New("--to is required")}
 			}
@@ -90,7 +86,7 @@ a cluster version too.`,
 	cmd.Flags().StringVar(&to, "to", "", "target release")
 	cmd.Flags().StringVar(&kube, "kubernetes-version", "", "check the hops against this cluster version (e.g. 1.34.2)")
 	cmd.Flags().BoolVar(&allowDowngrade, "allow-downgrade", false, "permit a downgrade of one Knative minor")
-	outputFlag(cmd, &output, formats...)
+	outputFlag(cmd, &output, allFormats()...)
 	for _, f := range []string{"from", "to"} {
 		_ = cmd.RegisterFlagCompletionFunc(f, g.completeReleases)
 	}
@@ -100,7 +96,7 @@ a cluster version too.`,
 // showPlan writes a plan as a table (through table) or structured, and
 // turns a refusal the plan came with into the command's error.
 func showPlan(w io.Writer, output string, plan any, refusal error, table func(io.Writer)) error {
-	if output == "table" {
+	if output == formatText {
 		table(w)
 	} else if err := writeStructured(w, output, plan); err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/tmbox/tmbox/installer"
+	"github.com/tmbox/tmbox/installer/provider"
 	"github.com/tmbox/tmbox/preflight"
 )
 
@@ -36,14 +37,14 @@ failures into warnings. See docs/preflight.md.`,
   tmbox preflight --create-cluster --fix`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output, "table", "json"); err != nil {
-				return err
-			}
 			p.CatalogFile, p.Kubeconfig, p.Context = g.catalogFile, g.kubeconfig, g.context
 			p.Platform = pf.settings(cmd.Flags(), g.platform)
 			p.Logger = g.logger(cmd.ErrOrStderr())
 			if !cmd.Flags().Changed("create-cluster") && !kubeconfigExists(g) {
+				// Say which target is checked: without a kubeconfig it is
+				// this host, for the kind cluster install would create.
 				p.CreateCluster = true
+				fmt.Fprintf(cmd.ErrOrStderr(), "no kubeconfig found (looked in %s): checking this host for a kind cluster (what tmbox install --create-cluster needs); pass --kubeconfig FILE or --context NAME to check an existing cluster\n", provider.LookedIn(""))
 			}
 			if err := p.Validate(); err != nil {
 				return &usageError{err}
@@ -72,7 +73,7 @@ failures into warnings. See docs/preflight.md.`,
 	addPlatformFlags(f, &pf)
 	f.BoolVar(&fix, "fix", false, "apply the safe remedies of failed host checks (e.g. inotify limits), after confirmation")
 	f.BoolVarP(&yes, "yes", "y", false, "with --fix, do not ask for confirmation")
-	outputFlag(cmd, &output, "table", "json")
+	outputFlag(cmd, &output, allFormats()...)
 	_ = cmd.RegisterFlagCompletionFunc("release", g.completeReleases)
 	return cmd
 }
@@ -161,8 +162,8 @@ func printReport(cmd *cobra.Command, output string, p *installer.Preflight, rep 
 	if p.CreateCluster {
 		target = "kind cluster " + p.KindConfig().Name + " on this host"
 	}
-	if output == "json" {
-		return writeStructured(cmd.OutOrStdout(), "json", preflightOutput{Release: rep.Release, Target: target, Passed: rep.Err() == nil, Results: rep.Results})
+	if output != formatText {
+		return writeStructured(cmd.OutOrStdout(), output, preflightOutput{Release: rep.Release, Target: target, Passed: rep.Err() == nil, Results: rep.Results})
 	}
 	var rows [][]string
 	for _, r := range rep.Results {

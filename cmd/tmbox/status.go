@@ -15,15 +15,11 @@ import (
 func newStatusCmd(g *globalOptions) *cobra.Command {
 	var output, mirror string
 	var watch time.Duration
-	formats := []string{"table", "json", "yaml"}
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the installed release and each component's health; exit 1 when unhealthy",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, formats...); err != nil {
-				return err
-			}
 			if watch < 0 {
 				return &usageError{fmt.Errorf("--watch %s is negative", watch)}
 			}
@@ -43,7 +39,7 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 			return statusOnce(cmd, g, output, mirror)
 		},
 	}
-	outputFlag(cmd, &output, formats...)
+	outputFlag(cmd, &output, allFormats()...)
 	cmd.Flags().StringVar(&mirror, "mirror", "", "read the release's manifests from this directory for the drift check (default: tmbox's download cache)")
 	cmd.Flags().DurationVar(&watch, "watch", 0, "refresh every DURATION (e.g. 5s) until Ctrl-C")
 	cmd.Flags().Lookup("watch").NoOptDefVal = "5s"
@@ -57,7 +53,7 @@ func statusOnce(cmd *cobra.Command, g *globalOptions, output, mirror string) err
 		return err
 	}
 	w := cmd.OutOrStdout()
-	if output != "table" {
+	if output != formatText {
 		if err := writeStructured(w, output, st); err != nil {
 			return err
 		}

@@ -3,9 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
+	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/installer"
+	"github.com/tmbox/tmbox/tui"
 )
 
 // printIngress prints where functions are served and, when they cannot be
@@ -58,4 +61,40 @@ func printNext(w io.Writer, urlPattern string, in *installer.Ingress) {
 	default:
 		fmt.Fprintf(w, "  kubectl run curl --rm -it --restart=Never --image=curlimages/curl -- curl http://%s/\n", host)
 	}
+}
+
+// componentNamespaces are the namespaces each component's pods run in
+// (the upstream manifests'). Pods carry none of tmbox's labels (only the
+// objects tmbox applies do), so the summary lists pods by namespace.
+func componentNamespaces() map[string]string {
+	return map[string]string{
+		catalog.Istio:           "istio-system",
+		catalog.KnativeServing:  "knative-serving",
+		catalog.NetIstio:        "knative-serving",
+		catalog.KnativeEventing: "knative-eventing",
+		catalog.TriggerMesh:     "triggermesh",
+		catalog.TriggerMeshCore: "triggermesh",
+	}
+}
+
+// summaryNext is the wizard summary's next commands, each one a shell
+// can run as written: the status, the installed components' pods, an
+// upgrade. The cluster is kubeconfig (a kind cluster tmbox made: exported
+// first) or kcFlag (" --kubeconfig FILE --context NAME", or "").
+func summaryNext(kubeconfig, kcFlag string, installed []tui.Component) []string {
+	var namespaces []string
+	for _, c := range installed {
+		if ns := componentNamespaces()[c.Name]; ns != "" && !slices.Contains(namespaces, ns) {
+			namespaces = append(namespaces, ns)
+		}
+	}
+	var next []string
+	if kubeconfig != "" {
+		next = append(next, "export KUBECONFIG="+kubeconfig)
+	}
+	next = append(next, "tmbox status"+kcFlag)
+	if len(namespaces) > 0 {
+		next = append(next, "kubectl"+kcFlag+" get pods -A | grep -E '^(NAMESPACE|"+strings.Join(namespaces, "|")+") '")
+	}
+	return append(next, "tmbox upgrade --to RELEASE"+kcFlag+"   # tmbox versions lists the releases")
 }

@@ -32,10 +32,12 @@ const stateKey = "state.json"
 
 // supportFlags are support-bundle's flags.
 type supportFlags struct {
-	output, inspect, stateDir, mirror string
-	since, timeout                    time.Duration
-	maxLogLines                       int64
-	redact                            bool
+	file, inspect, stateDir, mirror string
+	// output is -o: the format of what is printed.
+	output         string
+	since, timeout time.Duration
+	maxLogLines    int64
+	redact         bool
 }
 
 func newSupportBundleCmd(g *globalOptions) *cobra.Command {
@@ -62,12 +64,12 @@ or the kind cluster tmbox created in --state-dir). When it cannot be reached, th
 bundle still holds this host's part and tmbox's local logs, and the command
 exits 1 saying so. Nothing is written to the cluster. See docs/operations.md.`,
 		Example: `  tmbox support-bundle
-  tmbox support-bundle -o /tmp/case-4711.tar.gz --since 6h --max-log-lines 2000
+  tmbox support-bundle --file /tmp/case-4711.tar.gz --since 6h --max-log-lines 2000
   tmbox support-bundle --inspect tmbox-support-20260301T120000Z.tar.gz`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.inspect != "" {
-				return inspectSupportBundle(cmd.OutOrStdout(), f.inspect)
+				return inspectSupportBundle(cmd.OutOrStdout(), f.inspect, f.output)
 			}
 			path, err := f.bundlePath(time.Now())
 			if err != nil {
@@ -77,7 +79,8 @@ exits 1 saying so. Nothing is written to the cluster. See docs/operations.md.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&f.output, "output", "o", "", "write the bundle to this file, ending in .tar.gz or .tgz (default tmbox-support-<UTC time>.tar.gz here)")
+	fl.StringVar(&f.file, "file", "", "write the bundle to this file, ending in .tar.gz or .tgz (default tmbox-support-<UTC time>.tar.gz here)")
+	outputFlag(cmd, &f.output, allFormats()...).movedTo("--file FILE")
 	fl.DurationVar(&f.since, "since", support.DefaultSince, "collect events and current container logs this far back")
 	fl.Int64Var(&f.maxLogLines, "max-log-lines", support.DefaultMaxLogLines, "keep this many of each container log's last lines")
 	fl.BoolVar(&f.redact, "redact", true, "replace values that look like credentials with ***REDACTED***")
@@ -98,16 +101,16 @@ func (f supportFlags) bundlePath(now time.Time) (string, error) {
 	case f.timeout <= 0:
 		return "", &usageError{fmt.Errorf("--timeout must be positive, got %s", f.timeout)}
 	}
-	if f.output == "" {
+	if f.file == "" {
 		return defaultBundleName(now, f.redact), nil
 	}
-	if !strings.HasSuffix(f.output, ".tar.gz") && !strings.HasSuffix(f.output, ".tgz") {
-		return "", &usageError{fmt.Errorf("-o %s: the bundle is a .tar.gz: name it FILE.tar.gz or FILE.tgz", f.output)}
+	if !strings.HasSuffix(f.file, ".tar.gz") && !strings.HasSuffix(f.file, ".tgz") {
+		return "", &usageError{fmt.Errorf("--file %s: the bundle is a .tar.gz: name it FILE.tar.gz or FILE.tgz", f.file)}
 	}
-	if !f.redact && !strings.Contains(strings.ToLower(f.output), "unredacted") {
-		return "", &usageError{fmt.Errorf("-o %s: with --redact=false the bundle holds credentials, and its name must say so: put \"unredacted\" in it", f.output)}
+	if !f.redact && !strings.Contains(strings.ToLower(f.file), "unredacted") {
+		return "", &usageError{fmt.Errorf("--file %s: with --redact=false the bundle holds credentials, and its name must say so: put \"unredacted\" in it", f.file)}
 	}
-	return f.output, nil
+	return f.file, nil
 }
 
 // defaultBundleName is tmbox-support-<UTC time>.tar.gz, with UNREDACTED
@@ -162,13 +165,12 @@ func runSupportBundle(cmd *cobra.Command, g *globalOptions, f supportFlags, path
 		return err
 	}
 	ix := res.Index
-	redacted := "not redacted"
+	redacted, replaced := "not redacted", 0
 	if ix.Redacted {
-		n := 0
 		for _, r := range res.Report.Redactions {
-			n += r.Count
+			replaced += r.Count
 		}
-		redacted = fmt.Sprintf("redacted: %d values replaced", n)
+		redacted = fmt.Sprintf("redacted: %d values replaced", replaced)
 	}
 	fmt.Fprintf(errOut, "[support] wrote %s (%s, %d files, %s)\n", path, humanBytes(res.Bytes), len(ix.Files), redacted)
 	// Without the cluster, the error below says so once; the warning
@@ -183,7 +185,14 @@ func runSupportBundle(cmd *cobra.Command, g *globalOptions, f supportFlags, path
 	if len(names) > 0 {
 		fmt.Fprintf(errOut, "[support] warning: not collected: %s (tmbox support-bundle --inspect %s shows why)\n", strings.Join(names, ", "), path)
 	}
-	fmt.Fprintln(cmd.OutOrStdout(), path)
+	if f.output != formatText {
+		doc := supportOutput{File: path, Bytes: res.Bytes, Files: len(ix.Files), Redacted: ix.Redacted, Replaced: replaced, Cluster: ix.Cluster, NotCollected: names}
+		if err := writeStructured(cmd.OutOrStdout(), f.output, doc); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(cmd.OutOrStdout(), path)
+	}
 	if !ix.Cluster.Reachable {
 		return fmt.Errorf("wrote %s, but nothing could be collected from the cluster (%s): it holds only this host's part and tmbox's local files", path, ix.Cluster.Error)
 	}
@@ -228,11 +237,35 @@ func supportCluster(ctx context.Context, kubeconfig, kubeContext string) support
 	return c
 }
 
-// inspectSupportBundle prints a bundle's index.
-func inspectSupportBundle(w io.Writer, file string) error {
+// supportOutput is what support-bundle -o json|yaml prints.
+type supportOutput struct {
+	File     string `json:"file"`
+	Bytes    int64  `json:"bytes"`
+	Files    int    `json:"files"`
+	Redacted bool   `json:"redacted"`
+	// Replaced counts the values redaction replaced.
+	Replaced int                  `json:"replaced"`
+	Cluster  support.ClusterIndex `json:"cluster"`
+	// NotCollected names what failed besides the cluster being
+	// unreachable.
+	NotCollected []string `json:"notCollected,omitempty"`
+}
+
+// inspectSupportBundle prints a bundle's index (-o json|yaml: the index,
+// the redaction report and the problems found).
+func inspectSupportBundle(w io.Writer, file, output string) error {
 	in, err := support.InspectFile(file)
 	if err != nil {
 		return err
+	}
+	if output != formatText {
+		if err := writeStructured(w, output, map[string]any{"index": in.Index, "redactionReport": in.Report, "problems": in.Problems}); err != nil {
+			return err
+		}
+		if len(in.Problems) > 0 {
+			return errors.New("the bundle's index does not match its files")
+		}
+		return nil
 	}
 	ix := in.Index
 	fmt.Fprintf(w, "Support bundle %s\n", file)

@@ -35,8 +35,10 @@ func TestSupportBundleFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unredacted name must say so", []string{"--redact=false", "-o", "bundle.tar.gz"}, `put "unredacted" in it`},
-		{"not a tar.gz", []string{"-o", "json"}, "name it FILE.tar.gz"},
+		{"unredacted name must say so", []string{"--redact=false", "--file", "bundle.tar.gz"}, `put "unredacted" in it`},
+		{"not a tar.gz", []string{"--file", "json"}, "name it FILE.tar.gz"},
+		{"-o is the format", []string{"-o", "case.tar.gz"}, "-o is the output format now (text, json, yaml); use --file FILE"},
+		{"--output is the format", []string{"--output", "case.tar.gz"}, "-o is the output format now"},
 		{"since", []string{"--since", "0s"}, "--since must be positive"},
 		{"max log lines", []string{"--max-log-lines", "0"}, "--max-log-lines must be positive"},
 		{"timeout", []string{"--timeout", "-1s"}, "--timeout must be positive"},
@@ -69,8 +71,8 @@ func TestSupportBundleNames(t *testing.T) {
 	}{
 		{supportFlags{redact: true}, "tmbox-support-20260301T120405Z.tar.gz"},
 		{supportFlags{redact: false}, "tmbox-support-UNREDACTED-20260301T120405Z.tar.gz"},
-		{supportFlags{redact: false, output: "/tmp/case-Unredacted.tgz"}, "/tmp/case-Unredacted.tgz"},
-		{supportFlags{redact: true, output: "x.tar.gz"}, "x.tar.gz"},
+		{supportFlags{redact: false, file: "/tmp/case-Unredacted.tgz"}, "/tmp/case-Unredacted.tgz"},
+		{supportFlags{redact: true, file: "x.tar.gz"}, "x.tar.gz"},
 	}
 	for _, tt := range tests {
 		tt.f.since, tt.f.maxLogLines, tt.f.timeout = time.Hour, 1, time.Minute
@@ -248,7 +250,7 @@ func plantLog(t *testing.T, stateDir string) {
 // says what it could not collect, and exits 1.
 func checkUnreachable(t *testing.T, out string, extra ...string) support.Index {
 	t.Helper()
-	args := append([]string{"support-bundle", "--kubeconfig", unreachableKubeconfig(t), "-o", out, "--mirror", upstreamDir(t)}, extra...)
+	args := append([]string{"support-bundle", "--kubeconfig", unreachableKubeconfig(t), "--file", out, "--mirror", upstreamDir(t)}, extra...)
 	start := time.Now()
 	stdout, errOut, err := run(t, args...)
 	t.Logf("unreachable: %s", time.Since(start).Round(time.Millisecond))
@@ -381,7 +383,7 @@ func TestIntegrationSupportBundle(t *testing.T) {
 
 	out := filepath.Join(t.TempDir(), "bundle.tar.gz")
 	start = time.Now()
-	stdout, errOut, err := run(t, "support-bundle", "--kubeconfig", c.Kubeconfig, "-o", out, "--mirror", upstreamDir(t))
+	stdout, errOut, err := run(t, "support-bundle", "--kubeconfig", c.Kubeconfig, "--file", out, "--mirror", upstreamDir(t))
 	took := time.Since(start)
 	t.Logf("support-bundle: %s\n%s", took.Round(time.Millisecond), errOut)
 	if err != nil {

@@ -30,12 +30,10 @@ hop is verified before anything is written. See docs/upgrade.md.`,
   tmbox upgrade --to 1.22 --allow-downgrade`,
 		Args: noArgs,
 		RunE: withResult(&output, func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output, "text", "json"); err != nil {
-				return err
-			}
 			up.CatalogFile, up.Kubeconfig, up.Context = g.catalogFile, g.kubeconfig, g.context
 			up.Platform, up.ResetPlatform = pf.settings(cmd.Flags(), g.platform), pf.resetPlatform
 			up.Addons = g.addons
+			up.Images = g.images
 			if !yes && !up.DryRun && output == "text" && interactive(cmd) {
 				b := &wizardBackend{g: g, mode: tui.ModeUpgrade, base: up.Options, allowDowngrade: up.AllowDowngrade, noRollback: up.NoRollback}
 				a := initialAnswers(g, up.Options)
@@ -53,13 +51,13 @@ hop is verified before anything is written. See docs/upgrade.md.`,
 				if plan == nil {
 					return err
 				}
-				return showPlan(cmd.OutOrStdout(), "table", plan, err, func(w io.Writer) { printUpgradePlan(w, plan, true) })
+				return showPlan(cmd.OutOrStdout(), formatText, plan, err, func(w io.Writer) { printUpgradePlan(w, plan, true) })
 			}
 			up.Confirm = func(p *installer.UpgradePlan) error {
 				if output == "text" {
 					printUpgradePlan(cmd.ErrOrStderr(), p, false)
 				}
-				return confirm(cmd, yes, fmt.Sprintf("Upgrade from %s to %s in %d hop(s)?", p.From, p.To, len(p.Hops)))
+				return confirmTarget(cmd, g, yes, true, func(cluster string) string { return upgradeQuestion(cluster, p) })
 			}
 			err := up.Run(cmd.Context())
 			var pe *catalog.PlanError
@@ -86,8 +84,9 @@ hop is verified before anything is written. See docs/upgrade.md.`,
 	f.StringVar(&up.Registry, "registry", "", "push the bundle's images to HOST[:PORT][/PREFIX] (default: the registry the install used)")
 	addPlatformFlags(f, &pf)
 	addResetFlag(f, &pf)
+	addImageMapFlag(f, g)
 	f.DurationVar(&up.WaitForLock, "wait-for-lock", 0, "wait up to this long for another tmbox changing the cluster to finish (default: refuse at once)")
-	outputFlag(cmd, &output, "text", "json")
+	outputFlag(cmd, &output, streamFormats()...)
 	_ = cmd.RegisterFlagCompletionFunc("to", g.completeReleases)
 	return cmd
 }
@@ -113,4 +112,10 @@ func printUpgradePlan(w io.Writer, p *installer.UpgradePlan, details bool) {
 			}
 		}
 	}
+}
+
+// upgradeQuestion is upgrade's confirmation: which cluster, from and to
+// which release, in how many hops.
+func upgradeQuestion(cluster string, p *installer.UpgradePlan) string {
+	return fmt.Sprintf("Upgrade %s from %s to %s in %d hop(s)?", cluster, p.From, p.To, len(p.Hops))
 }

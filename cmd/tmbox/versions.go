@@ -20,15 +20,11 @@ type releaseView struct {
 
 func newVersionsCmd(g *globalOptions) *cobra.Command {
 	var output string
-	formats := []string{"table", "json", "yaml"}
 	cmd := &cobra.Command{
 		Use:   "versions",
 		Short: "List the releases tmbox can install and what each pins",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output, formats...); err != nil {
-				return err
-			}
 			cat, err := g.catalog()
 			if err != nil {
 				return err
@@ -45,7 +41,7 @@ func newVersionsCmd(g *globalOptions) *cobra.Command {
 				}
 				views = append(views, v)
 			}
-			if output != "table" {
+			if output != formatText {
 				return writeStructured(cmd.OutOrStdout(), output, map[string]any{"releases": views})
 			}
 			header := append([]string{"RELEASE"}, catalog.ComponentNames()...)
@@ -64,6 +60,6 @@ func newVersionsCmd(g *globalOptions) *cobra.Command {
 			return table(cmd.OutOrStdout(), header, rows)
 		},
 	}
-	outputFlag(cmd, &output, formats...)
+	outputFlag(cmd, &output, allFormats()...)
 	return cmd
 }

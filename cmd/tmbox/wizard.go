@@ -639,13 +639,13 @@ func (b *wizardBackend) Run(ctx context.Context, a tui.Answers, report func(tui.
 			}
 		}
 	}
-	kcFlag := ""
+	kcFlag, kubeconfig := "", ""
 	status := installer.GetStatus{Kubeconfig: o.Kubeconfig, Context: o.Context, SkipDrift: true}
 	if o.CreateCluster {
 		kc := o.KindConfig()
 		sum.Ingress = fmt.Sprintf("http://%s:%d", kc.ListenAddress, kc.HTTPPort)
 		status = installer.GetStatus{Kubeconfig: o.KindProvider(nil).KubeconfigPath(), SkipDrift: true}
-		kcFlag = " --kubeconfig " + status.Kubeconfig
+		kubeconfig = status.Kubeconfig
 	} else {
 		sum.Ingress = "the LoadBalancer address of Service istio-system/istio-ingressgateway (kubectl -n istio-system get svc istio-ingressgateway)"
 		if o.Kubeconfig != "" {
@@ -665,11 +665,7 @@ func (b *wizardBackend) Run(ctx context.Context, a tui.Answers, report func(tui.
 	} else {
 		sum.Functions = st.URLPattern
 	}
-	sum.Next = []string{
-		"tmbox status" + kcFlag,
-		"kubectl" + kcFlag + " get pods -A -l app.kubernetes.io/managed-by=tmbox",
-		"tmbox upgrade --to <release>" + kcFlag + "   (tmbox versions lists them)",
-	}
+	sum.Next = summaryNext(kubeconfig, kcFlag, sum.Versions)
 	return sum, nil
 }
 

@@ -84,7 +84,7 @@ func Build(ctx context.Context, root string) (*Image, error) {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("hack/kindimage/build.sh: %w (build the node image once on the host first: its cold stages need the Debian mirror and the module proxy)\n%s",
+		return nil, fmt.Errorf("hack/kindimage/build.sh: %w (run `make kind-image` on the host first — make test does: its cold stages need the Debian mirror and the module proxy)\n%s",
 			err, strings.TrimSpace(stderr.String()))
 	}
 	img, err := Latest()

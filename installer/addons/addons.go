@@ -45,6 +45,11 @@ const (
 	// value may hold: with the chart's name and version and the release's
 	// values it tells an unchanged add-on from a changed one.
 	LabelChartDigest = "tmbox.dev/chart-digest"
+	// LabelImageMap is a release label holding a digest of the image
+	// mapping (Manager.Images) applied to the release's manifests, set
+	// only when one applied: with the chart and values it tells an
+	// unchanged add-on from one whose images move to another registry.
+	LabelImageMap = "tmbox.dev/image-map"
 )
 
 // Addon is one declared add-on: an entry of the InstallConfig's addons:

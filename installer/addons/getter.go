@@ -109,6 +109,9 @@ type waitingClient struct {
 	// Wait takes none).
 	ctx  context.Context
 	wait func(ctx context.Context, objs []*unstructured.Unstructured, budget time.Duration) error
+	// rewrite is the image mapping of the add-on the call serves (none
+	// for most calls): see Create.
+	rewrite imageRewrite
 }
 
 // Wait waits with tmbox's waiter (nothing to do without one).

@@ -45,7 +45,9 @@ func Render(l *Loaded, namespace string) (manifest string, hooks []string, err e
 // sorted and once each, the image of every container, init container
 // and ephemeral container of every pod template in the release's
 // objects and hooks (Pods, workloads, Jobs, CronJobs, and any custom
-// resource that embeds a pod spec), for air-gap bundling.
+// resource that embeds a pod spec), for air-gap bundling. Istio's
+// injection placeholder "auto" (InjectedImage) is not an image and is
+// left out.
 func Images(l *Loaded, namespace string) ([]string, error) {
 	manifest, hooks, err := Render(l, namespace)
 	if err != nil {
@@ -73,6 +75,11 @@ func Images(l *Loaded, namespace string) ([]string, error) {
 	return out, nil
 }
 
+// InjectedImage is the image Istio's gateway charts give the proxy
+// container: the sidecar injector replaces it with the mesh's proxy image
+// (one of the stack's images) when the pod is created.
+const InjectedImage = "auto"
+
 // collectImages adds the images of every container list found anywhere
 // under v (a "containers", "initContainers" or "ephemeralContainers" list
 // of mappings with an "image").
@@ -84,8 +91,10 @@ func collectImages(v any, seen map[string]bool) {
 				if list, ok := e.([]any); ok {
 					for _, c := range list {
 						if cm, ok := c.(map[string]any); ok {
-							if img, ok := cm["image"].(string); ok && strings.TrimSpace(img) != "" {
-								seen[strings.TrimSpace(img)] = true
+							if img, ok := cm["image"].(string); ok {
+								if img = strings.TrimSpace(img); img != "" && img != InjectedImage {
+									seen[img] = true
+								}
 							}
 						}
 					}

@@ -72,17 +72,33 @@ func TestRenderNamespace(t *testing.T) {
 }
 
 // TestImagesGatewayChart renders a real chart nobody here wrote: Istio's
-// gateway chart leaves its one image to istiod's injection webhook.
+// gateway chart leaves its proxy image to istiod's injection webhook
+// ("auto", not an image), and takes init containers from its values.
 func TestImagesGatewayChart(t *testing.T) {
-	loaded, err := Load(context.Background(), []Addon{{Name: "tenant-gateway", Chart: gatewayChart(t), Namespace: "tenant"}}, LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
+	chart := gatewayChart(t)
+	tests := []struct {
+		name   string
+		values map[string]any
+		want   []string
+	}{
+		{"defaults: only the injected proxy", nil, []string{}},
+		{"an init container from the values", map[string]any{"initContainers": []any{
+			map[string]any{"name": "wait", "image": "registry.example.com/tenant/wait:1.0"},
+		}}, []string{"registry.example.com/tenant/wait:1.0"}},
 	}
-	got, err := Images(loaded[0], "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, []string{"auto"}) {
-		t.Errorf("got %q", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			loaded, err := Load(context.Background(), []Addon{{Name: "tenant-gateway", Chart: chart, Namespace: "tenant", Values: tt.values}}, LoadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Images(loaded[0], "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

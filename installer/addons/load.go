@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -46,8 +47,18 @@ type Loaded struct {
 	// ChartDigest is sha256:HEX of the chart archive's bytes, or, for a
 	// chart directory, of a deterministic archive of it: an uncompressed
 	// tar of the files Helm loaded (after .helmignore), sorted by path,
-	// each as CHART/PATH with mode 0644, owner 0 and time 0.
+	// each as CHART/PATH with mode 0644, owner 0 and time 0. For a chart
+	// loaded from a bundle it is the digest the chart had where the
+	// bundle was made (BundledChart.ChartDigest), so the release's chart
+	// is the same whichever way it arrived.
 	ChartDigest string
+	// FromBundle reports that the chart was read from an air-gap bundle
+	// (LoadOptions.Bundled).
+	FromBundle bool
+
+	// archive is the chart archive's bytes as read or pulled (none for a
+	// chart directory): what Archive returns.
+	archive []byte
 }
 
 // LoadOptions says where Load may fetch charts from.
@@ -59,6 +70,32 @@ type LoadOptions struct {
 	// (credentials from Helm's registry config and Docker's) when an
 	// oci:// chart is declared.
 	Registry *registry.Client
+	// Bundled are the charts an air-gap bundle carries, by add-on name.
+	// An add-on named here is loaded from the bundle: its chart path is
+	// never read and its oci:// reference never pulled; a version or
+	// digest it declares must be the bundled chart's, and every image it
+	// renders with its values must be one the bundle holds.
+	Bundled map[string]BundledChart
+}
+
+// BundledChart is an add-on's chart as an air-gap bundle carries it.
+type BundledChart struct {
+	// Archive is the path of the chart archive (in the extracted,
+	// verified bundle).
+	Archive string
+	// SHA256 is the archive's lowercase hex sha256, checked again as it
+	// is read.
+	SHA256 string
+	// Chart and Version are the chart's name and version as the bundle
+	// records them; the archive's Chart.yaml must agree.
+	Chart, Version string
+	// ChartDigest is the add-on's chart digest where the bundle was made
+	// (Loaded.ChartDigest there): a declared digest is checked against
+	// it, and it becomes the loaded chart's ChartDigest.
+	ChartDigest string
+	// Images are the images the bundle holds (any of them, not only the
+	// ones bundled for this add-on): the add-on may render no other.
+	Images []string
 }
 
 // Load validates the add-ons and reads each one's chart (a .tgz or a
@@ -100,10 +137,26 @@ func loadOne(ctx context.Context, i int, a Addon, opts *LoadOptions) (*Loaded, e
 	at := func(name, format string, args ...any) error {
 		return &Error{Path: field(i, name), Err: fmt.Errorf("add-on %s: "+format, append([]any{quote(a.Name)}, args...)...)}
 	}
-	if IsOCI(a.Chart) && opts.AirGapped && a.Digest == "" {
+	bundled, fromBundle := opts.Bundled[a.Name]
+	if fromBundle {
+		if a.Version != "" && !sameVersion(a.Version, bundled.Version) {
+			return nil, at("version", "the bundle carries chart %s version %s for this add-on, not %s", bundled.Chart, quote(bundled.Version), quote(a.Version))
+		}
+		if a.Digest != "" && a.Digest != bundled.ChartDigest {
+			return nil, at("digest", "the bundle carries chart %s %s with digest %s, not %s as declared", bundled.Chart, bundled.Version, bundled.ChartDigest, a.Digest)
+		}
+	} else if IsOCI(a.Chart) && opts.AirGapped && a.Digest == "" {
 		return nil, at("digest", "missing: in air-gap mode an oci:// chart must be pinned by the sha256 digest of its archive")
 	}
-	ch, digest, err := loadChart(ctx, a, opts)
+	var ch *chart.Chart
+	var digest string
+	var archive []byte
+	var err error
+	if fromBundle {
+		ch, digest, archive, err = loadBundled(bundled)
+	} else {
+		ch, digest, archive, err = loadChart(ctx, a, opts)
+	}
 	if err != nil {
 		var de *digestError
 		if errors.As(err, &de) {
@@ -116,6 +169,9 @@ func loadOne(ctx context.Context, i int, a Addon, opts *LoadOptions) (*Loaded, e
 	}
 	if a.Version != "" && !sameVersion(a.Version, ch.Metadata.Version) {
 		return nil, at("version", "chart %s has version %s, not %s", ch.Name(), quote(ch.Metadata.Version), quote(a.Version))
+	}
+	if fromBundle && (ch.Name() != bundled.Chart || ch.Metadata.Version != bundled.Version) {
+		return nil, at("chart", "the bundle records chart %s %s for this add-on, its archive holds %s %s", bundled.Chart, bundled.Version, ch.Name(), ch.Metadata.Version)
 	}
 	vals := map[string]any{}
 	for j, f := range a.ValuesFiles {
@@ -145,7 +201,19 @@ func loadOne(ctx context.Context, i int, a Addon, opts *LoadOptions) (*Loaded, e
 			return nil, at(valuesPath(a), "values do not match chart %s's values.schema.json: %s", ch.Name(), oneLine(err.Error(), ch.Name()))
 		}
 	}
-	return &Loaded{Addon: a, Chart: ch, Values: vals, ChartDigest: digest}, nil
+	ld := &Loaded{Addon: a, Chart: ch, Values: vals, ChartDigest: digest, FromBundle: fromBundle, archive: archive}
+	if fromBundle {
+		images, err := Images(ld, "")
+		if err != nil {
+			return nil, at(valuesPath(a), "%w", err)
+		}
+		for _, img := range images {
+			if !slices.Contains(bundled.Images, img) {
+				return nil, at(valuesPath(a), "with these values chart %s runs image %s, which the bundle does not hold (it was bundled with other values: run tmbox bundle create --config again with these)", ch.Name(), img)
+			}
+		}
+	}
+	return ld, nil
 }
 
 // valuesPath is the setting a schema failure is reported at: the inline
@@ -209,52 +277,71 @@ func (e *digestError) Error() string {
 	return fmt.Sprintf("the chart's digest is %s, not %s as declared", e.got, e.want)
 }
 
-// loadChart reads the add-on's chart and its digest.
-func loadChart(ctx context.Context, a Addon, opts *LoadOptions) (*chart.Chart, string, error) {
+// loadChart reads the add-on's chart, its digest and, unless it is a
+// directory, its archive's bytes.
+func loadChart(ctx context.Context, a Addon, opts *LoadOptions) (*chart.Chart, string, []byte, error) {
 	if IsOCI(a.Chart) {
 		data, err := pull(ctx, a, opts)
 		if err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		return loadArchive(a, data, a.Chart+":"+a.Version)
 	}
 	fi, err := os.Stat(a.Chart)
 	if err != nil {
-		return nil, "", fmt.Errorf("chart: %w", err) // an *fs.PathError naming the path
+		return nil, "", nil, fmt.Errorf("chart: %w", err) // an *fs.PathError naming the path
 	}
 	if !fi.IsDir() {
 		data, err := catalog.ReadLimited(a.Chart, MaxChartArchiveSize)
 		if err != nil {
-			return nil, "", fmt.Errorf("chart: %w", err) // names the path
+			return nil, "", nil, fmt.Errorf("chart: %w", err) // names the path
 		}
 		return loadArchive(a, data, a.Chart)
 	}
 	ch, err := loader.LoadDir(a.Chart)
 	if err != nil {
-		return nil, "", fmt.Errorf("chart directory %s: %w", a.Chart, err)
+		return nil, "", nil, fmt.Errorf("chart directory %s: %w", a.Chart, err)
 	}
 	digest, err := dirDigest(ch)
 	if err != nil {
-		return nil, "", fmt.Errorf("chart directory %s: %w", a.Chart, err)
+		return nil, "", nil, fmt.Errorf("chart directory %s: %w", a.Chart, err)
 	}
 	if a.Digest != "" && a.Digest != digest {
-		return nil, "", &digestError{want: a.Digest, got: digest}
+		return nil, "", nil, &digestError{want: a.Digest, got: digest}
 	}
-	return ch, digest, nil
+	return ch, digest, nil, nil
 }
 
 // loadArchive verifies a chart archive's digest and loads it.
-func loadArchive(a Addon, data []byte, name string) (*chart.Chart, string, error) {
+func loadArchive(a Addon, data []byte, name string) (*chart.Chart, string, []byte, error) {
 	sum := sha256.Sum256(data)
 	digest := "sha256:" + hex.EncodeToString(sum[:])
 	if a.Digest != "" && a.Digest != digest {
-		return nil, "", &digestError{want: a.Digest, got: digest}
+		return nil, "", nil, &digestError{want: a.Digest, got: digest}
 	}
 	ch, err := loader.LoadArchive(bytes.NewReader(data))
 	if err != nil {
-		return nil, "", fmt.Errorf("chart %s is not a chart archive: %w", name, err)
+		return nil, "", nil, fmt.Errorf("chart %s is not a chart archive: %w", name, err)
 	}
-	return ch, digest, nil
+	return ch, digest, data, nil
+}
+
+// loadBundled reads a chart archive a bundle carries, checking its
+// sha256; its digest is the one recorded where the bundle was made.
+func loadBundled(b BundledChart) (*chart.Chart, string, []byte, error) {
+	data, err := catalog.ReadLimited(b.Archive, MaxChartArchiveSize)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("bundled chart: %w", err) // names the path
+	}
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != b.SHA256 {
+		return nil, "", nil, fmt.Errorf("bundled chart %s: sha256 %s, the bundle's manifest says %s", b.Archive, got, b.SHA256)
+	}
+	ch, err := loader.LoadArchive(bytes.NewReader(data))
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("bundled chart %s is not a chart archive: %w", b.Archive, err)
+	}
+	return ch, b.ChartDigest, data, nil
 }
 
 // pull fetches an oci:// chart archive.

@@ -66,6 +66,17 @@ type Manager struct {
 	// MaxHistory is how many revisions Helm keeps per release (0:
 	// DefaultMaxHistory).
 	MaxHistory int
+	// Images maps image references to the ones to run instead: a run's
+	// private registry mapping (--registry), digests pinned. The entries
+	// whose key occurs as a whole reference in an add-on's rendered
+	// manifests (see apply.RewriteImages) are applied to it: to the
+	// release's manifest by a Helm post-renderer, so Helm's stored
+	// manifest holds the rewritten references, and to its hooks' objects
+	// as Helm creates them (Helm 3 does not post-render hooks). The
+	// release is labelled with a digest of those entries
+	// (LabelImageMap), so a new mapping upgrades the release and the same
+	// one leaves it unchanged.
+	Images map[string]string
 }
 
 // Outcome is what Ensure did to one add-on.
@@ -144,7 +155,7 @@ func (m *Manager) maxHistory() int {
 // actionConfig builds Helm's action configuration for one call in
 // namespace ("" for every namespace): Secrets storage there, Helm's kube
 // client with tmbox's waiter.
-func (m *Manager) actionConfig(ctx context.Context, namespace string) (*action.Configuration, error) {
+func (m *Manager) actionConfig(ctx context.Context, namespace string, rewrite imageRewrite) (*action.Configuration, error) {
 	if m.Config == nil {
 		return nil, errors.New("add-ons: no cluster configuration")
 	}
@@ -162,7 +173,7 @@ func (m *Manager) actionConfig(ctx context.Context, namespace string) (*action.C
 		return nil, fmt.Errorf("helm configuration for namespace %s: unexpected kube client %T", namespace, cfg.KubeClient)
 	}
 	kc.Namespace = namespace
-	cfg.KubeClient = &waitingClient{Client: kc, ctx: ctx, wait: m.Wait}
+	cfg.KubeClient = &waitingClient{Client: kc, ctx: ctx, wait: m.Wait, rewrite: rewrite}
 	return cfg, nil
 }
 
@@ -197,10 +208,14 @@ func (m *Manager) Ensure(ctx context.Context, l *Loaded) (Outcome, error) {
 	if err := ctx.Err(); err != nil {
 		return out, fmt.Errorf("add-on %s: %w", quote(a.Name), err)
 	}
+	rewrite, err := m.rewriteFor(l)
+	if err != nil {
+		return out, err
+	}
 	if err := m.ensureNamespace(ctx, a.Namespace); err != nil {
 		return out, fmt.Errorf("add-on %s: %w", quote(a.Name), err)
 	}
-	cfg, err := m.actionConfig(ctx, a.Namespace)
+	cfg, err := m.actionConfig(ctx, a.Namespace, rewrite)
 	if err != nil {
 		return out, fmt.Errorf("add-on %s: %w", quote(a.Name), err)
 	}
@@ -220,7 +235,7 @@ func (m *Manager) Ensure(ctx context.Context, l *Loaded) (Outcome, error) {
 			return out, fmt.Errorf("add-on %s: %w", quote(a.Name), err)
 		}
 	}
-	res, err := m.converge(ctx, cfg, l, hist, out)
+	res, err := m.converge(ctx, cfg, l, rewrite, hist, out)
 	if recovered != "" {
 		res.Action = RecoveredPrefix + res.Action
 		res.Message = recovered + "; then " + res.Message
@@ -233,7 +248,7 @@ func (m *Manager) Ensure(ctx context.Context, l *Loaded) (Outcome, error) {
 
 // converge installs, upgrades or leaves the release (see Ensure); hist
 // has no pending revision.
-func (m *Manager) converge(ctx context.Context, cfg *action.Configuration, l *Loaded, hist []*release.Release, out Outcome) (Outcome, error) {
+func (m *Manager) converge(ctx context.Context, cfg *action.Configuration, l *Loaded, rewrite imageRewrite, hist []*release.Release, out Outcome) (Outcome, error) {
 	a := l.Addon
 	wait := m.Wait != nil && a.WaitEnabled()
 	budget := a.Budget()
@@ -241,7 +256,7 @@ func (m *Manager) converge(ctx context.Context, cfg *action.Configuration, l *Lo
 	last := latest(hist)
 	what := fmt.Sprintf("chart %s %s", out.Chart, out.Version)
 
-	if last != nil && last.Info.Status == release.StatusDeployed && unchanged(last, l) {
+	if last != nil && last.Info.Status == release.StatusDeployed && unchanged(last, l, rewrite) {
 		out.Revision, out.Action = last.Version, ActionUnchanged
 		out.Message = fmt.Sprintf("%s unchanged at revision %d", what, last.Version)
 		if wait {
@@ -269,8 +284,11 @@ func (m *Manager) converge(ctx context.Context, cfg *action.Configuration, l *Lo
 	if last == nil || last.Info.Status == release.StatusUninstalled {
 		in := action.NewInstall(cfg)
 		in.ReleaseName, in.Namespace = a.Name, a.Namespace
-		in.Labels = releaseLabels(l)
+		in.Labels = releaseLabels(l, rewrite)
 		in.Timeout, in.Wait, in.WaitForJobs = budget, wait, wait
+		if len(rewrite) > 0 {
+			in.PostRenderer = rewrite
+		}
 		in.Replace = last != nil
 		log.Info("installing add-on", "chart", out.Chart, "version", out.Version)
 		rel, err := in.RunWithContext(ctx, ch, vals)
@@ -290,8 +308,11 @@ func (m *Manager) converge(ctx context.Context, cfg *action.Configuration, l *Lo
 	good := lastDeployed(hist)
 	up := action.NewUpgrade(cfg)
 	up.Namespace = a.Namespace
-	up.Labels = releaseLabels(l)
+	up.Labels = releaseLabels(l, rewrite)
 	up.Timeout, up.Wait, up.WaitForJobs = budget, wait, wait
+	if len(rewrite) > 0 {
+		up.PostRenderer = rewrite
+	}
 	up.ResetValues = true // exactly l's values, never the previous revision's
 	up.MaxHistory = m.maxHistory()
 	log.Info("upgrading add-on", "chart", out.Chart, "version", out.Version, "from", last.Version)
@@ -411,7 +432,7 @@ func (m *Manager) Uninstall(ctx context.Context, name, namespace string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("uninstall add-on %s: %w", quote(name), err)
 	}
-	cfg, err := m.actionConfig(ctx, namespace)
+	cfg, err := m.actionConfig(ctx, namespace, nil)
 	if err != nil {
 		return fmt.Errorf("uninstall add-on %s: %w", quote(name), err)
 	}
@@ -437,7 +458,7 @@ func (m *Manager) List(ctx context.Context) ([]Status, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("list add-ons: %w", err)
 	}
-	cfg, err := m.actionConfig(ctx, "")
+	cfg, err := m.actionConfig(ctx, "", nil)
 	if err != nil {
 		return nil, fmt.Errorf("list add-ons: %w", err)
 	}
@@ -537,8 +558,12 @@ func stuck(s release.Status) bool {
 }
 
 // releaseLabels are the release labels tmbox sets.
-func releaseLabels(l *Loaded) map[string]string {
-	return map[string]string{LabelManagedBy: ManagedByValue, LabelChartDigest: digestLabel(l.ChartDigest)}
+func releaseLabels(l *Loaded, rewrite imageRewrite) map[string]string {
+	labels := map[string]string{LabelManagedBy: ManagedByValue, LabelChartDigest: digestLabel(l.ChartDigest)}
+	if v := rewrite.label(); v != "" {
+		labels[LabelImageMap] = v
+	}
+	return labels
 }
 
 // digestLabel is a digest's hex cut to a label value's 63 characters.
@@ -551,8 +576,8 @@ func digestLabel(digest string) string {
 }
 
 // unchanged reports whether a release revision has l's chart (name,
-// version, digest) and values, and is tmbox's.
-func unchanged(rel *release.Release, l *Loaded) bool {
+// version, digest), values and image mapping, and is tmbox's.
+func unchanged(rel *release.Release, l *Loaded, rewrite imageRewrite) bool {
 	if rel.Chart == nil || rel.Chart.Metadata == nil || l.Chart.Metadata == nil {
 		return false
 	}
@@ -560,5 +585,6 @@ func unchanged(rel *release.Release, l *Loaded) bool {
 		rel.Chart.Metadata.Version == l.Chart.Metadata.Version &&
 		rel.Labels[LabelManagedBy] == ManagedByValue &&
 		rel.Labels[LabelChartDigest] == digestLabel(l.ChartDigest) &&
+		rel.Labels[LabelImageMap] == rewrite.label() &&
 		valuesEqual(rel.Config, l.Values)
 }

@@ -20,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	metadatafake "k8s.io/client-go/metadata/fake"
 	clienttesting "k8s.io/client-go/testing"
@@ -39,6 +41,7 @@ var builtins = []builtin{
 	{schema.GroupVersionKind{Group: "batch", Version: "v1", Kind: "Job"}, "jobs", true},
 	{schema.GroupVersionKind{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRole"}, "clusterroles", false},
 	{schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}, "customresourcedefinitions", false},
+	{schema.GroupVersionKind{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "ValidatingWebhookConfiguration"}, "validatingwebhookconfigurations", false},
 }
 
 var (
@@ -112,7 +115,9 @@ type establish int
 
 const (
 	establishOnApply establish = iota
-	establishAfterTwoPolls
+	// establishOnWatch: Established once a client watches CRDs (the
+	// API server's controllers, later than the apply's response).
+	establishOnWatch
 	establishNever
 )
 
@@ -132,9 +137,8 @@ type cluster struct {
 	// failApply, when set, makes the apply of an object fail.
 	failApply func(gvr schema.GroupVersionResource, name string) error
 
-	mu       sync.Mutex
-	crdLists int
-	names    int
+	mu    sync.Mutex
+	names int
 }
 
 func newCluster(t *testing.T, est establish, objs ...runtime.Object) *cluster {
@@ -149,7 +153,7 @@ func newCluster(t *testing.T, est establish, objs ...runtime.Object) *cluster {
 	c.mapper.m = c.discover()
 	c.dyn.PrependReactor("patch", "*", c.apply)
 	c.dyn.PrependReactor("create", "*", c.create)
-	c.dyn.PrependReactor("list", "customresourcedefinitions", c.listCRDs)
+	c.dyn.PrependWatchReactor("customresourcedefinitions", c.watchCRDs)
 	return c
 }
 
@@ -247,33 +251,30 @@ func (c *cluster) create(action clienttesting.Action) (bool, runtime.Object, err
 	return true, u, nil
 }
 
-// listCRDs marks every CRD Established on the second poll, when asked to.
-// The polls are the unfiltered lists (LiveHashes lists by label).
-func (c *cluster) listCRDs(action clienttesting.Action) (bool, runtime.Object, error) {
-	if la, ok := action.(clienttesting.ListActionImpl); !ok || !la.GetListRestrictions().Labels.Empty() {
-		return false, nil, nil
-	}
-	c.mu.Lock()
-	c.crdLists++
-	n := c.crdLists
-	c.mu.Unlock()
-	if c.establish != establishAfterTwoPolls || n < 2 {
-		return false, nil, nil
-	}
+// watchCRDs starts a CRD watch and, when asked to, then marks every CRD
+// Established: the watcher sees it as a change, as from an API server.
+func (c *cluster) watchCRDs(action clienttesting.Action) (bool, watch.Interface, error) {
 	tracker := c.dyn.Tracker()
-	list, err := tracker.List(CRDResource(), CRDResource().GroupVersion().WithKind("CustomResourceDefinition"), "")
-	if err != nil {
-		return true, nil, err
+	w, err := tracker.Watch(CRDResource(), "")
+	if err != nil || c.establish != establishOnWatch {
+		return true, w, err
 	}
-	for _, crd := range list.(*unstructured.UnstructuredList).Items {
-		if !HasCondition(&crd, "Established", "True") {
-			setEstablished(&crd)
-			if err := tracker.Update(CRDResource(), &crd, ""); err != nil {
-				return true, nil, err
+	go func() {
+		list, err := tracker.List(CRDResource(), CRDResource().GroupVersion().WithKind("CustomResourceDefinition"), "")
+		if err != nil {
+			c.t.Error(err)
+			return
+		}
+		for _, crd := range list.(*unstructured.UnstructuredList).Items {
+			if !HasCondition(&crd, "Established", "True") {
+				setEstablished(&crd)
+				if err := tracker.Update(CRDResource(), &crd, ""); err != nil {
+					c.t.Error(err)
+				}
 			}
 		}
-	}
-	return false, nil, nil // the tracker lists them
+	}()
+	return true, w, nil
 }
 
 func setEstablished(u *unstructured.Unstructured) {
@@ -356,11 +357,12 @@ func TestApplyOrderAndCRDs(t *testing.T) {
 		name      string
 		establish establish
 		timeout   time.Duration
+		wantWatch bool
 		wantErr   string
 	}{
 		{name: "established at once", establish: establishOnApply, timeout: 2 * time.Second},
-		{name: "established later", establish: establishAfterTwoPolls, timeout: 2 * time.Second},
-		{name: "never established", establish: establishNever, timeout: 300 * time.Millisecond, wantErr: "waiting for 1 CRDs to be Established (e.g. widgets.example.com)"},
+		{name: "established later", establish: establishOnWatch, timeout: 2 * time.Second, wantWatch: true},
+		{name: "never established", establish: establishNever, timeout: 300 * time.Millisecond, wantWatch: true, wantErr: "waiting for 1 CRDs to be Established (e.g. widgets.example.com)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -400,38 +402,55 @@ func TestApplyOrderAndCRDs(t *testing.T) {
 				t.Errorf("Apply = %+v, want %+v", res, want)
 			}
 
-			// Namespace and CRD first, then (after a CRD list, the wait
-			// for Established) everything else.
+			// Namespace and CRD first, then (after the wait for
+			// Established, when the apply's answer did not show it)
+			// everything else. The wait is a watch from a revision read
+			// before the CRDs were written, never a list of every CRD.
 			actions := c.dyn.Actions()
-			lastFirst, firstRest, crdList := -1, -1, -1
+			revision, lastFirst, firstRest, crdWatch := -1, -1, -1, -1
 			for i, a := range actions {
-				pa, ok := a.(clienttesting.PatchActionImpl)
-				if !ok {
-					if la, ok := a.(clienttesting.ListActionImpl); ok && la.GetResource() == CRDResource() && la.GetListRestrictions().Labels.Empty() && crdList < 0 && lastFirst >= 0 {
-						crdList = i
+				switch a := a.(type) {
+				case clienttesting.ListActionImpl:
+					// Lists by label find what is live; the unfiltered
+					// one reads the revision, once.
+					if a.GetResource() == CRDResource() && a.GetListRestrictions().Labels.Empty() {
+						if revision >= 0 {
+							t.Errorf("CRDs listed again at action %d (first at %d): want one revision read, no polling", i, revision)
+						}
+						revision = i
 					}
-					continue
-				}
-				if pa.GetPatchType() != types.ApplyPatchType {
-					t.Errorf("%s patched with %s, want a server-side apply", pa.GetName(), pa.GetPatchType())
-				}
-				if pa.PatchOptions.FieldManager != FieldManager || pa.PatchOptions.Force == nil || !*pa.PatchOptions.Force {
-					t.Errorf("%s applied with %+v, want field manager %q, forced", pa.GetName(), pa.PatchOptions, FieldManager)
-				}
-				switch pa.GetResource().Resource {
-				case "namespaces", "customresourcedefinitions":
-					lastFirst = i
-				default:
-					if firstRest < 0 {
-						firstRest = i
+				case clienttesting.WatchActionImpl:
+					if a.GetResource() == CRDResource() && crdWatch < 0 {
+						crdWatch = i
+					}
+				case clienttesting.PatchActionImpl:
+					if a.GetPatchType() != types.ApplyPatchType {
+						t.Errorf("%s patched with %s, want a server-side apply", a.GetName(), a.GetPatchType())
+					}
+					if a.PatchOptions.FieldManager != FieldManager || a.PatchOptions.Force == nil || !*a.PatchOptions.Force {
+						t.Errorf("%s applied with %+v, want field manager %q, forced", a.GetName(), a.PatchOptions, FieldManager)
+					}
+					switch a.GetResource().Resource {
+					case "namespaces", "customresourcedefinitions":
+						lastFirst = i
+					default:
+						if firstRest < 0 {
+							firstRest = i
+						}
 					}
 				}
 			}
 			if lastFirst < 0 || firstRest < 0 || lastFirst > firstRest {
 				t.Errorf("namespace/CRD applied last at action %d, other objects first at %d: want namespaces and CRDs first\n%v", lastFirst, firstRest, actions)
 			}
-			if crdList < 0 || crdList > firstRest {
-				t.Errorf("CRDs listed (waited for) at action %d, other objects applied from %d: want the wait in between", crdList, firstRest)
+			if revision < 0 || revision > lastFirst {
+				t.Errorf("CRD revision read at action %d, CRDs applied until %d: want it read before", revision, lastFirst)
+			}
+			switch {
+			case tt.wantWatch && (crdWatch < lastFirst || crdWatch > firstRest):
+				t.Errorf("CRDs watched at action %d, applied until %d, other objects applied from %d: want the watch in between", crdWatch, lastFirst, firstRest)
+			case !tt.wantWatch && crdWatch >= 0:
+				t.Errorf("CRDs watched at action %d although the apply's answer showed them Established", crdWatch)
 			}
 			if got, want := patchedNames(c), []string{"app", "cm", "cr", "d", "w", "widgets.example.com"}; !slices.Equal(got, want) {
 				t.Errorf("applied %v, want %v", got, want)
@@ -447,12 +466,6 @@ func TestApplyOrderAndCRDs(t *testing.T) {
 			}
 			if c.mapper.Resets() == 0 {
 				t.Error("the REST mapper was never reset after the CRD was Established")
-			}
-			c.mu.Lock()
-			polls := c.crdLists
-			c.mu.Unlock()
-			if tt.establish == establishAfterTwoPolls && polls < 2 {
-				t.Errorf("CRDs listed %d times, want a wait until the second poll", polls)
 			}
 		})
 	}
@@ -938,5 +951,195 @@ func TestApplyCreatesUnlabelled(t *testing.T) {
 	}
 	if res.Created != 1 {
 		t.Errorf("Apply = %+v, want one created", res)
+	}
+}
+
+// TestWaitEstablishedRelistsAfterWatchError: a watch that fails (its
+// revision expired, say) is followed by one list, which finds the CRD
+// Established.
+func TestWaitEstablishedRelistsAfterWatchError(t *testing.T) {
+	c := newCluster(t, establishNever)
+	watches := 0
+	c.dyn.PrependWatchReactor("customresourcedefinitions", func(clienttesting.Action) (bool, watch.Interface, error) {
+		watches++
+		if watches > 1 {
+			return false, nil, nil
+		}
+		tracker := c.dyn.Tracker()
+		crd, err := tracker.Get(CRDResource(), "", "widgets.example.com")
+		if err != nil {
+			t.Error(err)
+		} else {
+			u := crd.(*unstructured.Unstructured).DeepCopy()
+			setEstablished(u)
+			if err := tracker.Update(CRDResource(), u, ""); err != nil {
+				t.Error(err)
+			}
+		}
+		w := watch.NewFake()
+		go w.Error(&metav1.Status{Status: metav1.StatusFailure, Code: 410, Reason: metav1.StatusReasonExpired})
+		return true, w, nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	objs := []*Object{prepared(t, "c", widgetCRD()), prepared(t, "c", object("example.com/v1", "Widget", "app", "w", nil))}
+	if _, err := c.applier().Apply(ctx, objs, "op"); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	lists := 0
+	for _, a := range c.dyn.Actions() {
+		if la, ok := a.(clienttesting.ListActionImpl); ok && la.GetResource() == CRDResource() && la.GetListRestrictions().Labels.Empty() {
+			lists++
+		}
+	}
+	if watches != 1 || lists != 2 { // the revision, then the list after the failed watch
+		t.Errorf("%d watches and %d unfiltered CRD lists, want 1 and 2", watches, lists)
+	}
+}
+
+// countingDynamic counts server-side applies in flight.
+type countingDynamic struct {
+	dynamic.Interface
+	mu            sync.Mutex
+	inFlight, max int
+}
+
+type countingResource struct {
+	dynamic.NamespaceableResourceInterface
+	c *countingDynamic
+}
+
+type countingNamespaced struct {
+	dynamic.ResourceInterface
+	c *countingDynamic
+}
+
+func (d *countingDynamic) Resource(r schema.GroupVersionResource) dynamic.NamespaceableResourceInterface {
+	return countingResource{d.Interface.Resource(r), d}
+}
+
+func (r countingResource) Namespace(ns string) dynamic.ResourceInterface {
+	return countingNamespaced{r.NamespaceableResourceInterface.Namespace(ns), r.c}
+}
+
+func (r countingNamespaced) Apply(ctx context.Context, name string, obj *unstructured.Unstructured, opts metav1.ApplyOptions, sub ...string) (*unstructured.Unstructured, error) {
+	r.c.mu.Lock()
+	r.c.inFlight++
+	r.c.max = max(r.c.max, r.c.inFlight)
+	r.c.mu.Unlock()
+	time.Sleep(5 * time.Millisecond)
+	defer func() {
+		r.c.mu.Lock()
+		r.c.inFlight--
+		r.c.mu.Unlock()
+	}()
+	return r.ResourceInterface.Apply(ctx, name, obj, opts, sub...)
+}
+
+// TestApplyConcurrencyIsShared: components applied side by side share one
+// Applier's bound.
+func TestApplyConcurrencyIsShared(t *testing.T) {
+	c := newCluster(t, establishOnApply)
+	counting := &countingDynamic{Interface: c.dyn}
+	a := c.applier()
+	a.Dynamic, a.Concurrency = counting, 3
+	var wg sync.WaitGroup
+	for comp := range 4 {
+		var objs []*Object
+		for i := range 6 {
+			objs = append(objs, prepared(t, fmt.Sprint("c", comp), configMap("app", fmt.Sprintf("cm-%d-%d", comp, i), "v")))
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := a.Apply(context.Background(), objs, "op"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if counting.max > 3 || counting.max < 2 {
+		t.Errorf("at most %d applies in flight, want between 2 and the bound of 3", counting.max)
+	}
+	if n := len(c.patches()); n != 24 {
+		t.Errorf("%d applies, want 24", n)
+	}
+}
+
+// TestWaveEarly: while a wave's CRDs are being Established, only objects
+// of kinds already served that neither run pods nor take part in
+// admission may go in.
+func TestWaveEarly(t *testing.T) {
+	gadgetCRD := object("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", "gadgets.example.com", map[string]any{
+		"spec": map[string]any{
+			"group": "example.com", "scope": "Namespaced",
+			"names":    map[string]any{"kind": "Gadget", "plural": "gadgets"},
+			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true}},
+		},
+	})
+	// Widgets are served already and their CRD is unchanged; the Gadget
+	// CRD is new.
+	widgets := prepared(t, "c", widgetCRD())
+	live := widgets.DeepCopy()
+	setEstablished(live)
+	c := newCluster(t, establishOnApply, live)
+	c.mapper.Reset()
+	job := object("batch/v1", "Job", "app", "", nil)
+	job.SetGenerateName("migrate-")
+	objs := map[string]*Object{
+		"namespace":   prepared(t, "c", object("v1", "Namespace", "", "app", nil)),
+		"widget CRD":  widgets,
+		"gadget CRD":  prepared(t, "c", gadgetCRD),
+		"configmap":   prepared(t, "c", configMap("app", "cm", "v")),
+		"clusterrole": prepared(t, "c", object("rbac.authorization.k8s.io/v1", "ClusterRole", "", "cr", nil)),
+		"deployment":  prepared(t, "c", object("apps/v1", "Deployment", "app", "d", nil)),
+		"webhook":     prepared(t, "c", object("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", "", "v", nil)),
+		"widget":      prepared(t, "c", object("example.com/v1", "Widget", "app", "w", nil)),
+		"gadget":      prepared(t, "c", object("example.com/v1", "Gadget", "app", "g", nil)),
+		"job":         prepared(t, "c", job),
+	}
+	// A wave with the new Gadget CRD alone is fresh: workloads go early.
+	want := map[string]bool{"configmap": true, "clusterrole": true, "widget": true, "deployment": true}
+	var all []*Object
+	for _, o := range objs {
+		all = append(all, o)
+	}
+	a := c.applier()
+	l, err := a.ReadLive(context.Background(), all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := a.SendFirst(context.Background(), all, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, o := range objs {
+		if got := w.Early(o); got != want[name] {
+			t.Errorf("Early(%s) = %v, want %v", name, got, want[name])
+		}
+	}
+	if got := patchedNames(c); !slices.Equal(got, []string{"app", "gadgets.example.com"}) {
+		t.Errorf("SendFirst applied %v, want the namespace and the new CRD", got)
+	}
+	if err := w.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// A changed Widget CRD (an upgrade) makes the wave an update: its
+	// Widgets and every workload wait for it.
+	changed := widgetCRD()
+	_ = unstructured.SetNestedField(changed.Object, "Cluster", "spec", "scope")
+	upd := prepared(t, "c", changed)
+	all = []*Object{upd, objs["deployment"], objs["configmap"], objs["widget"]}
+	if l, err = a.ReadLive(context.Background(), all); err != nil {
+		t.Fatal(err)
+	}
+	if w, err = a.SendFirst(context.Background(), all, l); err != nil {
+		t.Fatal(err)
+	}
+	for name, wantEarly := range map[string]bool{"deployment": false, "configmap": true, "widget": false} {
+		if got := w.Early(objs[name]); got != wantEarly {
+			t.Errorf("after a CRD update: Early(%s) = %v, want %v", name, got, wantEarly)
+		}
 	}
 }

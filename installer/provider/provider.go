@@ -9,9 +9,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sort"
+	"strings"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // Provider lays down or finds the cluster tmbox installs into.
@@ -97,12 +100,53 @@ func (e *Existing) Ensure(ctx context.Context) (*rest.Config, error) {
 	if e.Config != nil {
 		return tune(e.Config), nil
 	}
+	loader, _, err := e.load()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := loader.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("existing cluster: kubeconfig: %w", err)
+	}
+	return tune(cfg), nil
+}
+
+// Endpoint names the kubeconfig context and the API server Ensure would
+// use, for prompts ("" context: in-cluster, or a given Config). It reads
+// the kubeconfig only; the cluster is not contacted.
+func (e *Existing) Endpoint() (contextName, server string, err error) {
+	if e.Config != nil {
+		return "", e.Config.Host, nil
+	}
+	loader, raw, err := e.load()
+	if err != nil {
+		return "", "", err
+	}
+	cfg, err := loader.ClientConfig()
+	if err != nil {
+		return "", "", fmt.Errorf("existing cluster: kubeconfig: %w", err)
+	}
+	if raw == nil {
+		return "", cfg.Host, nil // in-cluster
+	}
+	contextName = e.Context
+	if contextName == "" {
+		contextName = raw.CurrentContext
+	}
+	return contextName, cfg.Host, nil
+}
+
+// load reads the kubeconfig as kubectl would and checks it names a
+// cluster, in plain words when it does not: no file at all (naming where
+// it looked), a file without a current context, a --context it lacks. raw
+// is nil for the in-cluster configuration.
+func (e *Existing) load() (clientcmd.ClientConfig, *clientcmdapi.Config, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if e.Kubeconfig != "" {
 		// clientcmd's own message for a missing explicit file is a bare
 		// stat error.
 		if _, err := os.Stat(e.Kubeconfig); err != nil {
-			return nil, fmt.Errorf("existing cluster: kubeconfig %s: %w", e.Kubeconfig, err)
+			return nil, nil, fmt.Errorf("existing cluster: kubeconfig %s: %w", e.Kubeconfig, err)
 		}
 		rules.ExplicitPath = e.Kubeconfig
 	}
@@ -112,20 +156,69 @@ func (e *Existing) Ensure(ctx context.Context) (*rest.Config, error) {
 			continue
 		}
 		if fi, err := os.Stat(p); err == nil && !fi.Mode().IsRegular() {
-			return nil, fmt.Errorf("existing cluster: kubeconfig %s is not a regular file (%s)", p, fi.Mode().Type())
+			return nil, nil, fmt.Errorf("existing cluster: kubeconfig %s is not a regular file (%s)", p, fi.Mode().Type())
 		}
 	}
 	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: e.Context})
-	cfg, err := loader.ClientConfig()
-	switch {
-	case clientcmd.IsEmptyConfig(err) && e.Kubeconfig != "":
-		return nil, fmt.Errorf("existing cluster: kubeconfig %s holds no cluster configuration", e.Kubeconfig)
-	case clientcmd.IsEmptyConfig(err):
-		return nil, fmt.Errorf("existing cluster: no kubeconfig found (looked at %s): pass --kubeconfig, set KUBECONFIG or create ~/.kube/config", lookedAt(rules))
-	case err != nil:
-		return nil, fmt.Errorf("existing cluster: kubeconfig: %w", err)
+	raw, err := loader.RawConfig()
+	if err != nil {
+		return nil, nil, fmt.Errorf("existing cluster: kubeconfig: %w", err)
 	}
-	return tune(cfg), nil
+	names := make([]string, 0, len(raw.Contexts))
+	for n := range raw.Contexts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	switch {
+	case e.Context != "" && raw.Contexts[e.Context] == nil && len(names) == 0:
+		return nil, nil, fmt.Errorf("existing cluster: --context %s: no kubeconfig found (looked in %s): pass --kubeconfig FILE", e.Context, LookedIn(e.Kubeconfig))
+	case e.Context != "" && raw.Contexts[e.Context] == nil:
+		return nil, nil, fmt.Errorf("existing cluster: --context %s: the kubeconfig (%s) has no such context; it has %s", e.Context, lookedAt(rules), strings.Join(names, ", "))
+	case e.Context == "" && raw.CurrentContext == "" && len(names) > 0:
+		return nil, nil, fmt.Errorf("existing cluster: the kubeconfig (%s) sets no current context: pass --context NAME (one of %s) or run kubectl config use-context NAME", lookedAt(rules), strings.Join(names, ", "))
+	case len(names) == 0 && e.Kubeconfig != "":
+		return nil, nil, fmt.Errorf("existing cluster: kubeconfig %s holds no cluster configuration", e.Kubeconfig)
+	case len(names) == 0 && !inCluster():
+		return nil, nil, &NoKubeconfigError{LookedIn: LookedIn("")}
+	case len(names) == 0:
+		return loader, nil, nil
+	}
+	return loader, &raw, nil
+}
+
+// NoKubeconfigError is the error of an existing cluster when no
+// kubeconfig names one and tmbox does not run in a pod.
+type NoKubeconfigError struct {
+	// LookedIn says where tmbox looked (LookedIn).
+	LookedIn string
+}
+
+func (e *NoKubeconfigError) Error() string {
+	return "no kubeconfig found (looked in " + e.LookedIn + "): pass --kubeconfig FILE (and --context NAME) for an existing cluster, or --create-cluster to install into a kind cluster on this host"
+}
+
+// LookedIn says, in words, where a kubeconfig is looked for: the explicit
+// file, else $KUBECONFIG's files or ~/.kube/config, and the in-cluster
+// service account.
+func LookedIn(explicit string) string {
+	if explicit != "" {
+		return explicit
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	where := "~/.kube/config (" + strings.Join(rules.Precedence, ", ") + ")"
+	if env := os.Getenv(clientcmd.RecommendedConfigPathEnvVar); env != "" {
+		where = "$KUBECONFIG (" + strings.Join(rules.Precedence, ", ") + ")"
+	}
+	if inCluster() {
+		return where + " and the in-cluster service account"
+	}
+	return where + " and the in-cluster service account (KUBERNETES_SERVICE_HOST is not set)"
+}
+
+// inCluster reports whether tmbox runs in a pod (client-go's in-cluster
+// configuration would be used).
+func inCluster() bool {
+	return os.Getenv("KUBERNETES_SERVICE_HOST") != "" && os.Getenv("KUBERNETES_SERVICE_PORT") != ""
 }
 
 // lookedAt lists the kubeconfig files the rules read.
@@ -136,5 +229,5 @@ func lookedAt(rules *clientcmd.ClientConfigLoadingRules) string {
 	if len(rules.Precedence) == 0 {
 		return "no files"
 	}
-	return fmt.Sprint(rules.Precedence)
+	return strings.Join(rules.Precedence, ", ")
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/kind/pkg/cluster"
 
 	"github.com/tmbox/tmbox/manifests"
@@ -501,4 +503,79 @@ level=ERROR msg="failed: 1" source=kind
 		t.Error("V(1) enabled at Info level or V(0) disabled")
 	}
 	newKindLogger(nil).V(0).Info("discarded") // must not panic
+}
+
+// TestExistingPlainErrors: a kubeconfig that names no cluster is refused
+// in plain words that say where tmbox looked and what to pass, never with
+// client-go's "try setting KUBERNETES_MASTER".
+func TestExistingPlainErrors(t *testing.T) {
+	dir := t.TempDir()
+	noCurrent := filepath.Join(dir, "no-current")
+	kc := strings.Replace(testKubeconfig(testServer, "one"), "current-context: one\n", "", 1)
+	if err := os.WriteFile(noCurrent, []byte(kc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// client-go fixes ~/.kube/config when it initialises.
+	home := clientcmd.RecommendedHomeFile
+	if _, err := os.Stat(home); err == nil {
+		t.Skipf("%s exists: the cases without a kubeconfig would read it", home)
+	}
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	tests := []struct {
+		name       string
+		kubeconfig string // $KUBECONFIG ("" unset)
+		e          Existing
+		want       []string
+		none       bool // a *NoKubeconfigError
+	}{
+		{"no current context", noCurrent, Existing{}, []string{"the kubeconfig (" + noCurrent + ") sets no current context: pass --context NAME (one of one) or run kubectl config use-context NAME"}, false},
+		{"unknown context", "", Existing{Kubeconfig: noCurrent, Context: "two"}, []string{"--context two: the kubeconfig (" + noCurrent + ") has no such context; it has one"}, false},
+		{"nothing in $KUBECONFIG", filepath.Join(dir, "absent"), Existing{}, []string{"no kubeconfig found (looked in $KUBECONFIG (" + filepath.Join(dir, "absent") + ") and the in-cluster service account (KUBERNETES_SERVICE_HOST is not set))", "--kubeconfig FILE (and --context NAME)", "--create-cluster"}, true},
+		{"no ~/.kube/config", "", Existing{}, []string{"looked in ~/.kube/config (" + home + ")"}, true},
+		{"context without any kubeconfig", "", Existing{Context: "prod"}, []string{"--context prod: no kubeconfig found (looked in ~/.kube/config"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.kubeconfig != "" {
+				t.Setenv("KUBECONFIG", tt.kubeconfig)
+			} else {
+				os.Unsetenv("KUBECONFIG")
+			}
+			for _, call := range []func() error{
+				func() error { _, err := tt.e.Ensure(context.Background()); return err },
+				func() error { _, _, err := tt.e.Endpoint(); return err },
+			} {
+				err := call()
+				if err == nil {
+					t.Fatal("accepted")
+				}
+				for _, w := range tt.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q lacks %q", err, w)
+					}
+				}
+				var ne *NoKubeconfigError
+				if errors.As(err, &ne) != tt.none || strings.Contains(err.Error(), "KUBERNETES_MASTER") {
+					t.Errorf("error %T %q", err, err)
+				}
+			}
+		})
+	}
+}
+
+// TestExistingEndpoint: the context and server a prompt names, read from
+// the kubeconfig without contacting the cluster.
+func TestExistingEndpoint(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config")
+	if err := os.WriteFile(path, []byte(testKubeconfig(testServer, "kind-tmbox")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	name, server, err := (&Existing{Kubeconfig: path}).Endpoint()
+	if err != nil || name != "kind-tmbox" || server != testServer {
+		t.Errorf("Endpoint: %q %q %v", name, server, err)
+	}
+	name, server, err = (&Existing{Config: &rest.Config{Host: "https://192.0.2.1:6443"}}).Endpoint()
+	if err != nil || name != "" || server != "https://192.0.2.1:6443" {
+		t.Errorf("Endpoint of a Config: %q %q %v", name, server, err)
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -31,7 +30,6 @@ import (
 
 	"github.com/tmbox/tmbox/bundle"
 	"github.com/tmbox/tmbox/catalog"
-	"github.com/tmbox/tmbox/installer/provider"
 	"github.com/tmbox/tmbox/manifests"
 )
 
@@ -380,11 +378,8 @@ func releasePods(t *testing.T, cs kubernetes.Interface, rel string, imageOf func
 // ingress gateway Service through kind's port mapping and node port 31080.
 //
 // The release's images come from the bundle (the same install
-// TestKindAirGapped checks): tmbox install --create-cluster gives the
-// nodes no way to pull from a plain-HTTP registry inside this namespace —
-// containerd only talks plain HTTP to localhost, and localhost in a node
-// is the node — and the CLI never sets the kind registry mirror
-// (see TestKindRegistryMirror).
+// TestKindAirGapped checks); TestKindRegistryMirror installs from a
+// registry instead.
 func TestKindInstallServes(t *testing.T) {
 	airgapInstall(t)
 	t.Logf("install --create-cluster --bundle: %.1fs", airgap.installed.Seconds())
@@ -437,6 +432,76 @@ func TestKindAirGapped(t *testing.T) {
 	cs := clientFor(t, airgap.kubeconfig)
 	ctx := context.Background()
 	pods := releasePods(t, cs, rel1, func(c, v string) string { return fx.images[c+"@"+v] })
+	notPulled(t, cs, pods)
+	// Every image of the bundle is in every node's containerd, and the
+	// node runs the image the bundle held (loaded, not pulled: its tag).
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes.Items {
+		list := nodeImages(t, n.Name)
+		for c, v := range versions(rel1) {
+			if ref := fx.images[c+"@"+v]; !slices.Contains(list, importedName(ref)) {
+				t.Errorf("node %s lacks %s", n.Name, importedName(ref))
+			}
+		}
+		noReleasePull(t, n.Name)
+	}
+	node := docker(t, "inspect", "--format", "{{.Config.Image}}", airgapCluster+"-control-plane")
+	if want := strings.SplitN(fx.nodeRef, "@", 2)[0]; node != want {
+		t.Errorf("node container runs image %s, want the bundle's %s", node, want)
+	}
+
+	// tmbox upgrade --bundle on the kind cluster tmbox made, with no
+	// registry: the hop imports the next release's images into every
+	// node (nothing could pull them: every registry is stopped), and its
+	// pods start without a pull.
+	t.Run("upgrade from a bundle imports the next release", func(t *testing.T) {
+		var changed []string
+		for c, v := range versions(rel2) {
+			if versions(rel1)[c] != v {
+				changed = append(changed, importedName(fx.images[c+"@"+v]))
+			}
+		}
+		if len(changed) == 0 {
+			t.Fatal("the test releases share every image: nothing to import")
+		}
+		for _, n := range nodes.Items {
+			if list := nodeImages(t, n.Name); slices.ContainsFunc(changed, func(ref string) bool { return slices.Contains(list, ref) }) {
+				t.Fatalf("node %s holds %s's images before the upgrade: %v", n.Name, rel2, list)
+			}
+		}
+		start := time.Now()
+		_, errOut, err := tmbox(t, "upgrade", "--kubeconfig", airgap.kubeconfig, "--bundle", fx.bundle2, "--to", rel2, "--state-dir", airgap.state, "--yes", "--timeout", "5m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("upgrade %s → %s from the bundle, images imported: %.1fs", rel1, rel2, time.Since(start).Seconds())
+		if want := "imported its " + strconv.Itoa(len(versions(rel2))) + " images into the nodes of kind cluster " + airgapCluster; !strings.Contains(errOut, want) {
+			t.Errorf("upgrade does not report the import (%q):\n%s", want, lastLines(errOut, 30))
+		}
+		pods := releasePods(t, cs, rel2, func(c, v string) string { return fx.images[c+"@"+v] })
+		notPulled(t, cs, pods)
+		for _, n := range nodes.Items {
+			list := nodeImages(t, n.Name)
+			for _, ref := range changed {
+				if !slices.Contains(list, ref) {
+					t.Errorf("node %s lacks %s after the upgrade", n.Name, ref)
+				}
+			}
+			noReleasePull(t, n.Name)
+		}
+	})
+	if _, _, err := tmbox(t, "cluster", "delete", "--state-dir", airgap.state, "--cluster-name", airgapCluster); err != nil {
+		t.Error(err)
+	}
+}
+
+// notPulled checks that no pod pulled its image: no Pulling, Pulled or
+// Failed event, and an "already present on machine" one.
+func notPulled(t *testing.T, cs kubernetes.Interface, pods map[string]corev1.Pod) {
+	t.Helper()
 	for c, p := range pods {
 		evs := podEvents(t, cs, p.Namespace, p.Name)
 		present := false
@@ -450,51 +515,44 @@ func TestKindAirGapped(t *testing.T) {
 			t.Errorf("%s pod %s/%s: no \"already present on machine\" event: %v", c, p.Namespace, p.Name, evs)
 		}
 	}
-	// Every image of the bundle is in every node's containerd, and the
-	// node runs the image the bundle held (loaded, not pulled: its tag).
-	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range nodes.Items {
-		list := docker(t, "exec", n.Name, "ctr", "--namespace=k8s.io", "images", "ls", "-q")
-		for key, ref := range fx.images {
-			if !strings.HasSuffix(key, "@"+versions(rel1)[strings.Split(key, "@")[0]]) {
-				continue
-			}
-			// Imported under the name containerd's CRI looks it up by: a
-			// tag and a digest become the digest alone.
-			want := ref
-			if j := strings.Index(ref, "@"); j > 0 {
-				if i := strings.LastIndex(ref[:j], ":"); i > strings.LastIndex(ref[:j], "/") {
-					want = ref[:i] + ref[j:]
-				}
-			}
-			if !strings.Contains(list, want) {
-				t.Errorf("node %s lacks %s", n.Name, want)
-			}
-		}
-		// containerd's log on the node: no pull of a release image.
-		journal := docker(t, "exec", n.Name, "journalctl", "-u", "containerd", "--no-pager", "-o", "cat")
-		for _, line := range strings.Split(journal, "\n") {
-			if strings.Contains(line, "PullImage") && strings.Contains(line, fx.upHost) {
-				t.Errorf("node %s: containerd pulled: %s", n.Name, line)
-			}
+}
+
+// nodeImages lists the image names in a node's containerd (k8s.io
+// namespace).
+func nodeImages(t *testing.T, node string) []string {
+	t.Helper()
+	return strings.Fields(docker(t, "exec", node, "ctr", "--namespace=k8s.io", "images", "ls", "-q"))
+}
+
+// importedName is the name an image is imported into the nodes under:
+// the one containerd's CRI looks it up by, where a tag and a digest
+// become the digest alone.
+func importedName(ref string) string {
+	if j := strings.Index(ref, "@"); j > 0 {
+		if i := strings.LastIndex(ref[:j], ":"); i > strings.LastIndex(ref[:j], "/") {
+			return ref[:i] + ref[j:]
 		}
 	}
-	node := docker(t, "inspect", "--format", "{{.Config.Image}}", airgapCluster+"-control-plane")
-	if want := strings.SplitN(fx.nodeRef, "@", 2)[0]; node != want {
-		t.Errorf("node container runs image %s, want the bundle's %s", node, want)
-	}
-	if _, _, err := tmbox(t, "cluster", "delete", "--state-dir", airgap.state, "--cluster-name", airgapCluster); err != nil {
-		t.Error(err)
+	return ref
+}
+
+// noReleasePull checks containerd's log on a node: no pull of a release
+// image.
+func noReleasePull(t *testing.T, node string) {
+	t.Helper()
+	journal := docker(t, "exec", node, "journalctl", "-u", "containerd", "--no-pager", "-o", "cat")
+	for _, line := range strings.Split(journal, "\n") {
+		if strings.Contains(line, "PullImage") && strings.Contains(line, fx.upHost) {
+			t.Errorf("node %s: containerd pulled: %s", node, line)
+		}
 	}
 }
 
-// mirror is the kind cluster created with tmbox's air-gap registry mirror
-// configuration (provider.Kind with Config.RegistryMirror: certs.d
-// hosts.toml mounted into every node) pointing at a registry on docker's
-// bridge gateway inside this namespace.
+// mirror is the kind cluster tmbox install --create-cluster --registry
+// creates: containerd on every node pulls the registry's host through the
+// hosts.toml tmbox writes (certs.d, mounted into the nodes), and the
+// registry listens on docker's bridge gateway inside this namespace, an
+// address the nodes reach.
 var mirror struct {
 	once       sync.Once
 	err        error
@@ -523,25 +581,11 @@ func mirrorInstall(t *testing.T) {
 			mirror.srv = &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0)))}
 			go mirror.srv.Serve(l)
 			mirror.state = filepath.Join(workDir, "mirror-state")
-			k := &provider.Kind{
-				Config: manifests.KindConfig{Name: mirrorCluster, HTTPPort: manifests.KindNoPort, HTTPSPort: manifests.KindNoPort,
-					RegistryMirror: &manifests.RegistryMirror{Endpoint: "http://" + mirror.host, Registries: []string{mirror.host}}},
-				NodeImage: f.nodeRef,
-				StateDir:  mirror.state,
-				Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-			}
+			mirror.kubeconfig = filepath.Join(mirror.state, mirrorCluster, "kubeconfig")
 			start := time.Now()
-			if _, err := k.Ensure(context.Background()); err != nil {
-				return err
-			}
-			t.Logf("kind cluster with the registry mirror %s: %.1fs", mirror.host, time.Since(start).Seconds())
-			mirror.kubeconfig = k.KubeconfigPath()
-			hosts, err := os.ReadFile(filepath.Join(mirror.state, mirrorCluster, "certs.d", mirror.host, "hosts.toml"))
-			t.Logf("hosts.toml (%v):\n%s", err, hosts)
-			start = time.Now()
-			_, _, err = tmbox(t, "install", "--kubeconfig", mirror.kubeconfig, "--bundle", f.bundle1, "--release", rel1, "--registry", mirror.registry,
-				"--state-dir", mirror.state, "--gateway-type", "NodePort", "--yes", "--timeout", "5m")
-			t.Logf("install --bundle --registry: %.1fs", time.Since(start).Seconds())
+			_, _, err = tmbox(t, append([]string{"install", "--create-cluster", "--cluster-name", mirrorCluster, "--bundle", f.bundle1, "--release", rel1,
+				"--registry", mirror.registry, "--state-dir", mirror.state, "--http-port", "-1", "--https-port", "-1", "--yes", "--timeout", "5m"}, ignoreHost...)...)
+			t.Logf("install --create-cluster --bundle --registry %s: %.1fs", mirror.registry, time.Since(start).Seconds())
 			return err
 		}()
 	})
@@ -585,6 +629,15 @@ func pulledFromMirror(t *testing.T, cs kubernetes.Interface, pods map[string]cor
 // it: the pods run.
 func TestKindRegistryMirror(t *testing.T) {
 	mirrorInstall(t)
+	// The hosts.toml tmbox wrote, as every node's containerd reads it.
+	want := fmt.Sprintf("[host.%q]", "http://"+mirror.host)
+	hosts, err := os.ReadFile(filepath.Join(mirror.state, mirrorCluster, "certs.d", mirror.host, "hosts.toml"))
+	if err != nil || !strings.Contains(string(hosts), want) {
+		t.Errorf("hosts.toml of %s (%v):\n%s\nwant %s", mirror.host, err, hosts, want)
+	}
+	if inNode := docker(t, "exec", mirrorCluster+"-control-plane", "cat", "/etc/containerd/certs.d/"+mirror.host+"/hosts.toml"); inNode != strings.TrimSpace(string(hosts)) {
+		t.Errorf("the node reads another hosts.toml:\n%s", inNode)
+	}
 	cs := clientFor(t, mirror.kubeconfig)
 	pods := releasePods(t, cs, rel1, func(c, v string) string { return mirrored(t, fx.images[c+"@"+v]) })
 	pulledFromMirror(t, cs, pods)
@@ -603,10 +656,22 @@ func TestKindUpgradeUninstall(t *testing.T) {
 	mirrorInstall(t)
 	cs := clientFor(t, mirror.kubeconfig)
 	start := time.Now()
-	if _, _, err := tmbox(t, "upgrade", "--kubeconfig", mirror.kubeconfig, "--bundle", fx.bundle2, "--to", rel2, "--state-dir", mirror.state, "--yes", "--timeout", "5m"); err != nil {
+	_, errOut, err := tmbox(t, "upgrade", "--kubeconfig", mirror.kubeconfig, "--bundle", fx.bundle2, "--to", rel2, "--state-dir", mirror.state, "--yes", "--timeout", "5m")
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("upgrade %s → %s: %.1fs", rel1, rel2, time.Since(start).Seconds())
+	// The hop pushed what the registry lacked: the changed components'
+	// images (the install pushed the rest).
+	changed := 0
+	for c, v := range versions(rel2) {
+		if versions(rel1)[c] != v {
+			changed++
+		}
+	}
+	if want := fmt.Sprintf("release %s: pushed %d of its %d images to %s", rel2, changed, len(versions(rel2)), mirror.registry); !strings.Contains(errOut, want) {
+		t.Errorf("upgrade does not report the hop's push (%q):\n%s", want, lastLines(errOut, 30))
+	}
 	pods := releasePods(t, cs, rel2, func(c, v string) string { return mirrored(t, fx.images[c+"@"+v]) })
 	for c, p := range pods {
 		if versions(rel1)[c] == versions(rel2)[c] {
@@ -632,8 +697,7 @@ func TestKindUpgradeUninstall(t *testing.T) {
 		return len(left) == 0, fmt.Sprintf("left: %v", left)
 	})
 	t.Logf("uninstall: namespaces gone %.1fs after it started", time.Since(start).Seconds())
-	k := &provider.Kind{Config: manifests.KindConfig{Name: mirrorCluster}, StateDir: mirror.state}
-	if err := k.Delete(ctx); err != nil {
+	if _, _, err := tmbox(t, "cluster", "delete", "--state-dir", mirror.state, "--cluster-name", mirrorCluster); err != nil {
 		t.Error(err)
 	}
 	mirror.srv.Close()

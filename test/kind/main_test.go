@@ -355,11 +355,11 @@ func (f *fixture) bundles(t *testing.T) {
 		f.bundle1 = filepath.Join(f.dir, "release1.bundle")
 		f.bundle2 = filepath.Join(f.dir, "upgrade.bundle")
 		cache := filepath.Join(f.dir, "assets-cache")
-		if _, _, err := tmbox(t, "--catalog", f.catalog, "bundle", "create", "--release", rel1, "--mirror", f.mirror, "--cache-dir", cache, "-o", f.bundle1); err != nil {
+		if _, _, err := tmbox(t, "--catalog", f.catalog, "bundle", "create", "--release", rel1, "--mirror", f.mirror, "--cache-dir", cache, "--file", f.bundle1); err != nil {
 			f.bundleErr = err
 			return
 		}
-		if _, _, err := tmbox(t, "--catalog", f.catalog, "bundle", "create", "--from", rel1, "--to", rel2, "--mirror", f.mirror, "--cache-dir", cache, "-o", f.bundle2); err != nil {
+		if _, _, err := tmbox(t, "--catalog", f.catalog, "bundle", "create", "--from", rel1, "--to", rel2, "--mirror", f.mirror, "--cache-dir", cache, "--file", f.bundle2); err != nil {
 			f.bundleErr = err
 			return
 		}
