@@ -659,23 +659,37 @@ regions run in the pipeline, side by side (regions under 10 ms left out).
   earlier 100 ms polling made (half of tmbox's CPU and much of the API
   server's).
 - **What the floor skips.** Rendering (fetch, verify, decode, the compiled-in
-  Istio: about 0.5 s of CPU), the preflight checks, the lock and the
-  state, readiness — every workload Available, every Job complete, every
-  webhook Service with a ready endpoint — and the order readiness imposes:
-  Knative Eventing's SinkBinding webhook intercepts Deployments and Jobs in
-  every namespace once it runs, so TriggerMesh and net-istio go in only
-  once Eventing is ready, and Eventing only after Istio's and Serving's
-  objects are written (` + "`installer/graph.go`" + `). That chain, Serving's apply →
-  Eventing's apply → Eventing ready → TriggerMesh's apply → TriggerMesh
-  ready, is what an install spends after the wave.
+  Istio: about 0.3 s idle, 0.5–0.7 s busy), the preflight checks, the lock and
+  the state, and readiness — every workload Available, every Job complete,
+  every webhook Service with a ready endpoint — with the order correctness
+  imposes (` + "`installer/graph.go`" + `): custom resources, webhook
+  configurations and Jobs only once the CRDs are Established; Knative
+  Eventing's webhook configurations only once every other component's
+  workloads (and Serving's Jobs) are written, since its SinkBinding webhook
+  intercepts Deployments and Jobs in every namespace. While the CRDs are
+  being Established tmbox already writes what needs only its namespace —
+  RBAC, ConfigMaps, Services and, on a first install, the workloads, whose
+  pods start meanwhile — so after the wave come only the late objects and
+  the last readiness: Eventing's post-install Job and rollout, about 1 s on
+  an idle machine, several on a busy one, where the cluster's controllers
+  and kwok are starved too.
 - **A no-op re-run** is rendering (about two thirds of it) plus one
   metadata list per resource, one list per readiness check and the state's
   writes: it writes no object.
-- **An upgrade hop** moves Istio alone first (a hop failing in Istio rolls
-  back Istio alone), then the rest as an install does; Knative's rolling
-  updates make its readiness waits longer than a first install's. The
-  floor re-sends every object of both releases; tmbox sends only the ones
-  whose applied hash changed.
+- **An upgrade** is bound by the rolling updates, which the floor does not
+  wait for. Each hop moves Istio alone first (a hop failing in Istio rolls
+  back Istio alone; 0.7–1.6 s), then the rest as an install does — the
+  wave, the applies — and then waits while the cluster rolls some 20
+  Deployments to their new ReplicaSets: on the test cluster
+  kube-controller-manager's controllers write through client-go's default
+  20 requests per second each, and the Deployments become Available one
+  after another, about 0.1 s apart (Eventing's wait is 4–5 s of a hop's
+  8 s). The next hop may start only when the last one converged (its
+  post-install migration Jobs complete). The floor, which waits for no
+  rollout, re-sends every object of both releases (about 3 s a hop on an
+  idle machine, CRD updates being most of it); tmbox sends only the
+  objects whose applied hash changed. On a busy machine the floor's CRD
+  updates slow down more than the rollouts, and the ratio falls.
 {{if .InitTop}}
 ## Startup profile
 

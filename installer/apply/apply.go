@@ -660,32 +660,34 @@ func (a *Applier) waitEstablished(ctx context.Context, names []string, since str
 			since, relisted = "", true
 			continue
 		}
-		since = drainCRDs(ctx, w, see, func() bool { return len(pending) == 0 })
+		last, relist := drainCRDs(ctx, w, see, func() bool { return len(pending) == 0 })
 		w.Stop()
-		if since == "" {
-			relisted = true
+		switch {
+		case relist:
+			since, relisted = "", true
+		case last != "":
+			since = last
 		}
 	}
 	return nil
 }
 
 // drainCRDs feeds a CRD watch's objects to see until done says so, the
-// watch ends or ctx does; it returns the revision to watch again from, or
-// "" when only a new list can tell (the watch reported an error, such as
-// its revision having expired).
-func drainCRDs(ctx context.Context, w watch.Interface, see func(*unstructured.Unstructured), done func() bool) string {
-	last := ""
+// watch ends or ctx does; it returns the last revision seen ("" if none),
+// or relist when only a new list can tell (the watch reported an error,
+// such as its revision having expired).
+func drainCRDs(ctx context.Context, w watch.Interface, see func(*unstructured.Unstructured), done func() bool) (last string, relist bool) {
 	for {
 		select {
 		case <-ctx.Done():
-			return last
+			return last, false
 		case ev, ok := <-w.ResultChan():
 			if !ok {
-				return last
+				return last, false
 			}
 			switch ev.Type {
 			case watch.Error:
-				return ""
+				return "", true
 			case watch.Added, watch.Modified, watch.Bookmark:
 				u, ok := ev.Object.(*unstructured.Unstructured)
 				if !ok {
@@ -696,7 +698,7 @@ func drainCRDs(ctx context.Context, w watch.Interface, see func(*unstructured.Un
 					see(u)
 				}
 				if done() {
-					return last
+					return last, false
 				}
 			}
 		}
