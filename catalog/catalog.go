@@ -341,9 +341,20 @@ func (r *Release) Images() []string {
 
 // minor returns the release's Knative minor number.
 func (r *Release) minor() int {
-	_, m, _ := strings.Cut(r.Name, ".")
-	n, _ := strconv.Atoi(m)
+	_, n, _ := ParseReleaseName(r.Name)
 	return n
+}
+
+// ParseReleaseName splits a release name ("1.22", a Knative minor) into
+// its major and minor numbers; ok is false when name is not one.
+func ParseReleaseName(name string) (major, minor int, ok bool) {
+	if !releaseName.MatchString(name) {
+		return 0, 0, false
+	}
+	ma, mi, _ := strings.Cut(name, ".")
+	major, _ = strconv.Atoi(ma)
+	minor, _ = strconv.Atoi(mi)
+	return major, minor, true
 }
 
 // Minor returns the minor version number of a component version.

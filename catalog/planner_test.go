@@ -137,3 +137,24 @@ func TestParseKubernetesVersion(t *testing.T) {
 		}
 	}
 }
+
+func TestParseReleaseName(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		major, minor int
+		ok           bool
+	}{
+		{"1.22", 1, 22, true},
+		{"2.0", 2, 0, true},
+		{"1.022", 0, 0, false},
+		{"1", 0, 0, false},
+		{"v1.22", 0, 0, false},
+		{"1.22.1", 0, 0, false},
+		{"", 0, 0, false},
+	} {
+		major, minor, ok := ParseReleaseName(tc.name)
+		if major != tc.major || minor != tc.minor || ok != tc.ok {
+			t.Errorf("ParseReleaseName(%q) = %d, %d, %v; want %d, %d, %v", tc.name, major, minor, ok, tc.major, tc.minor, tc.ok)
+		}
+	}
+}

@@ -153,25 +153,36 @@ func TestWriteOCIArchive(t *testing.T) {
 	if err := writeOCIArchive(&buf, b.LayoutDir, nil); err != nil {
 		t.Fatal(err)
 	}
-	tr := tar.NewReader(&buf)
-	names := map[string]bool{}
+	names, index := readOCIArchive(t, &buf)
+	if !strings.Contains(index, `"io.containerd.image.name":"`+containerdName(b.Manifest.KindNodeImage)+`"`) {
+		t.Errorf("index.json lacks the containerd name: %s", index)
+	}
+	if !names["index.json"] || !names["oci-layout"] || len(names) < 4 {
+		t.Errorf("entries %v", names)
+	}
+}
+
+// readOCIArchive returns the names of an archive's entries and its
+// index.json.
+func readOCIArchive(t *testing.T, r io.Reader) (names map[string]bool, index string) {
+	t.Helper()
+	names = map[string]bool{}
+	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
-			break
+			return names, index
 		} else if err != nil {
 			t.Fatal(err)
 		}
 		names[h.Name] = true
 		if h.Name == "index.json" {
-			raw, _ := io.ReadAll(tr)
-			if !strings.Contains(string(raw), `"io.containerd.image.name":"`+containerdName(b.Manifest.KindNodeImage)+`"`) {
-				t.Errorf("index.json lacks the containerd name: %s", raw)
+			raw, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
 			}
+			index = string(raw)
 		}
-	}
-	if !names["index.json"] || !names["oci-layout"] || len(names) < 4 {
-		t.Errorf("entries %v", names)
 	}
 }
 

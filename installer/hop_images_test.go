@@ -1,7 +1,6 @@
 package installer
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -347,21 +346,7 @@ func TestWriteOCIArchiveSubset(t *testing.T) {
 			if err := writeOCIArchive(&buf, dir, tc.only); err != nil {
 				t.Fatal(err)
 			}
-			entries, index := map[string]bool{}, ""
-			tr := tar.NewReader(&buf)
-			for {
-				h, err := tr.Next()
-				if err == io.EOF {
-					break
-				} else if err != nil {
-					t.Fatal(err)
-				}
-				entries[h.Name] = true
-				if h.Name == "index.json" {
-					raw, _ := io.ReadAll(tr)
-					index = string(raw)
-				}
-			}
+			entries, index := readOCIArchive(t, &buf)
 			if !entries["oci-layout"] {
 				t.Error("no oci-layout")
 			}

@@ -523,9 +523,12 @@ func TestIntegrationDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
+	// One GetStatus for every check, as status --watch runs it: the
+	// release it rendered once still shows each change.
+	get := &GetStatus{Config: c.Config, Mirror: mirrorDir(t)}
 	status := func() *Status {
 		t.Helper()
-		st, err := (&GetStatus{Config: c.Config, Mirror: mirrorDir(t)}).Run(ctx)
+		st, err := get.Run(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

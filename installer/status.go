@@ -3,6 +3,7 @@ package installer
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -71,6 +72,14 @@ type GetStatus struct {
 	// which callers that only need the release and health (the wizard's
 	// welcome and summary screens) should not pay for.
 	SkipDrift bool
+
+	// rendered keeps the last drift check's rendered release, so a
+	// GetStatus run again (status --watch) renders only when the
+	// installed release or its components change.
+	rendered struct {
+		key string
+		d   *desired
+	}
 }
 
 // Run returns the status. An install with no state is an error.
@@ -180,11 +189,16 @@ func (g *GetStatus) drift(ctx context.Context, e *env, st *State) (map[string][]
 	for name := range st.Components {
 		comps = append(comps, name)
 	}
+	slices.Sort(comps)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	d, err := objectsFor(ctx, src, rel, comps, renderInputs{})
-	if err != nil {
-		return nil, fmt.Errorf("drift not checked: the release's manifests are not at hand (give --mirror): %w", err)
+	key := rel.Name + "/" + strings.Join(comps, ",")
+	d := g.rendered.d
+	if g.rendered.key != key || d == nil {
+		if d, err = objectsFor(ctx, src, rel, comps, renderInputs{}); err != nil {
+			return nil, fmt.Errorf("drift not checked: the release's manifests are not at hand (give --mirror): %w", err)
+		}
+		g.rendered.key, g.rendered.d = key, d
 	}
 	out := map[string][]string{}
 	for name, objs := range d.byComponent {

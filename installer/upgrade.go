@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -539,13 +538,17 @@ func (e *env) bundleHoldsWalk(installed, target string) error {
 	if e.bundle == nil {
 		return nil
 	}
-	from, to := knativeMinor(installed), knativeMinor(target)
+	major, from, okFrom := catalog.ParseReleaseName(installed)
+	targetMajor, to, okTo := catalog.ParseReleaseName(target)
+	if !okFrom || !okTo || major != targetMajor {
+		return nil // the planner refuses such a move, naming it
+	}
 	if from > to {
 		from, to = to, from
 	}
 	var need, missing []string
-	for m := from; m <= to && from >= 0; m++ {
-		name := fmt.Sprintf("1.%d", m)
+	for m := from; m <= to; m++ {
+		name := fmt.Sprintf("%d.%d", major, m)
 		need = append(need, name)
 		if _, err := e.catalog.Release(name); err != nil {
 			missing = append(missing, name)
@@ -588,15 +591,4 @@ func finishAdvice(op *Operation) string {
 		return fmt.Sprintf("`tmbox upgrade --to %s --allow-downgrade`", op.To)
 	}
 	return fmt.Sprintf("`tmbox upgrade --to %s`", op.To)
-}
-
-// knativeMinor is the minor of a release name ("1.22" → 22; -1 if it is
-// not one).
-func knativeMinor(name string) int {
-	major, minor, ok := strings.Cut(name, ".")
-	n, err := strconv.Atoi(minor)
-	if !ok || major != "1" || err != nil {
-		return -1
-	}
-	return n
 }

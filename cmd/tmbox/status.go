@@ -23,11 +23,13 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 			if watch < 0 {
 				return &usageError{fmt.Errorf("--watch %s is negative", watch)}
 			}
+			get := &installer.GetStatus{Kubeconfig: g.kubeconfig, Context: g.context, Mirror: mirror, CatalogFile: g.catalogFile}
 			if watch > 0 {
-				// Refresh until Ctrl-C: each round is a full status; the
-				// last one's verdict is the exit code.
+				// Refresh until Ctrl-C: each round is a full status (one
+				// GetStatus: the release renders once); the last one's
+				// verdict is the exit code.
 				for {
-					err := statusOnce(cmd, g, output, mirror)
+					err := statusOnce(cmd, get, output)
 					select {
 					case <-cmd.Context().Done():
 						return err
@@ -36,7 +38,7 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 					fmt.Fprintf(cmd.OutOrStdout(), "\n--- %s\n", time.Now().Format(time.TimeOnly))
 				}
 			}
-			return statusOnce(cmd, g, output, mirror)
+			return statusOnce(cmd, get, output)
 		},
 	}
 	outputFlag(cmd, &output, allFormats()...)
@@ -47,8 +49,8 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 }
 
 // statusOnce prints the status once; an error when it is unhealthy.
-func statusOnce(cmd *cobra.Command, g *globalOptions, output, mirror string) error {
-	st, err := (&installer.GetStatus{Kubeconfig: g.kubeconfig, Context: g.context, Mirror: mirror, CatalogFile: g.catalogFile}).Run(cmd.Context())
+func statusOnce(cmd *cobra.Command, get *installer.GetStatus, output string) error {
+	st, err := get.Run(cmd.Context())
 	if err != nil {
 		return err
 	}
