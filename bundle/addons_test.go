@@ -13,12 +13,10 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/tmbox/tmbox/internal/testimage"
 )
 
 // addonImage pushes an image of its own to the fixture's registry that
@@ -33,22 +31,8 @@ func (f *bundleFixture) addonImage(t testing.TB, repo string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	own, err := random.Layer(1024, types.DockerLayer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, shared, own)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ref := f.host + "/" + repo
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img, f.ropts...); err != nil {
-		t.Fatal(err)
-	}
+	testimage.Push(t, ref, 1024, []v1.Layer{shared}, f.ropts...)
 	return ref
 }
 

@@ -219,6 +219,7 @@ type Problem struct {
 	Reason string
 }
 
+// String renders the problem as one line.
 func (p Problem) String() string {
 	if p.Line > 0 {
 		return fmt.Sprintf("line %d: %s: %s", p.Line, p.Path, p.Reason)
@@ -226,6 +227,7 @@ func (p Problem) String() string {
 	return fmt.Sprintf("%s: %s", p.Path, p.Reason)
 }
 
+// Error lists the problems found.
 func (e *ValidationError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: invalid catalog:", e.File)

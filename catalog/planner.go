@@ -53,6 +53,7 @@ type PlanError struct {
 	Refusals []string
 }
 
+// Error joins the refusals.
 func (e *PlanError) Error() string { return strings.Join(e.Refusals, "; ") }
 
 // PlanOptions tune the planner.

@@ -36,6 +36,7 @@ type DigestMismatchError struct {
 	ExpectedSize, ActualSize int64
 }
 
+// Error names the file and both digests.
 func (e *DigestMismatchError) Error() string {
 	if e.ExpectedSize != e.ActualSize {
 		return fmt.Sprintf("%s: size %d, want %d (sha256 %s, want %s)", e.File, e.ActualSize, e.ExpectedSize, e.Actual, e.Expected)

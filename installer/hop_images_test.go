@@ -24,11 +24,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/tmbox/tmbox/bundle"
 	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/internal/testcluster"
+	"github.com/tmbox/tmbox/internal/testimage"
 )
 
 // syntheticReleases is a catalog of test releases (Knative minors named
@@ -45,32 +45,12 @@ type syntheticReleases struct {
 	nodeImage string
 }
 
-func testVersions(release string) map[string]string {
-	var minor int
-	fmt.Sscanf(release, "1.%d", &minor)
-	return map[string]string{
-		catalog.Istio: fmt.Sprintf("1.%d.0", minor-4), catalog.KnativeServing: release + ".0", catalog.NetIstio: release + ".0",
-		catalog.KnativeEventing: release + ".0", catalog.TriggerMesh: "1.27.0", catalog.TriggerMeshCore: "1.5.0",
-	}
-}
-
 func newSyntheticReleases(t *testing.T, upstream string, releases ...string) *syntheticReleases {
 	t.Helper()
 	s := &syntheticReleases{mirror: t.TempDir(), images: map[string][]string{}}
 	push := func(repo string) string {
-		img, err := random.Image(4<<10, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tag, err := name.NewTag(upstream + "/" + repo)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := remote.Write(tag, img); err != nil {
-			t.Fatal(err)
-		}
-		d, _ := img.Digest()
-		return tag.Name() + "@" + d.String()
+		ref := upstream + "/" + repo
+		return ref + "@" + testimage.Push(t, ref, 4<<10, nil).String()
 	}
 	s.nodeImage = push("kindest/node:v1.34.0")
 	var cat strings.Builder
@@ -78,14 +58,14 @@ func newSyntheticReleases(t *testing.T, upstream string, releases ...string) *sy
 	for _, rel := range releases {
 		fmt.Fprintf(&cat, "- name: %q\n  kindNodeImage: %s\n  host: {cpus: 1, memory: 1Gi, disk: 1Gi}\n  components:\n", rel, s.nodeImage)
 		for _, c := range catalog.ComponentNames() {
-			fmt.Fprintf(&cat, "  - name: %s\n    version: %q\n", c, testVersions(rel)[c])
+			fmt.Fprintf(&cat, "  - name: %s\n    version: %q\n", c, testimage.Versions(t, rel)[c])
 		}
 	}
 	cat.WriteString("components:\n")
 	byKey := map[string]string{}
 	for _, rel := range releases {
 		for _, c := range catalog.ComponentNames() {
-			v := testVersions(rel)[c]
+			v := testimage.Versions(t, rel)[c]
 			key := c + "@" + v
 			if ref, ok := byKey[key]; ok {
 				s.images[rel] = append(s.images[rel], ref)

@@ -87,6 +87,7 @@ type liveObject struct {
 	TmboxWrite      string // tmbox's managedFields entry, as JSON
 	GenerateName    string
 	Release         string
+	Component       string
 }
 
 // snapshot lists every object labelled as tmbox's, except its own state.
@@ -126,7 +127,7 @@ func snapshot(t *testing.T, cfg *rest.Config) map[string]liveObject {
 					}
 				}
 				key := fmt.Sprintf("%s/%s %s/%s", gv.Group, r.Kind, it.GetNamespace(), it.GetName())
-				out[key] = liveObject{ResourceVersion: it.GetResourceVersion(), TmboxWrite: w, GenerateName: it.GetGenerateName(), Release: it.GetLabels()[apply.LabelRelease]}
+				out[key] = liveObject{ResourceVersion: it.GetResourceVersion(), TmboxWrite: w, GenerateName: it.GetGenerateName(), Release: it.GetLabels()[apply.LabelRelease], Component: it.GetLabels()[apply.LabelComponent]}
 			}
 		}
 	}

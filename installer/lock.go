@@ -56,6 +56,7 @@ type LockedError struct {
 	Waited time.Duration
 }
 
+// Error says who holds the lock and since when.
 func (e *LockedError) Error() string {
 	msg := "another tmbox is changing this cluster: " + e.Holder.String()
 	if e.Waited > 0 {

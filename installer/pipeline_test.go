@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	kubefake "k8s.io/client-go/kubernetes/fake"
@@ -27,6 +26,7 @@ import (
 	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/installer/apply"
 	"github.com/tmbox/tmbox/installer/wait"
+	"github.com/tmbox/tmbox/internal/fakewatch"
 )
 
 // TestComponentNeeds checks the graph's data: known components, levels,
@@ -131,7 +131,7 @@ func newFakeKube(t *testing.T) *fakeKube {
 	}
 	f.dyn = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), listKinds)
 	f.dyn.PrependReactor("patch", "*", f.apply)
-	f.dyn.PrependWatchReactor("*", f.watch(listKinds))
+	f.dyn.PrependWatchReactor("*", fakewatch.Reactor(f.dyn.Tracker(), listKinds))
 	f.mapper = &fakeMapper{f: f}
 	f.mapper.Reset()
 	return f
@@ -229,65 +229,6 @@ func (f *fakeKube) apply(action clienttesting.Action) (bool, runtime.Object, err
 		err = tr.Update(gvr, u, ns)
 	}
 	return true, u, err
-}
-
-// watch streams the current objects and the initial-events bookmark
-// first when asked for them (client-go's watch-list), then the tracker's
-// events.
-func (f *fakeKube) watch(listKinds map[schema.GroupVersionResource]string) clienttesting.WatchReactionFunc {
-	return func(action clienttesting.Action) (bool, watch.Interface, error) {
-		wa := action.(clienttesting.WatchActionImpl)
-		gvr, ns := action.GetResource(), action.GetNamespace()
-		tr := f.dyn.Tracker()
-		inner, err := tr.Watch(gvr, ns)
-		if err != nil {
-			return true, nil, err
-		}
-		if so := wa.ListOptions.SendInitialEvents; so == nil || !*so {
-			return true, inner, nil
-		}
-		listed, err := tr.List(gvr, gvr.GroupVersion().WithKind(strings.TrimSuffix(listKinds[gvr], "List")), ns)
-		if err != nil {
-			inner.Stop()
-			return true, nil, err
-		}
-		items, _ := meta.ExtractList(listed)
-		ch := make(chan watch.Event)
-		pw := watch.NewProxyWatcher(ch)
-		go func() {
-			defer inner.Stop()
-			send := func(ev watch.Event) bool {
-				select {
-				case ch <- ev:
-					return true
-				case <-pw.StopChan():
-					return false
-				}
-			}
-			for _, it := range items {
-				if !send(watch.Event{Type: watch.Added, Object: it}) {
-					return
-				}
-			}
-			bm := &unstructured.Unstructured{}
-			bm.SetResourceVersion("1")
-			bm.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
-			if !send(watch.Event{Type: watch.Bookmark, Object: bm}) {
-				return
-			}
-			for {
-				select {
-				case ev, ok := <-inner.ResultChan():
-					if !ok || !send(ev) {
-						return
-					}
-				case <-pw.StopChan():
-					return
-				}
-			}
-		}()
-		return true, pw, nil
-	}
 }
 
 // fakeMapper is discovery of the fake: the built-in kinds and the kinds

@@ -79,6 +79,7 @@ type SettingError struct {
 	Err error
 }
 
+// Error is the cause; Setting names the setting for the caller.
 func (e *SettingError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the problem.

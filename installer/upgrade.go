@@ -438,6 +438,7 @@ type RollbackFailedError struct {
 	To string
 }
 
+// Error gives both causes.
 func (e *RollbackFailedError) Error() string {
 	return fmt.Sprintf("%v; rollback to %s failed too: %v", e.Err, e.To, e.RollbackErr)
 }
@@ -454,6 +455,7 @@ type RolledBackError struct {
 	To string
 }
 
+// Error gives why the hop failed and the release the cluster runs.
 func (e *RolledBackError) Error() string {
 	return fmt.Sprintf("%v; rolled back to %s, which is healthy", e.Err, e.To)
 }

@@ -167,6 +167,7 @@ type FailedError struct {
 	Failed []Result
 }
 
+// Error names the failed checks.
 func (e *FailedError) Error() string {
 	var parts []string
 	for _, f := range e.Failed {

@@ -25,9 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -41,6 +39,7 @@ import (
 	"github.com/tmbox/tmbox/catalog"
 	"github.com/tmbox/tmbox/installer/apply"
 	"github.com/tmbox/tmbox/internal/testcluster"
+	"github.com/tmbox/tmbox/internal/testimage"
 )
 
 // startRegistry serves an in-process OCI registry on 127.0.0.1.
@@ -98,39 +97,14 @@ func newAirgapReleases(t *testing.T, releases ...string) *airgapFixture {
 		if ref, ok := pushed[repo]; ok {
 			return ref
 		}
-		own, err := random.Layer(16<<10, types.DockerLayer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := mutate.AppendLayers(empty.Image, shared, own)
-		if err != nil {
-			t.Fatal(err)
-		}
 		ref := f.upstream + "/" + repo
-		r, err := name.ParseReference(ref)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := remote.Write(r, img); err != nil {
-			t.Fatal(err)
-		}
+		d := testimage.Push(t, ref, 16<<10, []v1.Layer{shared})
 		if byDigest {
-			d, _ := img.Digest()
 			ref = f.upstream + "/" + strings.Split(repo, ":")[0] + "@" + d.String()
 		}
 		pushed[repo] = ref
 		f.images = append(f.images, ref)
 		return ref
-	}
-	versions := func(release string) map[string]string {
-		var minor int
-		if _, err := fmt.Sscanf(release, "1.%d", &minor); err != nil {
-			t.Fatalf("release %s: %v", release, err)
-		}
-		return map[string]string{
-			catalog.Istio: fmt.Sprintf("1.%d.0", minor-4), catalog.KnativeServing: release + ".0", catalog.NetIstio: release + ".0",
-			catalog.KnativeEventing: release + ".0", catalog.TriggerMesh: "1.27.0", catalog.TriggerMeshCore: "1.5.0",
-		}
 	}
 	init := push("library/busybox:1.36", false)
 	f.kindImage = push("kindest/node:v1.34.0", true)
@@ -140,7 +114,7 @@ func newAirgapReleases(t *testing.T, releases ...string) *airgapFixture {
 	for _, rel := range releases {
 		fmt.Fprintf(&cat, "- name: %q\n  kindNodeImage: %s\n  host: {cpus: 2, memory: 4Gi, disk: 10Gi}\n  components:\n", rel, f.kindImage)
 		for _, c := range catalog.ComponentNames() {
-			fmt.Fprintf(&cat, "  - name: %s\n    version: %q\n", c, versions(rel)[c])
+			fmt.Fprintf(&cat, "  - name: %s\n    version: %q\n", c, testimage.Versions(t, rel)[c])
 		}
 	}
 	cat.WriteString("components:\n")
@@ -148,7 +122,7 @@ func newAirgapReleases(t *testing.T, releases ...string) *airgapFixture {
 	for _, rel := range releases {
 		f.releaseImages[rel] = []string{f.kindImage}
 		for i, c := range catalog.ComponentNames() {
-			v := versions(rel)[c]
+			v := testimage.Versions(t, rel)[c]
 			main := push(c+"/controller:"+v, i%2 == 1)
 			side := push(c+"/adapter:"+v, i%2 == 0)
 			imgs := []string{main, side}
@@ -216,22 +190,28 @@ func startOwnCluster(t *testing.T, shared *testcluster.Cluster) *testcluster.Clu
 	return testcluster.StartT(t, testcluster.Options{BinDir: shared.BinDir, SharedWebhookStandIn: shared.WebhookStandIn})
 }
 
-// clusterVersions maps every object of the cluster to what tmbox wrote
-// into it: its field manager entries, so controllers' status updates (HPAs
-// every 15s, kwok's pods) do not count, but any object tmbox created,
-// deleted or applied to does.
+// clusterVersions maps every object tmbox has written to to what it wrote:
+// its field manager entries, so controllers' status updates (HPAs every
+// 15s, kwok's pods) and the objects they create on their own (a young
+// cluster's kube-root-ca.crt ConfigMaps) do not count, but any object
+// tmbox created, deleted or applied to does.
 func clusterVersions(t *testing.T, cfg *rest.Config) map[string]string {
 	t.Helper()
-	return testcluster.Objects(t, cfg, func(u *unstructured.Unstructured) string {
+	all := testcluster.Objects(t, cfg, func(u *unstructured.Unstructured) string {
 		var ours []metav1.ManagedFieldsEntry
 		for _, mf := range u.GetManagedFields() {
 			if mf.Manager == apply.FieldManager {
 				ours = append(ours, mf)
 			}
 		}
+		if len(ours) == 0 {
+			return ""
+		}
 		raw, _ := json.Marshal(ours)
 		return string(raw)
 	})
+	maps.DeleteFunc(all, func(_, v string) bool { return v == "" })
+	return all
 }
 
 func fileSHA(t *testing.T, path string) string {

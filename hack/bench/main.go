@@ -43,6 +43,10 @@ type config struct {
 	objects  map[string]floorObjects
 }
 
+// fastControllerManagerQPS is the controller-manager's client rate limit
+// of the upgrade measured for comparison (Kubernetes' default: 20).
+const fastControllerManagerQPS = 500
+
 // Scenarios (-scenarios) in the order a run measures them.
 var allScenarios = []string{"baseline", "floor", "install", "upgrade", "startup", "trace"}
 
@@ -61,7 +65,7 @@ func run() error {
 	flag.StringVar(&c.mirror, "mirror", "../shared/upstream", "upstream manifests")
 	flag.StringVar(&c.out, "out", "docs/performance.md", "report to write (\"\": none)")
 	flag.StringVar(&c.bundleBench, "bundle-bench", "", "output of go test -bench VerifyBundle ./bundle")
-	flag.StringVar(&c.traceOut, "trace-out", "", "keep the traced install's TMBOX_TRACE file here")
+	flag.StringVar(&c.traceOut, "trace-out", "", "keep the traced install's TMBOX_TRACE file here (the upgrade's with -upgrade before the extension)")
 	flag.IntVar(&c.runs, "runs", 3, "runs of each cluster scenario")
 	flag.IntVar(&c.startupRuns, "startup-runs", 20, "runs of each startup measurement")
 	flag.StringVar(&scenarios, "scenarios", strings.Join(allScenarios, ","), "scenarios to measure")
@@ -189,16 +193,27 @@ func run() error {
 		}
 		if c.scenarios["upgrade"] {
 			tmboxStep = func() error {
-				log("run %d/%d: tmbox upgrade %s → %s", i, c.runs, upgradeFrom, upgradeHops[len(upgradeHops)-1])
-				d, err := withCluster(ctx, bin, func(cl *testcluster.Cluster) (time.Duration, error) {
-					if _, err := c.cmd(ctx, nil, c.tmbox, "install", "--release", upgradeFrom, "--mirror", c.mirror, "--kubeconfig", cl.Kubeconfig, "--yes"); err != nil {
-						return 0, err
+				// The same upgrade twice: on a cluster as Kubernetes
+				// ships it, and on one whose controller-manager's client
+				// is not rate-limited (what the rolling updates cost).
+				for _, u := range []struct {
+					key string
+					qps int
+				}{{"upgrade", 0}, {"upgrade-fastcm", fastControllerManagerQPS}} {
+					log("run %d/%d: tmbox upgrade %s → %s (controller-manager QPS %s)", i, c.runs, upgradeFrom, upgradeHops[len(upgradeHops)-1], map[bool]string{true: "20, the default", false: strconv.Itoa(u.qps)}[u.qps == 0])
+					d, err := withClusterOpts(ctx, testcluster.Options{BinDir: bin, ControllerManagerQPS: u.qps}, func(cl *testcluster.Cluster) (time.Duration, error) {
+						if _, err := c.cmd(ctx, nil, c.tmbox, "install", "--release", upgradeFrom, "--mirror", c.mirror, "--kubeconfig", cl.Kubeconfig, "--yes"); err != nil {
+							return 0, err
+						}
+						res, err := c.cmd(ctx, nil, c.tmbox, "upgrade", "--to", upgradeHops[len(upgradeHops)-1], "--mirror", c.mirror, "--kubeconfig", cl.Kubeconfig, "--yes")
+						return res.wall, err
+					})
+					if err != nil {
+						return err
 					}
-					res, err := c.cmd(ctx, nil, c.tmbox, "upgrade", "--to", upgradeHops[len(upgradeHops)-1], "--mirror", c.mirror, "--kubeconfig", cl.Kubeconfig, "--yes")
-					return res.wall, err
-				})
-				add("upgrade", d.Seconds())
-				return err
+					add(u.key, d.Seconds())
+				}
+				return nil
 			}
 		}
 		if err := pair("upgrade", floorStep, tmboxStep); err != nil {
@@ -206,6 +221,7 @@ func run() error {
 		}
 		if floorStep != nil && tmboxStep != nil {
 			add("ratio-upgrade", m["upgrade"][i-1]/m["floor-upgrade"][i-1])
+			add("ratio-upgrade-fastcm", m["upgrade-fastcm"][i-1]/m["floor-upgrade"][i-1])
 		}
 	}
 	if c.scenarios["startup"] {
@@ -219,9 +235,18 @@ func run() error {
 	}
 	if c.scenarios["trace"] {
 		log("trace: one tmbox install 1.23 with TMBOX_TRACE")
-		if err := c.traceInstall(ctx, bin, r); err != nil {
+		install, err := c.traced(ctx, bin, "", nil, "install", "--release", "1.23")
+		if err != nil {
 			return fmt.Errorf("traced install: %w", err)
 		}
+		r.Trace, r.TraceWall = install.regions, install.wall
+		to := upgradeHops[len(upgradeHops)-1]
+		log("trace: one tmbox upgrade %s → %s with TMBOX_TRACE", upgradeFrom, to)
+		upgrade, err := c.traced(ctx, bin, "-upgrade", []string{"install", "--release", upgradeFrom}, "upgrade", "--to", to)
+		if err != nil {
+			return fmt.Errorf("traced upgrade: %w", err)
+		}
+		r.UpgradeTrace, r.UpgradeTraceWall = upgrade.regions, upgrade.wall
 	}
 
 	rows := []struct{ key, name string }{
@@ -236,6 +261,8 @@ func run() error {
 		{"upgrade", "tmbox upgrade 1.21 → 1.22 → 1.23 (s)"},
 		{"floor-upgrade", "floor: the two hops' objects applied over 1.21, summed (s)"},
 		{"ratio-upgrade", "upgrade / floor of the hops, each run's pair (×)"},
+		{"upgrade-fastcm", "tmbox upgrade 1.21 → 1.23, controller-manager --kube-api-qps=500 (s)"},
+		{"ratio-upgrade-fastcm", "the same / floor of the hops, each run's pair (×)"},
 		{"preflight", "preflight against the cluster, release 1.23 (s)"},
 		{"help", "tmbox --help (ms)"},
 		{"version", "tmbox version (ms)"},
@@ -274,6 +301,10 @@ func run() error {
 	if has("ratio-upgrade") {
 		x := med["ratio-upgrade"]
 		r.target("upgrade 1.21 → 1.23 ≤ 1.5× the hops' floors (median of the runs' pairs)", fmt.Sprintf("%.2f× (medians: %.2f×)", x, med["upgrade"]/med["floor-upgrade"]), x <= 1.5)
+	}
+	if has("ratio-upgrade-fastcm") {
+		x := med["ratio-upgrade-fastcm"]
+		r.Notes = append(r.Notes, fmt.Sprintf("Not a target: the same upgrade on a cluster whose controller-manager may send %d requests a second (Kubernetes' default is 20) takes %.2f s, %.2f× the hops' floors (median of the runs' pairs); the difference is the rolling updates waiting on the controller-manager's rate limit (see What bounds the rest).", fastControllerManagerQPS, med["upgrade-fastcm"], x))
 	}
 	for _, k := range []string{"help", "version"} {
 		if has(k) {
@@ -329,7 +360,12 @@ func log(format string, args ...any) {
 
 // withCluster runs f against a fresh test cluster.
 func withCluster(ctx context.Context, bin string, f func(*testcluster.Cluster) (time.Duration, error)) (time.Duration, error) {
-	cl, err := testcluster.Start(ctx, testcluster.Options{BinDir: bin})
+	return withClusterOpts(ctx, testcluster.Options{BinDir: bin}, f)
+}
+
+// withClusterOpts runs f against a fresh test cluster started with opts.
+func withClusterOpts(ctx context.Context, opts testcluster.Options, f func(*testcluster.Cluster) (time.Duration, error)) (time.Duration, error) {
+	cl, err := testcluster.Start(ctx, opts)
 	if err != nil {
 		return 0, err
 	}
@@ -527,9 +563,12 @@ type report struct {
 	// Trace is the traced install's regions; TraceWall its wall time (s).
 	Trace     []region
 	TraceWall float64
-	Rows      []row
-	Targets   []targetRow
-	Notes     []string
+	// UpgradeTrace and UpgradeTraceWall are the traced upgrade's.
+	UpgradeTrace     []region
+	UpgradeTraceWall float64
+	Rows             []row
+	Targets          []targetRow
+	Notes            []string
 	// InitTotal and InitTop profile package initialisation at startup
 	// (GODEBUG=inittrace=1).
 	InitTotal    float64
@@ -646,6 +685,17 @@ regions run in the pipeline, side by side (regions under 10 ms left out).
 | region | start (s) | duration (s) |
 |---|---|---|
 {{range .Trace}}| {{indent .Depth}}{{.Name}} | {{s .Start}} | {{s .Dur}} |
+{{end}}{{end}}{{if .UpgradeTrace}}
+## Where an upgrade's time goes
+
+One more ` + "`tmbox upgrade --to 1.23`" + ` from 1.21 on a fresh cluster, with
+` + "`TMBOX_TRACE`" + ` ({{s .UpgradeTraceWall}} s wall, traced): two hops, each its
+own operation (Istio alone first, then the other components through one
+pipeline, then verify).
+
+| region | start (s) | duration (s) |
+|---|---|---|
+{{range .UpgradeTrace}}| {{indent .Depth}}{{.Name}} | {{s .Start}} | {{s .Dur}} |
 {{end}}{{end}}
 ## What bounds the rest
 
@@ -678,18 +728,22 @@ regions run in the pipeline, side by side (regions under 10 ms left out).
   writes: it writes no object.
 - **An upgrade** is bound by the rolling updates, which the floor does not
   wait for. Each hop moves Istio alone first (a hop failing in Istio rolls
-  back Istio alone; 0.7–1.6 s), then the rest as an install does — the
-  wave, the applies — and then waits while the cluster rolls some 20
-  Deployments to their new ReplicaSets: on the test cluster
-  kube-controller-manager's controllers write through client-go's default
-  20 requests per second each, and the Deployments become Available one
-  after another, about 0.1 s apart (Eventing's wait is 4–5 s of a hop's
-  8 s). The next hop may start only when the last one converged (its
-  post-install migration Jobs complete). The floor, which waits for no
-  rollout, re-sends every object of both releases (about 3 s a hop on an
-  idle machine, CRD updates being most of it); tmbox sends only the
-  objects whose applied hash changed. On a busy machine the floor's CRD
-  updates slow down more than the rollouts, and the ratio falls.
+  back Istio alone; about 1 s), then the rest as an install does — the
+  wave of the CRDs that changed, the applies — and then waits while the
+  cluster rolls some 20 Deployments to their new ReplicaSets: the
+  controller-manager's controllers write through client-go's default of
+  20 requests a second each, and the Deployments become Available one
+  after another, about 0.1–0.3 s apart (Eventing's wait is 4–5 s of a
+  hop). The next hop may start only when the last one converged (its
+  post-install migration Jobs complete, its controllers at the new
+  version), so the waits add up hop after hop. The same upgrade on a
+  cluster whose controller-manager is not rate-limited (the row with
+  ` + "`--kube-api-qps=500`" + `) shows what is tmbox's and what is the cluster's.
+  The floor, which waits for no rollout, re-sends every object of both
+  releases; tmbox writes only the objects whose applied hash changed —
+  TriggerMesh, whose version these hops keep, is not written at all (its
+  objects keep the ` + "`tmbox.dev/release`" + ` label of the release that last
+  wrote them).
 {{if .InitTop}}
 ## Startup profile
 
@@ -824,44 +878,62 @@ current-context: none
 	return nil
 }
 
-// traceInstall runs one install of release 1.23 with TMBOX_TRACE on a fresh
-// cluster and reads the installer's trace regions (phases, components'
-// steps) from it.
-func (c *config) traceInstall(ctx context.Context, bin string, r *report) error {
+// tracedRun is one traced tmbox run: its regions of 10 ms or more and its
+// wall time (s).
+type tracedRun struct {
+	regions []region
+	wall    float64
+}
+
+// traced runs tmbox with args and TMBOX_TRACE on a fresh cluster, after
+// setup (untraced) when it is given, and reads the installer's trace
+// regions (phases, components' steps) from it. -trace-out keeps the trace
+// (with suffix before its extension).
+func (c *config) traced(ctx context.Context, bin, suffix string, setup []string, args ...string) (tracedRun, error) {
 	path := c.traceOut
-	if path == "" {
+	if path != "" {
+		ext := filepath.Ext(path)
+		path = strings.TrimSuffix(path, ext) + suffix + ext
+	} else {
 		f, err := os.CreateTemp("", "tmbox-bench-trace-")
 		if err != nil {
-			return err
+			return tracedRun{}, err
 		}
 		f.Close()
 		path = f.Name()
 		defer os.Remove(path)
 	}
+	common := []string{"--mirror", c.mirror, "--yes"}
 	var wall time.Duration
 	_, err := withCluster(ctx, bin, func(cl *testcluster.Cluster) (time.Duration, error) {
-		res, err := c.cmd(ctx, []string{"TMBOX_TRACE=" + path}, c.tmbox, "install", "--release", "1.23", "--mirror", c.mirror, "--kubeconfig", cl.Kubeconfig, "--yes")
+		kc := []string{"--kubeconfig", cl.Kubeconfig}
+		if setup != nil {
+			if _, err := c.cmd(ctx, nil, c.tmbox, slices.Concat(setup, common, kc)...); err != nil {
+				return 0, err
+			}
+		}
+		res, err := c.cmd(ctx, []string{"TMBOX_TRACE=" + path}, c.tmbox, slices.Concat(args, common, kc)...)
 		wall = res.wall
 		return 0, err
 	})
 	if err != nil {
-		return err
+		return tracedRun{}, err
 	}
 	out, err := exec.CommandContext(ctx, "go", "tool", "trace", "-d=parsed", path).Output()
 	if err != nil {
-		return fmt.Errorf("go tool trace -d=parsed %s: %w", path, err)
+		return tracedRun{}, fmt.Errorf("go tool trace -d=parsed %s: %w", path, err)
 	}
 	regions, err := parseRegions(out)
 	if err != nil {
-		return err
+		return tracedRun{}, err
 	}
-	r.TraceWall = wall.Seconds()
+	run := tracedRun{wall: wall.Seconds()}
 	for _, rg := range regions {
 		if rg.Dur >= 0.01 {
-			r.Trace = append(r.Trace, rg)
+			run.regions = append(run.regions, rg)
 		}
 	}
-	return nil
+	return run, nil
 }
 
 // region is one runtime/trace region of the traced install.

@@ -24,7 +24,8 @@ const (
 	ManagedByValue = "tmbox"
 	// LabelComponent names the component that owns the object.
 	LabelComponent = "tmbox.dev/component"
-	// LabelRelease names the release the object was last applied for.
+	// LabelRelease names the release the object was last written for (an
+	// object a hop leaves as it was keeps its earlier release).
 	LabelRelease = "tmbox.dev/release"
 	// LabelOperation names the install or upgrade hop that created a
 	// generateName object (Knative's post-install Jobs).
@@ -44,6 +45,7 @@ type ObjectKey struct {
 	Name      string `json:"name"`
 }
 
+// String renders the key as kind, namespace/name.
 func (k ObjectKey) String() string {
 	gk := k.Kind
 	if k.Group != "" {
@@ -150,6 +152,13 @@ func ResolveImages(c *catalog.Component, data []byte, registry string) ([]byte, 
 //   - a ClusterRole with an aggregationRule loses its rules, which the
 //     controller-manager owns (sending them would conflict on every re-run);
 //   - the applied-hash annotation records the configuration sent.
+//
+// The hash leaves out the release label: an object that is the same in
+// two releases (a component whose version a hop keeps, TriggerMesh's
+// CRDs) is not written again by an upgrade, and keeps the label of the
+// release it was last written for. Writing it only for the label would
+// bump every such Deployment's generation (its annotations change) and
+// queue work in the controller-manager that the hop then waits behind.
 func Prepare(obj *Object, release string) error {
 	u := obj.Unstructured
 	labels := u.GetLabels()
@@ -158,7 +167,7 @@ func Prepare(obj *Object, release string) error {
 	}
 	labels[LabelManagedBy] = ManagedByValue
 	labels[LabelComponent] = obj.Component
-	labels[LabelRelease] = release
+	delete(labels, LabelRelease)
 	u.SetLabels(labels)
 	if u.GetKind() == "ClusterRole" && u.GroupVersionKind().Group == "rbac.authorization.k8s.io" {
 		if _, ok := u.Object["aggregationRule"]; ok {
@@ -172,6 +181,8 @@ func Prepare(obj *Object, release string) error {
 	if err != nil {
 		return err
 	}
+	labels[LabelRelease] = release
+	u.SetLabels(labels)
 	if annotations == nil {
 		annotations = map[string]string{}
 	}

@@ -193,6 +193,7 @@ type NoKubeconfigError struct {
 	LookedIn string
 }
 
+// Error says where a kubeconfig was looked for.
 func (e *NoKubeconfigError) Error() string {
 	return "no kubeconfig found (looked in " + e.LookedIn + "): pass --kubeconfig FILE (and --context NAME) for an existing cluster, or --create-cluster to install into a kind cluster on this host"
 }

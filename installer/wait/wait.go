@@ -328,6 +328,9 @@ func one(items []*unstructured.Unstructured, check func(*unstructured.Unstructur
 	return false, why, nil
 }
 
+// WorkloadReady is the readiness check of a Deployment, StatefulSet or
+// DaemonSet (kind): its controller observed the latest generation, and
+// every replica (pod) runs that generation and is available.
 func WorkloadReady(kind string) func(u *unstructured.Unstructured) (bool, string) {
 	return func(u *unstructured.Unstructured) (bool, string) {
 		gen := u.GetGeneration()
@@ -391,6 +394,8 @@ func jobsComplete(items []*unstructured.Unstructured) (bool, string, error) {
 	return false, fmt.Sprintf("%d of %d Jobs complete", done, len(items)), nil
 }
 
+// PodSelectorOf is the pod selector (spec.selector) of the first workload
+// in items, to find its pods when it is not ready; nil when there is none.
 func PodSelectorOf(items []*unstructured.Unstructured) labels.Selector {
 	if len(items) == 0 {
 		return nil

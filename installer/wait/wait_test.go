@@ -2,7 +2,6 @@ package wait
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -17,12 +16,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	kubefake "k8s.io/client-go/kubernetes/fake"
-	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/tmbox/tmbox/installer/apply"
+	"github.com/tmbox/tmbox/internal/fakewatch"
 )
 
 var (
@@ -44,89 +42,12 @@ var listKinds = map[schema.GroupVersionResource]string{
 }
 
 // newDynamic is a fake dynamic client whose watches behave like an API
-// server's. client-go 1.35 enables WatchListClient by default, so the
-// informer behind watchtools.UntilWithSync opens a watch with
-// sendInitialEvents=true and waits for the "initial-events-end" bookmark,
-// which the fake's tracker watch never sends; the reactor below streams
-// the current objects and that bookmark first, then the tracker's events.
+// server's (fakewatch).
 func newDynamic(t *testing.T, objs ...runtime.Object) *dynamicfake.FakeDynamicClient {
 	t.Helper()
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), listKinds, objs...)
-	tracker := dyn.Tracker()
-	dyn.PrependWatchReactor("*", func(action clienttesting.Action) (bool, watch.Interface, error) {
-		wa, ok := action.(clienttesting.WatchActionImpl)
-		if !ok {
-			return false, nil, nil
-		}
-		gvr, ns := action.GetResource(), action.GetNamespace()
-		inner, err := tracker.Watch(gvr, ns)
-		if err != nil {
-			return true, nil, err
-		}
-		if so := wa.ListOptions.SendInitialEvents; so == nil || !*so {
-			return true, inner, nil
-		}
-		// Watch first, then list: nothing is lost in between (an
-		// object may come twice, which informers tolerate).
-		listed, err := tracker.List(gvr, gvr.GroupVersion().WithKind(strings.TrimSuffix(listKinds[gvr], "List")), ns)
-		if err != nil {
-			inner.Stop()
-			return true, nil, err
-		}
-		items, err := metaItems(listed)
-		if err != nil {
-			inner.Stop()
-			return true, nil, err
-		}
-		ch := make(chan watch.Event)
-		pw := watch.NewProxyWatcher(ch)
-		go func() {
-			defer inner.Stop()
-			send := func(ev watch.Event) bool {
-				select {
-				case ch <- ev:
-					return true
-				case <-pw.StopChan():
-					return false
-				}
-			}
-			for _, it := range items {
-				if !send(watch.Event{Type: watch.Added, Object: it}) {
-					return
-				}
-			}
-			bm := &unstructured.Unstructured{}
-			bm.SetResourceVersion("1")
-			bm.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
-			if !send(watch.Event{Type: watch.Bookmark, Object: bm}) {
-				return
-			}
-			for {
-				select {
-				case ev, ok := <-inner.ResultChan():
-					if !ok || !send(ev) {
-						return
-					}
-				case <-pw.StopChan():
-					return
-				}
-			}
-		}()
-		return true, pw, nil
-	})
+	dyn.PrependWatchReactor("*", fakewatch.Reactor(dyn.Tracker(), listKinds))
 	return dyn
-}
-
-func metaItems(list runtime.Object) ([]runtime.Object, error) {
-	ul, ok := list.(*unstructured.UnstructuredList)
-	if !ok {
-		return nil, fmt.Errorf("tracker listed a %T", list)
-	}
-	out := make([]runtime.Object, 0, len(ul.Items))
-	for i := range ul.Items {
-		out = append(out, ul.Items[i].DeepCopy())
-	}
-	return out, nil
 }
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

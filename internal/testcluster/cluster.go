@@ -75,6 +75,11 @@ type Options struct {
 	KeepDir bool
 	// StartTimeout bounds Start (default 2 minutes).
 	StartTimeout time.Duration
+	// ControllerManagerQPS, when set, is the controller-manager's client
+	// rate limit (--kube-api-qps, burst twice that) instead of
+	// Kubernetes' default of 20: the bench measures how much of an
+	// upgrade's rolling updates that limit takes.
+	ControllerManagerQPS int
 }
 
 func (o Options) withDefaults() Options {
@@ -302,14 +307,14 @@ func (c *Cluster) startControllers() error {
 		name string
 		args []string
 	}{
-		{"kube-controller-manager", []string{
+		{"kube-controller-manager", append([]string{
 			"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
 			"--bind-address=127.0.0.1", "--secure-port=0", "--leader-elect=false",
 			"--root-ca-file=" + c.path("ca.crt"),
 			"--service-account-private-key-file=" + c.path("sa.key"),
 			"--use-service-account-credentials=true",
 			"--service-cluster-ip-range=" + ServiceCIDR,
-		}},
+		}, c.controllerManagerQPS()...)},
 		{"kube-scheduler", []string{
 			"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
 			"--bind-address=127.0.0.1", "--secure-port=0", "--leader-elect=false",
@@ -369,6 +374,15 @@ func (c *Cluster) createNodes(ctx context.Context) error {
 		if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create node %s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// controllerManagerQPS are the controller-manager's rate-limit flags, when
+// Options.ControllerManagerQPS sets them.
+func (c *Cluster) controllerManagerQPS() []string {
+	if q := c.opts.ControllerManagerQPS; q > 0 {
+		return []string{fmt.Sprintf("--kube-api-qps=%d", q), fmt.Sprintf("--kube-api-burst=%d", 2*q)}
 	}
 	return nil
 }
