@@ -197,11 +197,14 @@ func run() error {
 				// ships it, and on one whose controller-manager's client
 				// is not rate-limited (what the rolling updates cost).
 				for _, u := range []struct {
-					key string
-					qps int
-				}{{"upgrade", 0}, {"upgrade-fastcm", fastControllerManagerQPS}} {
-					log("run %d/%d: tmbox upgrade %s → %s (controller-manager QPS %s)", i, c.runs, upgradeFrom, upgradeHops[len(upgradeHops)-1], map[bool]string{true: "20, the default", false: strconv.Itoa(u.qps)}[u.qps == 0])
-					d, err := withClusterOpts(ctx, testcluster.Options{BinDir: bin, ControllerManagerQPS: u.qps}, func(cl *testcluster.Cluster) (time.Duration, error) {
+					key, qps string
+					opts     testcluster.Options
+				}{
+					{"upgrade", "20, the default", testcluster.Options{BinDir: bin}},
+					{"upgrade-fastcm", strconv.Itoa(fastControllerManagerQPS), testcluster.Options{BinDir: bin, ControllerManagerQPS: fastControllerManagerQPS}},
+				} {
+					log("run %d/%d: tmbox upgrade %s → %s (controller-manager QPS %s)", i, c.runs, upgradeFrom, upgradeHops[len(upgradeHops)-1], u.qps)
+					d, err := withClusterOpts(ctx, u.opts, func(cl *testcluster.Cluster) (time.Duration, error) {
 						if _, err := c.cmd(ctx, nil, c.tmbox, "install", "--release", upgradeFrom, "--mirror", c.mirror, "--kubeconfig", cl.Kubeconfig, "--yes"); err != nil {
 							return 0, err
 						}
