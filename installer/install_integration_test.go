@@ -333,8 +333,25 @@ func TestIntegrationLifecycle(t *testing.T) {
 		if len(left) == 0 {
 			t.Error("uninstall removed the CRDs without --purge")
 		}
-		if err := (&Uninstall{Config: cfg, Purge: true}).Run(context.Background()); err != nil {
+		// A custom resource of a cluster-scoped CRD (which no namespace
+		// deletion lists, so its watch cache starts only now) goes with it.
+		claims := dynamic.NewForConfigOrDie(cfg).Resource(schema.GroupVersionResource{Group: "networking.internal.knative.dev", Version: "v1alpha1", Resource: "clusterdomainclaims"})
+		claim := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "networking.internal.knative.dev/v1alpha1", "kind": "ClusterDomainClaim",
+			"metadata": map[string]any{"name": "hello.example.com"}, "spec": map[string]any{"namespace": "default"},
+		}}
+		if _, err := claims.Create(context.Background(), claim, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
+		}
+		var events bytes.Buffer
+		if err := (&Uninstall{Config: cfg, Purge: true, Reporter: &PlainReporter{W: &events}}).Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(events.String(), "CRDs deleted, with their 1 custom resources") {
+			t.Errorf("purge did not count the custom resource:\n%s", events.String())
+		}
+		if _, err := claims.Get(context.Background(), claim.GetName(), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("the ClusterDomainClaim is still there after --purge (err %v)", err)
 		}
 		if left := shape(snapshot(t, cfg)); len(left) != 0 {
 			t.Errorf("%d objects left after --purge, e.g. %v", len(left), left[:min(5, len(left))])

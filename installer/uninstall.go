@@ -3,14 +3,20 @@ package installer
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
 	"github.com/tmbox/tmbox/catalog"
@@ -32,6 +38,8 @@ type Uninstall struct {
 	// Timeout bounds waiting for namespaces to go (default 5m).
 	Timeout  time.Duration
 	Reporter Reporter
+	// Logger receives debug logs (default: discard).
+	Logger *slog.Logger
 }
 
 // Run performs the uninstall.
@@ -40,7 +48,7 @@ func (u *Uninstall) Run(ctx context.Context) error {
 	if timeout == 0 {
 		timeout = 5 * time.Minute
 	}
-	e, err := session(ctx, Options{Reporter: u.Reporter, Kubeconfig: u.Kubeconfig, Context: u.Context}, u.Config)
+	e, err := session(ctx, Options{Reporter: u.Reporter, Logger: u.Logger, Kubeconfig: u.Kubeconfig, Context: u.Context}, u.Config)
 	if err != nil {
 		return err
 	}
@@ -111,17 +119,11 @@ func (u *Uninstall) Run(ctx context.Context) error {
 		deleted += n
 	}
 	if u.Purge {
-		// By label too: an earlier uninstall without --purge removed the
-		// state that listed them.
-		n, err := e.deleteLabelled(ctx, apply.CRDResource())
-		if err != nil {
+		var crs int
+		if crds, crs, err = e.purgeCRDs(ctx); err != nil {
 			return err
 		}
-		crds = nil
-		for _, name := range e.labelledNames(ctx, apply.CRDResource()) {
-			crds = append(crds, apply.ObjectKey{Group: apply.CRDResource().Group, Kind: "CustomResourceDefinition", Name: name})
-		}
-		e.report(Event{Type: EventInfo, Message: fmt.Sprintf("--purge: %d CRDs deleted, with every custom resource of them", n)})
+		e.report(Event{Type: EventInfo, Message: fmt.Sprintf("--purge: %d CRDs deleted, with their %d custom resources", len(crds), crs)})
 	} else if len(crds) > 0 {
 		e.report(Event{Type: EventInfo, Message: fmt.Sprintf("kept %d CRDs and the resources of them (use --purge to delete them)", len(crds))})
 	}
@@ -163,24 +165,103 @@ func (e *env) deleteLabelled(ctx context.Context, gvr schema.GroupVersionResourc
 	return n, nil
 }
 
-// labelledNames lists the names of a resource's tmbox objects (for waiting
-// on their deletion).
-func (e *env) labelledNames(ctx context.Context, gvr schema.GroupVersionResource) []string {
+// purgeCRDs deletes tmbox's CRDs, found by label (an earlier uninstall
+// without --purge removed the state that listed them). It returns them,
+// for waiting, how many there were and how many custom resources they
+// held.
+//
+// Each CRD's custom resources are listed just before it is deleted, from
+// the API server's watch cache (resourceVersion 0, which waits while the cache starts).
+// Besides counting them, that starts the cache of a resource nobody asked
+// for since the API server started (a cluster-scoped one, which no
+// namespace deletion lists) and waits until it serves. A CRD deleted while
+// its cache is still starting can stay Terminating until the API server's
+// five-minute resync: the CRD finalizer fails with "storage is
+// (re)initializing", its retry reads a stale copy, gets a conflict and
+// drops the CRD (apiextensions-apiserver's crd_finalizer.go). waitGone's
+// nudge covers what is left of that.
+func (e *env) purgeCRDs(ctx context.Context) ([]apply.ObjectKey, int, error) {
 	sel := labels.SelectorFromSet(labels.Set{apply.LabelManagedBy: apply.ManagedByValue}).String()
-	list, err := e.dyn.Resource(gvr).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	list, err := e.dyn.Resource(apply.CRDResource()).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
-		return nil
+		return nil, 0, fmt.Errorf("list customresourcedefinitions: %w", err)
 	}
-	var out []string
-	for _, it := range list.Items {
-		out = append(out, it.GetName())
+	counts := make([]int, len(list.Items))
+	keys := make([]apply.ObjectKey, len(list.Items))
+	policy := metav1.DeletePropagationBackground
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i := range list.Items {
+		name := list.Items[i].GetName()
+		keys[i] = apply.ObjectKey{Group: apply.CRDResource().Group, Kind: "CustomResourceDefinition", Name: name}
+		gvr, served := servedResource(&list.Items[i])
+		g.Go(func() error {
+			if served {
+				crs, err := e.dyn.Resource(gvr).List(gctx, metav1.ListOptions{ResourceVersion: "0"})
+				if err != nil && !apierrors.IsNotFound(err) {
+					return fmt.Errorf("list %s: %w", gvr.GroupResource(), err)
+				}
+				if err == nil {
+					counts[i] = len(crs.Items)
+				}
+			}
+			err := e.dyn.Resource(apply.CRDResource()).Delete(gctx, name, metav1.DeleteOptions{PropagationPolicy: &policy})
+			if err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("delete customresourcedefinition %s: %w", name, err)
+			}
+			return nil
+		})
 	}
-	return out
+	if err := g.Wait(); err != nil {
+		return nil, 0, err
+	}
+	total := 0
+	for _, n := range counts {
+		total += n
+	}
+	return keys, total, nil
 }
 
-// waitGone waits until the objects no longer exist.
+// servedResource is the resource of a CRD's custom resources, at its
+// storage version when that is served, else at a served one; false when
+// the CRD is not established (nothing is served).
+func servedResource(crd *unstructured.Unstructured) (schema.GroupVersionResource, bool) {
+	group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
+	plural, _, _ := unstructured.NestedString(crd.Object, "status", "acceptedNames", "plural")
+	if _, ok := trueCondition(crd, "Established"); plural == "" || !ok {
+		return schema.GroupVersionResource{}, false
+	}
+	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+	version := ""
+	for _, v := range versions {
+		v, _ := v.(map[string]any)
+		name, _ := v["name"].(string)
+		if v["served"] == true && (version == "" || v["storage"] == true) {
+			version = name
+		}
+	}
+	return schema.GroupVersionResource{Group: group, Version: version, Resource: plural}, version != ""
+}
+
+// trueCondition is an object's status condition typ when it is True.
+func trueCondition(obj *unstructured.Unstructured, typ string) (map[string]any, bool) {
+	conds, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
+	for _, c := range conds {
+		if c, _ := c.(map[string]any); c["type"] == typ && c["status"] == "True" {
+			return c, true
+		}
+	}
+	return nil, false
+}
+
+// waitGone waits until the objects no longer exist. While some remain it
+// reports, every waitReportEvery, which and what holds them (a finalizer,
+// a CRD's Terminating condition, a namespace's deletion conditions), and
+// its timeout error names them the same way.
 func (e *env) waitGone(ctx context.Context, keys []apply.ObjectKey, timeout time.Duration) error {
 	var left []string
+	start, reported := time.Now(), time.Now()
+	nudged := map[string]time.Time{}
 	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		left = left[:0]
 		for _, k := range keys {
@@ -188,19 +269,91 @@ func (e *env) waitGone(ctx context.Context, keys []apply.ObjectKey, timeout time
 			if err != nil {
 				continue
 			}
-			_, err = e.applier.Client(m, k.Namespace).Get(ctx, k.Name, metav1.GetOptions{})
-			if err == nil {
-				left = append(left, k.String())
-			} else if !apierrors.IsNotFound(err) {
+			client := e.applier.Client(m, k.Namespace)
+			obj, err := client.Get(ctx, k.Name, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
 				return false, err
 			}
+			left = append(left, k.String()+deletionHold(obj))
+			if k.Kind == "CustomResourceDefinition" && failedFinalizing(obj) && time.Since(nudged[k.Name]) >= nudgeEvery {
+				nudged[k.Name] = time.Now()
+				if err := nudgeFinalizer(ctx, client, k.Name); err != nil && !apierrors.IsNotFound(err) {
+					e.opts.Logger.Debug("nudging the CRD finalizer", "crd", k.Name, "err", err)
+				}
+			}
+		}
+		if len(left) > 0 && time.Since(reported) >= waitReportEvery {
+			reported = time.Now()
+			e.report(Event{Type: EventWaiting, Message: fmt.Sprintf("deletion of %d objects (%s so far): %s", len(left), time.Since(start).Round(time.Second), listSome(left, 5))})
 		}
 		return len(left) == 0, nil
 	})
 	if err != nil {
-		return fmt.Errorf("waiting for deletion of %v: %w", left, err)
+		return fmt.Errorf("waiting for deletion of %s: %w", listSome(left, 10), err)
 	}
 	return nil
+}
+
+// waitReportEvery is how often waitGone says what it still waits for.
+const waitReportEvery = 10 * time.Second
+
+// nudgeEvery is how often waitGone nudges a CRD whose finalizer failed.
+const nudgeEvery = 5 * time.Second
+
+// nudgeAnnotation is what nudgeFinalizer changes.
+const nudgeAnnotation = "tmbox.dev/purge-retry"
+
+// failedFinalizing reports whether a CRD's finalizer failed to delete its
+// custom resources (Terminating, reason InstanceDeletionFailed).
+func failedFinalizing(crd *unstructured.Unstructured) bool {
+	c, ok := trueCondition(crd, "Terminating")
+	return ok && c["reason"] == "InstanceDeletionFailed"
+}
+
+// nudgeFinalizer makes the API server's CRD finalizer try a failed CRD
+// again. After a failure it may have dropped the CRD (its retry got a
+// conflict from a stale copy), and it ignores changes to the Terminating
+// condition, its own: a changed annotation queues the CRD again instead of
+// the five-minute resync.
+func nudgeFinalizer(ctx context.Context, client dynamic.ResourceInterface, name string) error {
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, nudgeAnnotation, time.Now().UTC().Format(time.RFC3339Nano))
+	_, err := client.Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: apply.FieldManager})
+	return err
+}
+
+// deletionHold says what keeps an object from going, for messages: its
+// finalizers, and the conditions the API server and the namespace
+// controller set when deletion is stuck ("" when none).
+func deletionHold(obj *unstructured.Unstructured) string {
+	var why []string
+	if f := obj.GetFinalizers(); len(f) > 0 {
+		why = append(why, "finalizers "+strings.Join(f, ","))
+	}
+	conds, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
+	for _, c := range conds {
+		c, _ := c.(map[string]any)
+		typ, _ := c["type"].(string)
+		status, _ := c["status"].(string)
+		msg, _ := c["message"].(string)
+		if status == "True" && msg != "" && (typ == "Terminating" || strings.HasPrefix(typ, "Namespace")) {
+			why = append(why, typ+": "+msg)
+		}
+	}
+	if len(why) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(why, "; ") + ")"
+}
+
+// listSome joins up to n items, saying how many more there are.
+func listSome(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:n], ", "), len(items)-n)
 }
 
 // planUninstall reports what Run would delete, component by component:

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -17,7 +18,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 
 	"github.com/tmbox/tmbox/bundle"
 	"github.com/tmbox/tmbox/installer"
@@ -46,12 +49,35 @@ const (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := startProfile()
-	cmd, err := newRootCmd(os.Stdout, os.Stderr).ExecuteContextC(ctx)
+	root := newRootCmd(os.Stdout, os.Stderr)
+	routeKlog(root, os.Stderr)
+	cmd, err := root.ExecuteContextC(ctx)
 	stopProfile()
 	printError(os.Stderr, cmd, err)
 	code := exitCode(ctx, err) // before stop(), which cancels ctx
 	stop()
 	os.Exit(code)
+}
+
+// routeKlog sends client-go's klog lines into the debug log (-v) and drops
+// them otherwise. Istio's log package, linked for the in-process render,
+// points klog at stderr in its init: a watch that ends because its context
+// was cancelled ("context canceled: Unexpected error when reading response
+// body") would print in the middle of a command's output. What client-go
+// reports that matters reaches tmbox as a returned error.
+//
+// klog's logger is process-wide, so only main sets it; verbosity is known
+// once flags are parsed, in the root's PersistentPreRunE (the tree's only
+// one).
+func routeKlog(root *cobra.Command, errOut io.Writer) {
+	klog.SetLogger(logr.Discard())
+	pre := root.PersistentPreRunE
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if v, _ := root.PersistentFlags().GetBool("verbose"); v {
+			klog.SetSlogLogger(slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelDebug})).With("logger", "klog"))
+		}
+		return pre(cmd, args)
+	}
 }
 
 // startProfile writes a CPU profile to $TMBOX_CPUPROFILE and an execution

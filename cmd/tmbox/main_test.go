@@ -10,6 +10,9 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
 )
 
 func run(t *testing.T, args ...string) (string, string, error) {
@@ -194,5 +197,38 @@ func TestCatalogFlag(t *testing.T) {
 	}
 	if _, _, err := run(t, "--catalog", filepath.Join(dir, "missing.yaml"), "versions"); err == nil {
 		t.Error("a missing catalog file was accepted")
+	}
+}
+
+// TestRouteKlog: client-go's klog lines (routed to stderr by Istio's init)
+// are dropped unless -v, which puts them in the debug log.
+func TestRouteKlog(t *testing.T) {
+	t.Cleanup(func() { klog.SetLogger(logr.Discard()) })
+	tests := []struct {
+		name string
+		args []string
+		want bool
+	}{
+		{"quiet", []string{"version"}, false},
+		{"verbose", []string{"version", "-v"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			root := newRootCmd(&out, &errOut)
+			routeKlog(root, &errOut)
+			root.SetArgs(tt.args)
+			if err := root.Execute(); err != nil {
+				t.Fatal(err)
+			}
+			klog.ErrorS(errors.New("context canceled"), "Unexpected error when reading response body")
+			got := strings.Contains(errOut.String(), "Unexpected error when reading response body")
+			if got != tt.want {
+				t.Errorf("klog line on stderr: %v, want %v; stderr:\n%s", got, tt.want, errOut.String())
+			}
+			if strings.Contains(out.String(), "Unexpected error") {
+				t.Errorf("klog line on stdout:\n%s", out.String())
+			}
+		})
 	}
 }

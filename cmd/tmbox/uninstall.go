@@ -21,6 +21,7 @@ The confirmation names the kubeconfig context and the API server.`,
 		RunE: withResult(&output, func(cmd *cobra.Command, _ []string) error {
 			u.Kubeconfig, u.Context = g.kubeconfig, g.context
 			u.Reporter = reporter(cmd, output)
+			u.Logger = g.logger(cmd.ErrOrStderr())
 			if u.DryRun {
 				if output == formatText {
 					u.Reporter = &installer.PlainReporter{W: cmd.OutOrStdout()}
