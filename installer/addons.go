@@ -3,6 +3,7 @@ package installer
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -53,7 +54,7 @@ func addonsPhase() phase {
 			return PhasePlan{Summary: summary}, nil
 		},
 		run: func(ctx context.Context, e *env) (string, error) {
-			if msg, err := e.pushAddonImages(ctx); err != nil {
+			if msg, err := e.bringAddonImages(ctx); err != nil {
 				return "", err
 			} else if msg != "" {
 				e.report(Event{Type: EventInfo, Phase: PhaseAddons, Message: msg})
@@ -97,14 +98,17 @@ func (e *env) addonManager() *addons.Manager {
 	}
 }
 
-// pushAddonImages pushes the images of the add-ons loaded from the
-// bundle to the private registry (digests kept; blobs and manifests the
-// registry holds are not uploaded again). An install's images phase
-// pushed them with the release's already; an upgrade's hops push only
-// each release's. Nothing to do without a bundle, a registry or an
-// add-on from the bundle.
-func (e *env) pushAddonImages(ctx context.Context) (string, error) {
-	if e.bundle == nil || e.opts.Registry == "" {
+// bringAddonImages brings the images of the add-ons loaded from the
+// bundle to where the cluster runs them: pushed to the private registry
+// (digests kept; blobs and manifests the registry holds are not uploaded
+// again), or, on the kind cluster tmbox made without a registry, imported
+// into every node under their own references. An upgrade's hops bring
+// only each release's images, so this is where an add-on image new in
+// the bundle arrives; an install's images phase imported the whole bundle
+// into the nodes already. Nothing to do without a bundle or an add-on
+// from it.
+func (e *env) bringAddonImages(ctx context.Context) (string, error) {
+	if e.bundle == nil || (e.opts.Registry == "" && (e.kind == nil || e.bundleInNodes)) {
 		return "", nil
 	}
 	var names []string
@@ -119,6 +123,12 @@ func (e *env) pushAddonImages(ctx context.Context) (string, error) {
 	imgs, err := e.bundle.Manifest.AddonImages(names...)
 	if err != nil || len(imgs) == 0 {
 		return "", err
+	}
+	if e.opts.Registry == "" {
+		if err := e.kind.LoadImages(ctx, func(w io.Writer) error { return writeOCIArchive(w, e.bundle.LayoutDir, imgs) }); err != nil {
+			return "", fmt.Errorf("add-on images: %w", err)
+		}
+		return fmt.Sprintf("the %d images of add-ons %s: imported into the nodes of kind cluster %s", len(imgs), strings.Join(names, ", "), e.kind.Config.Name), nil
 	}
 	if _, err := bundle.PushImages(ctx, e.bundle, e.opts.Registry, imgs, remote.WithUserAgent("tmbox"), remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
 		return "", fmt.Errorf("add-on images: %w", err)

@@ -301,6 +301,7 @@ func (e *env) loadKindImages(ctx context.Context) (string, error) {
 	if err := e.kind.LoadImages(ctx, func(w io.Writer) error { return writeOCIArchive(w, e.bundle.LayoutDir, nil) }); err != nil {
 		return "", err
 	}
+	e.bundleInNodes = true
 	return fmt.Sprintf("loaded %d images into the nodes of kind cluster %s", len(e.bundle.Manifest.Images), e.kind.Config.Name), nil
 }
 

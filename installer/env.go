@@ -55,6 +55,9 @@ type env struct {
 	lock         *clusterLock
 	lockCommand  string
 	lockDeferred bool
+	// bundleInNodes says this run's images phase imported every image of
+	// the bundle into the kind nodes (the add-ons' among them).
+	bundleInNodes bool
 
 	// release is the release being applied (an upgrade hop's target, or
 	// its start while rolling back); desired is its objects.

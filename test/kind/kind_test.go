@@ -343,23 +343,8 @@ func releasePods(t *testing.T, cs kubernetes.Interface, rel string, imageOf func
 	out := map[string]corev1.Pod{}
 	for _, c := range catalog.ComponentNames() {
 		v := versions(rel)[c]
-		want := imageOf(c, v)
-		waitFor(t, 3*time.Minute, c+" pod Running and Ready", func() (bool, string) {
-			pods, err := cs.CoreV1().Pods(namespace(c)).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return false, err.Error()
-			}
-			var states []string
-			for _, p := range pods.Items {
-				if p.DeletionTimestamp == nil && podReady(p) && p.Spec.Containers[0].Image == want {
-					out[c] = p
-					return true, ""
-				}
-				states = append(states, fmt.Sprintf("%s %s %s", p.Name, p.Status.Phase, p.Spec.Containers[0].Image))
-			}
-			return false, fmt.Sprintf("want image %s: %v", want, states)
-		})
-		p := out[c]
+		p := readyPod(t, cs, namespace(c), imageOf(c, v), c+" pod")
+		out[c] = p
 		node, err := cs.CoreV1().Nodes().Get(ctx, p.Spec.NodeName, metav1.GetOptions{})
 		if err != nil {
 			t.Fatalf("pod %s/%s on node %q: %v", p.Namespace, p.Name, p.Spec.NodeName, err)
@@ -456,8 +441,9 @@ func TestKindAirGapped(t *testing.T) {
 	// tmbox upgrade --bundle on the kind cluster tmbox made, with no
 	// registry: the hop imports the next release's images into every
 	// node (nothing could pull them: every registry is stopped), and its
-	// pods start without a pull.
-	t.Run("upgrade from a bundle imports the next release", func(t *testing.T) {
+	// pods start without a pull. The upgrade also adds add-on hello, from
+	// the bundle: its image, new in the bundle, is imported the same way.
+	t.Run("upgrade from a bundle imports the next release and the add-ons", func(t *testing.T) {
 		var changed []string
 		for c, v := range versions(rel2) {
 			if versions(rel1)[c] != v {
@@ -473,7 +459,7 @@ func TestKindAirGapped(t *testing.T) {
 			}
 		}
 		start := time.Now()
-		_, errOut, err := tmbox(t, "upgrade", "--kubeconfig", airgap.kubeconfig, "--bundle", fx.bundle2, "--to", rel2, "--state-dir", airgap.state, "--yes", "--timeout", "5m")
+		_, errOut, err := tmbox(t, "upgrade", "--kubeconfig", airgap.kubeconfig, "--config", fx.addonConfig, "--bundle", fx.bundle2, "--to", rel2, "--state-dir", airgap.state, "--yes", "--timeout", "5m")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -481,11 +467,15 @@ func TestKindAirGapped(t *testing.T) {
 		if want := "imported its " + strconv.Itoa(len(versions(rel2))) + " images into the nodes of kind cluster " + airgapCluster; !strings.Contains(errOut, want) {
 			t.Errorf("upgrade does not report the import (%q):\n%s", want, lastLines(errOut, 30))
 		}
+		if want := "the 1 images of add-ons hello: imported into the nodes of kind cluster " + airgapCluster; !strings.Contains(errOut, want) {
+			t.Errorf("upgrade does not report the add-on's import (%q):\n%s", want, lastLines(errOut, 30))
+		}
 		pods := releasePods(t, cs, rel2, func(c, v string) string { return fx.images[c+"@"+v] })
+		pods["add-on hello"] = readyPod(t, cs, "hello", fx.addonImage, "add-on hello's pod")
 		notPulled(t, cs, pods)
 		for _, n := range nodes.Items {
 			list := nodeImages(t, n.Name)
-			for _, ref := range changed {
+			for _, ref := range append(changed, importedName(fx.addonImage)) {
 				if !slices.Contains(list, ref) {
 					t.Errorf("node %s lacks %s after the upgrade", n.Name, ref)
 				}
@@ -515,6 +505,29 @@ func notPulled(t *testing.T, cs kubernetes.Interface, pods map[string]corev1.Pod
 			t.Errorf("%s pod %s/%s: no \"already present on machine\" event: %v", c, p.Namespace, p.Name, evs)
 		}
 	}
+}
+
+// readyPod waits for a pod of namespace ns Running and Ready with image
+// (what names it in messages), and returns it.
+func readyPod(t *testing.T, cs kubernetes.Interface, ns, image, what string) corev1.Pod {
+	t.Helper()
+	var out corev1.Pod
+	waitFor(t, 3*time.Minute, what+" Running and Ready", func() (bool, string) {
+		pods, err := cs.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		var states []string
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp == nil && podReady(p) && p.Spec.Containers[0].Image == image {
+				out = p
+				return true, ""
+			}
+			states = append(states, fmt.Sprintf("%s %s %s", p.Name, p.Status.Phase, p.Spec.Containers[0].Image))
+		}
+		return false, fmt.Sprintf("want image %s: %v", image, states)
+	})
+	return out
 }
 
 // nodeImages lists the image names in a node's containerd (k8s.io

@@ -134,7 +134,12 @@ type fixture struct {
 	images map[string]string
 	// msgs maps component@version to what its server answers.
 	msgs map[string]string
-	// bundle1 holds rel1; bundle2 rel1 → rel2; made by bundles().
+	// addonImage is the add-on chart's image (pinned by digest);
+	// addonConfig declares the chart as add-on "hello" (an InstallConfig).
+	// bundle2 carries it; bundle1 does not.
+	addonImage, addonConfig string
+	// bundle1 holds rel1; bundle2 rel1 → rel2 and add-on hello; made by
+	// bundles().
 	bundle1, bundle2 string
 	bundleOnce       sync.Once
 	bundleErr        error
@@ -258,22 +263,10 @@ func (f *fixture) writeTestCatalog() error {
 				continue
 			}
 			msg := "tmbox-test " + c + " " + v
-			img, err := serverImage(msg)
+			ref, err := f.pushServer(msg, c+":"+v)
 			if err != nil {
 				return err
 			}
-			tag, err := name.NewTag(f.upHost + "/tmbox-test/" + c + ":" + v)
-			if err != nil {
-				return err
-			}
-			if err := remote.Write(tag, img); err != nil {
-				return fmt.Errorf("push %s: %w", tag, err)
-			}
-			d, err := img.Digest()
-			if err != nil {
-				return err
-			}
-			ref := tag.Name() + "@" + d.String()
 			f.images[key], f.msgs[key] = ref, msg
 			manifest := componentManifest(c, ref)
 			path := fmt.Sprintf("%s/%s/%s.yaml", c, v, c)
@@ -290,7 +283,74 @@ func (f *fixture) writeTestCatalog() error {
 		}
 	}
 	f.catalog = filepath.Join(f.dir, "catalog.yaml")
-	return os.WriteFile(f.catalog, []byte(cat.String()), 0o644)
+	if err := os.WriteFile(f.catalog, []byte(cat.String()), 0o644); err != nil {
+		return err
+	}
+	return f.writeAddon()
+}
+
+// pushServer pushes the test server answering msg to the upstream
+// registry as tmbox-test/NAME:TAG and returns its reference, pinned by
+// digest.
+func (f *fixture) pushServer(msg, nameTag string) (string, error) {
+	img, err := serverImage(msg)
+	if err != nil {
+		return "", err
+	}
+	tag, err := name.NewTag(f.upHost + "/tmbox-test/" + nameTag)
+	if err != nil {
+		return "", err
+	}
+	if err := remote.Write(tag, img); err != nil {
+		return "", fmt.Errorf("push %s: %w", tag, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return "", err
+	}
+	return tag.Name() + "@" + d.String(), nil
+}
+
+// writeAddon pushes the add-on's server image to the upstream registry and
+// writes its chart (a Deployment of that image, in values) and the
+// InstallConfig declaring it.
+func (f *fixture) writeAddon() error {
+	var err error
+	if f.addonImage, err = f.pushServer("tmbox-test add-on hello", "hello-addon:0.1.0"); err != nil {
+		return err
+	}
+	chart := filepath.Join(f.dir, "hello-addon")
+	files := map[string]string{
+		"Chart.yaml":  "apiVersion: v2\nname: hello-addon\nversion: 0.1.0\n",
+		"values.yaml": "image: " + f.addonImage + "\n",
+		"templates/deployment.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: hello-addon, namespace: {{ .Release.Namespace }}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: hello-addon}}
+  template:
+    metadata: {labels: {app: hello-addon}}
+    spec:
+      containers:
+      - name: server
+        image: {{ .Values.image }}
+        ports: [{containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 2}
+`,
+	}
+	for p, content := range files {
+		full := filepath.Join(chart, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	f.addonConfig = filepath.Join(f.dir, "addon-config.yaml")
+	config := "apiVersion: tmbox.dev/v1alpha1\nkind: InstallConfig\naddons:\n- name: hello\n  chart: " + chart + "\n  namespace: hello\n"
+	return os.WriteFile(f.addonConfig, []byte(config), 0o644)
 }
 
 // componentManifest is component c: its namespace and a Deployment of the
@@ -345,7 +405,7 @@ spec:
 	return m
 }
 
-// bundles makes bundle1 (rel1) and bundle2 (rel1 → rel2) from the upstream
+// bundles makes bundle1 (rel1) and bundle2 (rel1 → rel2, add-on hello) from the upstream
 // registry, node image included, then stops the upstream registry: from
 // then on nothing serves the release images or the node image.
 func (f *fixture) bundles(t *testing.T) {
@@ -359,7 +419,7 @@ func (f *fixture) bundles(t *testing.T) {
 			f.bundleErr = err
 			return
 		}
-		if _, _, err := tmbox(t, "--catalog", f.catalog, "bundle", "create", "--from", rel1, "--to", rel2, "--mirror", f.mirror, "--cache-dir", cache, "--file", f.bundle2); err != nil {
+		if _, _, err := tmbox(t, "--catalog", f.catalog, "--config", f.addonConfig, "bundle", "create", "--from", rel1, "--to", rel2, "--mirror", f.mirror, "--cache-dir", cache, "--file", f.bundle2); err != nil {
 			f.bundleErr = err
 			return
 		}
