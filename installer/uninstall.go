@@ -167,15 +167,15 @@ func (e *env) deleteLabelled(ctx context.Context, gvr schema.GroupVersionResourc
 
 // purgeCRDs deletes tmbox's CRDs, found by label (an earlier uninstall
 // without --purge removed the state that listed them). It returns them,
-// for waiting, how many there were and how many custom resources they
-// held.
+// for waiting, and how many custom resources they held.
 //
 // Each CRD's custom resources are listed just before it is deleted, from
-// the API server's watch cache (resourceVersion 0, which waits while the cache starts).
-// Besides counting them, that starts the cache of a resource nobody asked
-// for since the API server started (a cluster-scoped one, which no
-// namespace deletion lists) and waits until it serves. A CRD deleted while
-// its cache is still starting can stay Terminating until the API server's
+// the API server's watch cache (resourceVersion 0: the server answers
+// "retry after" while that cache starts, and client-go retries). Besides
+// counting them, that starts the cache of a resource nobody asked for
+// since the API server started (a cluster-scoped one, which no namespace
+// deletion lists) and waits until it serves. A CRD deleted while its cache
+// is still starting can stay Terminating until the API server's
 // five-minute resync: the CRD finalizer fails with "storage is
 // (re)initializing", its retry reads a stale copy, gets a conflict and
 // drops the CRD (apiextensions-apiserver's crd_finalizer.go). waitGone's
