@@ -194,12 +194,16 @@ func (e *env) purgeCRDs(ctx context.Context) ([]apply.ObjectKey, int, error) {
 	for i := range list.Items {
 		name := list.Items[i].GetName()
 		keys[i] = apply.ObjectKey{Group: apply.CRDResource().Group, Kind: "CustomResourceDefinition", Name: name}
-		gvr, served := servedResource(&list.Items[i])
+		group, _, _ := unstructured.NestedString(list.Items[i].Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(list.Items[i].Object, "spec", "names", "kind")
+		// No mapping: the API server does not serve it (never
+		// established), there is nothing to list.
+		m, mapErr := e.mapper.RESTMapping(schema.GroupKind{Group: group, Kind: kind})
 		g.Go(func() error {
-			if served {
-				crs, err := e.dyn.Resource(gvr).List(gctx, metav1.ListOptions{ResourceVersion: "0"})
+			if mapErr == nil {
+				crs, err := e.dyn.Resource(m.Resource).List(gctx, metav1.ListOptions{ResourceVersion: "0"})
 				if err != nil && !apierrors.IsNotFound(err) {
-					return fmt.Errorf("list %s: %w", gvr.GroupResource(), err)
+					return fmt.Errorf("list %s: %w", m.Resource.GroupResource(), err)
 				}
 				if err == nil {
 					counts[i] = len(crs.Items)
@@ -220,38 +224,6 @@ func (e *env) purgeCRDs(ctx context.Context) ([]apply.ObjectKey, int, error) {
 		total += n
 	}
 	return keys, total, nil
-}
-
-// servedResource is the resource of a CRD's custom resources, at its
-// storage version when that is served, else at a served one; false when
-// the CRD is not established (nothing is served).
-func servedResource(crd *unstructured.Unstructured) (schema.GroupVersionResource, bool) {
-	group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
-	plural, _, _ := unstructured.NestedString(crd.Object, "status", "acceptedNames", "plural")
-	if _, ok := trueCondition(crd, "Established"); plural == "" || !ok {
-		return schema.GroupVersionResource{}, false
-	}
-	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
-	version := ""
-	for _, v := range versions {
-		v, _ := v.(map[string]any)
-		name, _ := v["name"].(string)
-		if v["served"] == true && (version == "" || v["storage"] == true) {
-			version = name
-		}
-	}
-	return schema.GroupVersionResource{Group: group, Version: version, Resource: plural}, version != ""
-}
-
-// trueCondition is an object's status condition typ when it is True.
-func trueCondition(obj *unstructured.Unstructured, typ string) (map[string]any, bool) {
-	conds, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
-	for _, c := range conds {
-		if c, _ := c.(map[string]any); c["type"] == typ && c["status"] == "True" {
-			return c, true
-		}
-	}
-	return nil, false
 }
 
 // waitGone waits until the objects no longer exist. While some remain it
@@ -309,8 +281,8 @@ const nudgeAnnotation = "tmbox.dev/purge-retry"
 // failedFinalizing reports whether a CRD's finalizer failed to delete its
 // custom resources (Terminating, reason InstanceDeletionFailed).
 func failedFinalizing(crd *unstructured.Unstructured) bool {
-	c, ok := trueCondition(crd, "Terminating")
-	return ok && c["reason"] == "InstanceDeletionFailed"
+	c, ok := apply.Condition(crd, "Terminating")
+	return ok && c["status"] == "True" && c["reason"] == "InstanceDeletionFailed"
 }
 
 // nudgeFinalizer makes the API server's CRD finalizer try a failed CRD

@@ -65,39 +65,6 @@ func TestListSome(t *testing.T) {
 	}
 }
 
-func TestServedResource(t *testing.T) {
-	tests := []struct {
-		name, crd string
-		want      schema.GroupVersionResource
-		ok        bool
-	}{
-		{"storage version served", `
-spec: {group: serving.knative.dev, versions: [{name: v1beta1, served: true, storage: false}, {name: v1, served: true, storage: true}]}
-status: {acceptedNames: {plural: services}, conditions: [{type: Established, status: "True"}]}`,
-			schema.GroupVersionResource{Group: "serving.knative.dev", Version: "v1", Resource: "services"}, true},
-		{"storage version not served: a served one", `
-spec: {group: a.dev, versions: [{name: v1, served: false, storage: true}, {name: v2, served: true, storage: false}]}
-status: {acceptedNames: {plural: things}, conditions: [{type: Established, status: "True"}]}`,
-			schema.GroupVersionResource{Group: "a.dev", Version: "v2", Resource: "things"}, true},
-		{"not established", `
-spec: {group: a.dev, versions: [{name: v1, served: true, storage: true}]}
-status: {acceptedNames: {plural: things}, conditions: [{type: Established, status: "False"}]}`,
-			schema.GroupVersionResource{}, false},
-		{"nothing served", `
-spec: {group: a.dev, versions: [{name: v1, served: false, storage: true}]}
-status: {acceptedNames: {plural: things}, conditions: [{type: Established, status: "True"}]}`,
-			schema.GroupVersionResource{Group: "a.dev", Resource: "things"}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, ok := servedResource(fromYAML(t, tt.crd))
-			if ok != tt.ok || (ok && got != tt.want) {
-				t.Errorf("servedResource = %v, %v; want %v, %v", got, ok, tt.want, tt.ok)
-			}
-		})
-	}
-}
-
 func TestFailedFinalizing(t *testing.T) {
 	tests := []struct {
 		name, crd string
@@ -106,6 +73,7 @@ func TestFailedFinalizing(t *testing.T) {
 		{"failed", `status: {conditions: [{type: Terminating, status: "True", reason: InstanceDeletionFailed}]}`, true},
 		{"in progress", `status: {conditions: [{type: Terminating, status: "True", reason: InstanceDeletionInProgress}]}`, false},
 		{"not terminating", `status: {conditions: [{type: Established, status: "True"}]}`, false},
+		{"terminated", `status: {conditions: [{type: Terminating, status: "False", reason: InstanceDeletionFailed}]}`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -758,14 +758,20 @@ func isCRD(u *unstructured.Unstructured) bool {
 // HasCondition reports whether an object has a status condition of that
 // type and status.
 func HasCondition(u *unstructured.Unstructured, typ, status string) bool {
+	c, ok := Condition(u, typ)
+	return ok && c["status"] == status
+}
+
+// Condition returns an object's status condition of that type (type,
+// status, reason, message …), false when it has none.
+func Condition(u *unstructured.Unstructured, typ string) (map[string]any, bool) {
 	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
 	for _, c := range conds {
-		m, ok := c.(map[string]any)
-		if ok && m["type"] == typ && m["status"] == status {
-			return true
+		if m, ok := c.(map[string]any); ok && m["type"] == typ {
+			return m, true
 		}
 	}
-	return false
+	return nil, false
 }
 
 // Diff counts, without writing, how many of objs would be applied and how
