@@ -212,9 +212,10 @@ func componentObjects(ctx context.Context, src catalog.Source, comp *catalog.Com
 }
 
 // renderIstio renders the compiled-in Istio charts in-process, as istioctl
-// does: tmbox's Knative profile, then the user's overlay, images pinned to
-// the release.
-func renderIstio(comp *catalog.Component, overlay string) ([]*unstructured.Unstructured, error) {
+// does: tmbox's Knative profile, then the user's overlay (nil: none),
+// images pinned to the release. With an overlay, the objects include the
+// ConfigMap keeping it (overlayConfigMap).
+func renderIstio(comp *catalog.Component, overlay *istioOverlay) ([]*unstructured.Unstructured, error) {
 	hub, tag, err := istioHubTag(comp)
 	if err != nil {
 		return nil, err
@@ -229,15 +230,18 @@ func renderIstio(comp *catalog.Component, overlay string) ([]*unstructured.Unstr
 		return nil, err
 	}
 	files := []string{profile}
-	if overlay != "" {
-		files = append(files, overlay)
+	with := ""
+	if overlay != nil {
+		f := filepath.Join(dir, "overlay.yaml")
+		if err := os.WriteFile(f, overlay.data, 0o600); err != nil {
+			return nil, err
+		}
+		files = append(files, f)
+		with = " with istio overlay " + overlay.name()
 	}
 	sets, _, err := render.GenerateManifest(files, []string{"hub=" + hub, "tag=" + tag}, false, nil, nil)
 	if err != nil {
-		if overlay != "" {
-			return nil, fmt.Errorf("render Istio %s with istio overlay %s: %w", comp.Version, overlay, err)
-		}
-		return nil, fmt.Errorf("render Istio %s: %w", comp.Version, err)
+		return nil, fmt.Errorf("render Istio %s%s: %w", comp.Version, with, err)
 	}
 	var out []*unstructured.Unstructured
 	for _, set := range sets {
@@ -249,7 +253,10 @@ func renderIstio(comp *catalog.Component, overlay string) ([]*unstructured.Unstr
 		return nil, fmt.Errorf("render Istio %s: no objects", comp.Version)
 	}
 	if err := checkPinnedImages(comp, out); err != nil {
-		return nil, fmt.Errorf("render Istio %s with istio overlay %s: %w", comp.Version, overlay, err) // without one, it runs the pins
+		return nil, fmt.Errorf("render Istio %s%s: %w", comp.Version, with, err) // without one, it runs the pins
+	}
+	if overlay != nil {
+		out = append(out, overlayConfigMap(overlay))
 	}
 	return out, nil
 }

@@ -74,6 +74,7 @@ func (in *Install) Run(ctx context.Context) (*Result, error) {
 		e.state.Release = rel.Name
 		e.state.OptionsDigest = e.opts.Digest()
 		e.state.Platform = e.platformState()
+		e.state.IstioOverlay = e.overlayState()
 		if e.kind != nil {
 			e.state.KindCluster = e.kind.Config.Name
 			e.state.HostAddress = kindHostAddress(e.kind.Config.ListenAddress, e.kind.Config.HTTPPort)
@@ -134,7 +135,7 @@ func (in *Install) start(ctx context.Context, lockCommand string) (*env, error) 
 // when the provider finds one without laying anything down, and renders
 // the release's objects.
 func (e *env) open(ctx context.Context) error {
-	if err := checkOverlay(e.opts.IstioOverlay, e.release); err != nil {
+	if err := checkOverlay(e.render.istioOverlay, e.release); err != nil {
 		return err
 	}
 	cfg, err := e.provider.Find(ctx)

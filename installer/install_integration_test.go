@@ -491,60 +491,6 @@ func settledVersions(t *testing.T, cfg *rest.Config) map[string]string {
 	return nil
 }
 
-// TestIntegrationCompiledInIstio installs release 1.23's Istio, rendered
-// in-process from the compiled-in charts with a user overlay, and checks
-// its images are the release's pins and the overlay took effect.
-func TestIntegrationCompiledInIstio(t *testing.T) {
-	c := suite.Cluster(t)
-	overlay := filepath.Join(t.TempDir(), "overlay.yaml")
-	if err := os.WriteFile(overlay, []byte(`apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-spec:
-  components:
-    ingressGateways:
-    - name: istio-ingressgateway
-      enabled: true
-      k8s:
-        replicaCount: 2
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, err := install(t, c.Config, "1.23", func(o *Options) {
-		o.Components = RequiredComponents()
-		o.SkipPhases = []string{PhaseKnativeServing}
-		o.IstioOverlay = overlay
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		var events bytes.Buffer
-		start := time.Now()
-		if err := (&Uninstall{Config: c.Config, Purge: true, Reporter: &PlainReporter{W: &events}}).Run(context.Background()); err != nil {
-			t.Errorf("uninstall: %v", err)
-		}
-		t.Logf("uninstall took %s:\n%s", time.Since(start).Round(time.Millisecond), events.String())
-	})
-	cs := kubernetes.NewForConfigOrDie(c.Config)
-	deploys, err := cs.AppsV1().Deployments("istio-system").List(context.Background(), metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"istiod": "docker.io/istio/pilot:1.30.3", "istio-ingressgateway": "docker.io/istio/proxyv2:1.30.3"}
-	for _, d := range deploys.Items {
-		if img := d.Spec.Template.Spec.Containers[0].Image; img != want[d.Name] {
-			t.Errorf("%s runs %s, want %s", d.Name, img, want[d.Name])
-		}
-		if d.Name == "istio-ingressgateway" && (*d.Spec.Replicas != 2 || d.Status.AvailableReplicas != 2) {
-			t.Errorf("overlay not applied: gateway replicas %d, available %d", *d.Spec.Replicas, d.Status.AvailableReplicas)
-		}
-		delete(want, d.Name)
-	}
-	if len(want) > 0 {
-		t.Errorf("missing Deployments %v", want)
-	}
-}
-
 // freshInstallSequence is the (type, phase) sequence a fresh install on an
 // existing cluster reports, consecutive repeats folded and the timing-
 // dependent waiting/progress lines left out: the same sequence as before

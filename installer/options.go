@@ -46,7 +46,8 @@ type Options struct {
 	// DryRun reports what each phase would do and changes nothing.
 	DryRun bool
 	// IstioOverlay is an IstioOperator file merged over tmbox's profile
-	// (compiled-in Istio only).
+	// (compiled-in Istio only). Empty renders the one the installed
+	// release kept, if any (docs/configuration.md).
 	IstioOverlay string
 	// TriggerMeshRegistry replaces gcr.io/triggermesh for users who rebuilt
 	// TriggerMesh's images: a shorthand for image overrides of every image
@@ -66,7 +67,8 @@ type Options struct {
 	// gateway). The ones set here replace the installed ones; the others
 	// are kept from the cluster's state (see docs/configuration.md).
 	Platform settings.Settings
-	// ResetPlatform drops the installed settings: only Platform applies.
+	// ResetPlatform drops the installed settings and Istio overlay: only
+	// Platform and IstioOverlay apply.
 	ResetPlatform bool
 	// Addons are the operator's own Helm charts, installed after the stack
 	// and upgraded with it (docs/addons.md).

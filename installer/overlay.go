@@ -3,6 +3,9 @@ package installer
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +13,8 @@ import (
 	"sort"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -38,18 +43,62 @@ var imageKeys = []string{"hub", "tag", "image"}
 // render that follows (objectsFor, before any write) proves that Istio
 // renders with it, and that every pod template it produces runs a pinned
 // image.
-func checkOverlay(overlay string, rel *catalog.Release) error {
-	if overlay == "" {
+func checkOverlay(ov *istioOverlay, rel *catalog.Release) error {
+	if ov == nil {
 		return nil
 	}
-	istio, _ := rel.Component(catalog.Istio)
-	if istio.Source != catalog.SourceCompiledIn {
-		return &SettingError{Setting: "istio-overlay", Err: fmt.Errorf("--istio-overlay applies to the compiled-in Istio; release %s installs Istio %s from its pinned manifests", rel.Name, istio.Version)}
+	if err := overlayApplies(rel); err != nil {
+		return err
 	}
-	if err := checkOverlayShape(overlay); err != nil {
+	if err := checkOverlayShape(ov.name(), ov.data); err != nil {
 		return &SettingError{Setting: "istio-overlay", Err: err}
 	}
 	return nil
+}
+
+// overlayApplies refuses an overlay for a release whose Istio is not the
+// compiled-in one.
+func overlayApplies(rel *catalog.Release) error {
+	if istio, _ := rel.Component(catalog.Istio); istio.Source != catalog.SourceCompiledIn {
+		return &SettingError{Setting: "istio-overlay", Err: fmt.Errorf("--istio-overlay applies to the compiled-in Istio; release %s installs Istio %s from its pinned manifests", rel.Name, istio.Version)}
+	}
+	return nil
+}
+
+// istioOverlay is an Istio overlay, read once per run: the file the user
+// gave, or the copy an earlier run kept in the cluster.
+type istioOverlay struct {
+	// file is the path the user gave (the state records it).
+	file string
+	// kept says the data was read back from the cluster, not from file.
+	kept bool
+	data []byte
+}
+
+// readOverlay reads the overlay file the user gave (nil for "").
+func readOverlay(path string) (*istioOverlay, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := catalog.ReadLimited(path, MaxOverlaySize)
+	if err != nil {
+		return nil, &SettingError{Setting: "istio-overlay", Err: fmt.Errorf("istio overlay: %w", err)}
+	}
+	return &istioOverlay{file: path, data: data}, nil
+}
+
+// name is how messages name the overlay.
+func (o *istioOverlay) name() string {
+	if o.kept {
+		return o.file + " (kept in the cluster)"
+	}
+	return o.file
+}
+
+// digest is the sha256 of the overlay's bytes, hex.
+func (o *istioOverlay) digest() string {
+	sum := sha256.Sum256(o.data)
+	return hex.EncodeToString(sum[:])
 }
 
 // CheckOverlay checks an Istio overlay against a release of a catalog
@@ -59,6 +108,9 @@ func checkOverlay(overlay string, rel *catalog.Release) error {
 // Istio's namespace. It reads the overlay file only; nothing renders, no
 // cluster is contacted. Errors are *SettingError of "istio-overlay".
 func CheckOverlay(path, release, catalogFile string) error {
+	if path == "" {
+		return nil
+	}
 	cat, err := catalog.Load(catalogFile)
 	if err != nil {
 		return &SettingError{Setting: "catalog", Err: err}
@@ -69,16 +121,19 @@ func CheckOverlay(path, release, catalogFile string) error {
 			return &SettingError{Setting: "release", Err: err}
 		}
 	}
-	return checkOverlay(path, rel)
+	if err := overlayApplies(rel); err != nil {
+		return err
+	}
+	ov, err := readOverlay(path)
+	if err != nil {
+		return err
+	}
+	return checkOverlay(ov, rel)
 }
 
-// checkOverlayShape reads the overlay (a regular file of at most
-// MaxOverlaySize bytes) and checks what it says without rendering it.
-func checkOverlayShape(path string) error {
-	data, err := catalog.ReadLimited(path, MaxOverlaySize)
-	if err != nil {
-		return fmt.Errorf("istio overlay: %w", err)
-	}
+// checkOverlayShape checks what an overlay's data says without rendering
+// it; path names it in errors.
+func checkOverlayShape(path string, data []byte) error {
 	if n, err := countDocuments(data); err != nil {
 		return fmt.Errorf("istio overlay %s: %w", path, err)
 	} else if n > 1 {
@@ -188,4 +243,84 @@ func countDocuments(data []byte) (int, error) {
 			n++
 		}
 	}
+}
+
+const (
+	// OverlayConfigMap is the ConfigMap in istio-system that keeps the
+	// Istio overlay a run rendered Istio with, so later runs (upgrades
+	// from another machine among them) render it again without the file.
+	OverlayConfigMap = "tmbox-istio-overlay"
+	// OverlayKey is OverlayConfigMap's key holding the overlay's bytes.
+	OverlayKey = "overlay.yaml"
+)
+
+// KeptOverlay is what the state records of the Istio overlay the release
+// runs with; its bytes live in OverlayConfigMap.
+type KeptOverlay struct {
+	// File is the path the overlay was given as (for messages).
+	File string `json:"file"`
+	// SHA256 is the digest of its bytes, hex.
+	SHA256 string `json:"sha256"`
+}
+
+// overlayConfigMap is the object keeping an overlay in the cluster. It is
+// one of Istio's objects: applied, pruned and uninstalled with it.
+func overlayConfigMap(ov *istioOverlay) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1",
+		"kind":       "ConfigMap",
+		"metadata": map[string]any{
+			"name": OverlayConfigMap, "namespace": istioNamespace,
+			"annotations": map[string]any{"tmbox.dev/istio-overlay-file": ov.file},
+		},
+		"data": map[string]any{OverlayKey: string(ov.data)},
+	}}
+}
+
+// overlayFromState renders with the overlay the installed release kept
+// when the user gives none (and does not reset the settings): its bytes
+// are read back from OverlayConfigMap and must match the digest the state
+// recorded. Without a connection there is nothing to read.
+func (e *env) overlayFromState(ctx context.Context) error {
+	if e.render.istioOverlay != nil || e.opts.ResetPlatform || e.state == nil || e.state.IstioOverlay == nil || !e.connected() {
+		return nil
+	}
+	kept := e.state.IstioOverlay
+	again := fmt.Sprintf("give --istio-overlay %s again, or --reset-settings to drop it", kept.File)
+	cm, err := e.client.CoreV1().ConfigMaps(istioNamespace).Get(ctx, OverlayConfigMap, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return &SettingError{Setting: "istio-overlay", Err: fmt.Errorf("release %s runs with the Istio overlay %s, but its ConfigMap %s/%s is gone: %s", e.state.Release, kept.File, istioNamespace, OverlayConfigMap, again)}
+	}
+	if err != nil {
+		return fmt.Errorf("read the kept Istio overlay, ConfigMap %s/%s: %w", istioNamespace, OverlayConfigMap, err)
+	}
+	ov := &istioOverlay{file: kept.File, kept: true, data: []byte(cm.Data[OverlayKey])}
+	if ov.digest() != kept.SHA256 {
+		return &SettingError{Setting: "istio-overlay", Err: fmt.Errorf("the Istio overlay %s kept in ConfigMap %s/%s was changed since tmbox wrote it (sha256 %s, recorded %s): %s", kept.File, istioNamespace, OverlayConfigMap, shortDigest(ov.digest()), shortDigest(kept.SHA256), again)}
+	}
+	if err := checkOverlayShape(ov.name(), ov.data); err != nil {
+		return &SettingError{Setting: "istio-overlay", Err: fmt.Errorf("%w: %s", err, again)}
+	}
+	e.render.istioOverlay = ov
+	e.report(Event{Type: EventInfo, Message: fmt.Sprintf("Istio overlay %s kept from the installed release %s (--istio-overlay FILE replaces it, --reset-settings drops it)", kept.File, e.state.Release)})
+	return nil
+}
+
+// overlayState is what the state records of this run's overlay: nil
+// without one, or when the release's Istio is not the compiled-in one
+// (the overlay did not apply and is not kept).
+func (e *env) overlayState() *KeptOverlay {
+	ov := e.render.istioOverlay
+	if ov == nil || overlayApplies(e.release) != nil {
+		return nil
+	}
+	return &KeptOverlay{File: ov.file, SHA256: ov.digest()}
+}
+
+// shortDigest is a digest's first 12 hex digits, for messages.
+func shortDigest(d string) string {
+	if len(d) > 12 {
+		return d[:12]
+	}
+	return d
 }

@@ -1,12 +1,17 @@
 package installer
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/tmbox/tmbox/catalog"
 )
@@ -46,7 +51,7 @@ func TestOverlayShape(t *testing.T) {
 			if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			err := checkOverlayShape(path)
+			err := checkOverlayShape(path, []byte(text))
 			switch {
 			case want == "" && err != nil:
 				t.Fatalf("refused: %v", err)
@@ -67,10 +72,10 @@ func TestOverlayLimits(t *testing.T) {
 	if err := os.WriteFile(big, make([]byte, MaxOverlaySize+1), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkOverlayShape(big); err == nil || !strings.Contains(err.Error(), "larger than the limit of 1 MiB") {
+	if _, err := readOverlay(big); err == nil || !strings.Contains(err.Error(), "larger than the limit of 1 MiB") {
 		t.Fatalf("big overlay: %v", err)
 	}
-	if err := checkOverlayShape(dir); err == nil || !strings.Contains(err.Error(), "a directory") {
+	if _, err := readOverlay(dir); err == nil || !strings.Contains(err.Error(), "a directory") {
 		t.Fatalf("directory as overlay: %v", err)
 	}
 }
@@ -104,6 +109,73 @@ func TestCheckPinnedImages(t *testing.T) {
 			err := checkPinnedImages(comp, tt.objs)
 			if (err == nil) != (tt.want == "") || err != nil && !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestOverlayFromState: the kept overlay is rendered only when the user
+// gives none and does not reset; a ConfigMap that is gone or whose bytes
+// changed is refused, naming it and the flag to give the file again.
+func TestOverlayFromState(t *testing.T) {
+	const data = "apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\n"
+	good := &istioOverlay{data: []byte(data)}
+	keptCM := func(d string) *corev1.ConfigMap {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: OverlayConfigMap, Namespace: istioNamespace}, Data: map[string]string{OverlayKey: d}}
+	}
+	kept := &KeptOverlay{File: "/etc/tmbox/overlay.yaml", SHA256: good.digest()}
+	tests := []struct {
+		name   string
+		state  *KeptOverlay
+		user   *istioOverlay
+		reset  bool
+		objs   []runtime.Object
+		want   string // the overlay rendered: "kept", "user" or ""
+		errHas string
+	}{
+		{"nothing kept", nil, nil, false, nil, "", ""},
+		{"kept", kept, nil, false, []runtime.Object{keptCM(data)}, "kept", ""},
+		{"the user's wins", kept, &istioOverlay{file: "new.yaml", data: []byte(data)}, false, []runtime.Object{keptCM(data)}, "user", ""},
+		{"reset drops it", kept, nil, true, []runtime.Object{keptCM(data)}, "", ""},
+		{"ConfigMap gone", kept, nil, false, nil, "", "ConfigMap istio-system/tmbox-istio-overlay is gone: give --istio-overlay /etc/tmbox/overlay.yaml again"},
+		{"bytes changed", kept, nil, false, []runtime.Object{keptCM(data + "spec: {}\n")}, "", "was changed since tmbox wrote it"},
+		{"no longer an overlay", &KeptOverlay{File: "o.yaml", SHA256: (&istioOverlay{data: []byte("kind: Deployment\n")}).digest()}, nil, false, []runtime.Object{keptCM("kind: Deployment\n")}, "", "want an IstioOperator"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recordingReporter{}
+			r := &resolved{opts: Options{ResetPlatform: tt.reset, Reporter: rec}.withDefaults()}
+			r.render.istioOverlay = tt.user
+			e := newEnv(r)
+			e.client = fake.NewClientset(tt.objs...)
+			e.state = &State{Release: "1.23", IstioOverlay: tt.state}
+			err := e.overlayFromState(context.Background())
+			if tt.errHas != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.errHas) {
+					t.Fatalf("err %v, want one containing %q", err, tt.errHas)
+				}
+				if e.render.istioOverlay != nil {
+					t.Errorf("renders overlay %+v after an error", e.render.istioOverlay)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			switch ov := e.render.istioOverlay; {
+			case ov == tt.user && ov != nil:
+				got = "user"
+			case ov != nil && ov.kept && string(ov.data) == data && ov.file == kept.File:
+				got = "kept"
+			case ov != nil:
+				t.Fatalf("unexpected overlay %+v", ov)
+			}
+			if got != tt.want {
+				t.Errorf("renders %q, want %q", got, tt.want)
+			}
+			if said := len(rec.events) == 1 && strings.Contains(rec.events[0].Message, "kept from the installed release 1.23"); said != (got == "kept") {
+				t.Errorf("events %+v", rec.events)
 			}
 		})
 	}

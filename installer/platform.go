@@ -85,10 +85,13 @@ func DefaultDomain(listen string) string {
 
 // renderFromState completes the render inputs with what the state says
 // of the installed release (once it is read, before anything renders):
-// its settings under the user's, and kind's node ports when tmbox laid the
-// cluster down.
+// its settings under the user's, its Istio overlay unless the user gives
+// one, and kind's node ports when tmbox laid the cluster down.
 func (e *env) renderFromState(ctx context.Context) error {
 	if err := e.feedFromState(); err != nil {
+		return err
+	}
+	if err := e.overlayFromState(ctx); err != nil {
 		return err
 	}
 	return e.platformFromState(ctx)

@@ -64,6 +64,9 @@ func (p *Preflight) Run(ctx context.Context) (*PreflightReport, error) {
 			e.opts.Logger.Debug("preflight: no state", "err", err)
 		}
 	}
+	if err := e.overlayFromState(ctx); err != nil {
+		e.opts.Logger.Debug("preflight: kept Istio overlay unreadable", "err", err)
+	}
 	if err := e.platformFromState(ctx); err != nil {
 		e.opts.Logger.Debug("preflight: installed settings unreadable", "err", err)
 	}

@@ -37,7 +37,7 @@ func (r *Render) Run(ctx context.Context) ([]RenderedComponent, error) {
 	defer res.cleanup()
 	// The same checks as install: what render shows is what install
 	// would apply.
-	if err := checkOverlay(res.opts.IstioOverlay, res.release); err != nil {
+	if err := checkOverlay(res.render.istioOverlay, res.release); err != nil {
 		return nil, err
 	}
 	if err := checkOverrideKeys(res.opts.Images, res.release, false); err != nil {

@@ -50,8 +50,9 @@ type resolved struct {
 // renderInputs are the inputs of rendering besides the release: they
 // shape the objects, so the apply hash covers them.
 type renderInputs struct {
-	// istioOverlay is an IstioOperator file (compiled-in Istio only).
-	istioOverlay string
+	// istioOverlay is the IstioOperator overlay (compiled-in Istio only;
+	// nil: none): the user's file, or the one an earlier run kept.
+	istioOverlay *istioOverlay
 	// triggerMeshRegistry replaces gcr.io/triggermesh: a shorthand for
 	// the image overrides triggerMeshOverrides makes of each release.
 	triggerMeshRegistry string
@@ -74,7 +75,7 @@ type renderInputs struct {
 // map (withOverrides), --triggermesh-registry's among them.
 func (ri renderInputs) forRelease(rel *catalog.Release) renderInputs {
 	if istio, _ := rel.Component(catalog.Istio); istio != nil && istio.Source != catalog.SourceCompiledIn {
-		ri.istioOverlay = ""
+		ri.istioOverlay = nil
 	}
 	ri.imageMap = ri.withOverrides(rel)
 	ri.triggerMeshRegistry = "" // now in the image map
@@ -146,7 +147,9 @@ func resolve(ctx context.Context, user Options, t target) (_ *resolved, rerr err
 		return nil, err
 	}
 	r.render.platform = r.userPlatform
-	r.render.istioOverlay = o.IstioOverlay
+	if r.render.istioOverlay, err = readOverlay(o.IstioOverlay); err != nil {
+		return nil, err
+	}
 	r.render.triggerMeshRegistry = o.TriggerMeshRegistry
 	r.render.overrides = o.Images
 	r.render.kindNodePorts = o.CreateCluster

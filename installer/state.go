@@ -40,6 +40,10 @@ type State struct {
 	// changes them. File settings keep their paths here; their contents
 	// live in the objects tmbox made (Secrets, a ConfigMap), never here.
 	Platform *settings.Settings `json:"platform,omitempty"`
+	// IstioOverlay is the Istio overlay the release's compiled-in Istio
+	// was rendered with: every later run renders it again unless given
+	// another (or ResetPlatform). Its bytes live in OverlayConfigMap.
+	IstioOverlay *KeptOverlay `json:"istioOverlay,omitempty"`
 	// KindCluster names the kind cluster tmbox laid down for the release
 	// ("" for an existing cluster): every later run keeps the gateway on
 	// the node ports kind maps, and loads a bundle's images into its nodes.

@@ -2,6 +2,7 @@ package installer
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -25,6 +26,8 @@ type Status struct {
 	LastOperation *Operation        `json:"lastOperation,omitempty"`
 	// Platform are the settings the release runs with.
 	Platform *settings.Settings `json:"platform,omitempty"`
+	// IstioOverlay is the Istio overlay it runs with (nil: none).
+	IstioOverlay *KeptOverlay `json:"istioOverlay,omitempty"`
 	// URLPattern is where functions are reachable ("" when only inside
 	// the cluster: no domain is set).
 	URLPattern string `json:"urlPattern,omitempty"`
@@ -92,7 +95,7 @@ func (g *GetStatus) Run(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Status{Release: st.Release, Healthy: st.Release != "" && st.Current() == nil, Platform: st.Platform, URLPattern: st.URLPattern, ImageOverrides: st.ImageOverrides}
+	s := &Status{Release: st.Release, Healthy: st.Release != "" && st.Current() == nil, Platform: st.Platform, IstioOverlay: st.IstioOverlay, URLPattern: st.URLPattern, ImageOverrides: st.ImageOverrides}
 	if s.Lock, err = readLock(ctx, e.client); err != nil {
 		return nil, err
 	}
@@ -192,10 +195,25 @@ func (g *GetStatus) drift(ctx context.Context, e *env, st *State) (map[string][]
 	slices.Sort(comps)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	key := rel.Name + "/" + strings.Join(comps, ",")
+	kept, _ := json.Marshal(struct {
+		Platform *settings.Settings
+		Overlay  *KeptOverlay
+		Kind     string
+	}{st.Platform, st.IstioOverlay, st.KindCluster})
+	key := rel.Name + "/" + strings.Join(comps, ",") + "/" + string(kept)
 	d := g.rendered.d
 	if g.rendered.key != key || d == nil {
-		if d, err = objectsFor(ctx, src, rel, comps, renderInputs{}); err != nil {
+		// Render as the last run did: with the kept settings, Istio
+		// overlay and kind's node ports, so that what they add is
+		// checked too.
+		e.state, e.release, e.userPlatform = st, rel, &settings.Resolved{}
+		if err := e.overlayFromState(ctx); err != nil {
+			return nil, fmt.Errorf("drift not checked: %w", err)
+		}
+		if err := e.platformFromState(ctx); err != nil {
+			return nil, fmt.Errorf("drift not checked: %w", err)
+		}
+		if d, err = objectsFor(ctx, src, rel, comps, e.render); err != nil {
 			return nil, fmt.Errorf("drift not checked: the release's manifests are not at hand (give --mirror): %w", err)
 		}
 		g.rendered.key, g.rendered.d = key, d

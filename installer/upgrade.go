@@ -159,7 +159,7 @@ func (u *Upgrade) prepare(ctx context.Context, details, lock bool) (*upgradeRun,
 	for i, h := range plan.Hops {
 		rel, _ := r.catalog.Release(h.To)
 		if istio, _ := rel.Component(catalog.Istio); istio.Source == catalog.SourceCompiledIn {
-			if err := checkOverlay(e.opts.IstioOverlay, rel); err != nil {
+			if err := checkOverlay(e.render.istioOverlay, rel); err != nil {
 				return nil, err
 			}
 		}
@@ -176,6 +176,9 @@ func (u *Upgrade) prepare(ctx context.Context, details, lock bool) (*upgradeRun,
 		run.plan.Changes = append(run.plan.Changes, diffs)
 		run.hops = append(run.hops, d)
 		prev = d
+	}
+	if ov := e.render.istioOverlay; ov != nil && prev != nil && overlayApplies(prev.release) != nil {
+		e.report(Event{Type: EventInfo, Message: fmt.Sprintf("release %s installs Istio from its pinned manifests: the Istio overlay %s does not apply to it and is no longer kept", prev.release.Name, ov.name())})
 	}
 	ok = true
 	return run, nil
@@ -380,6 +383,7 @@ func (e *env) runHop(ctx context.Context, fromObjs, toObjs *desired, h catalog.H
 		e.state.Release = to.Name
 		e.state.OptionsDigest = e.opts.Digest()
 		e.state.Platform = e.platformState()
+		e.state.IstioOverlay = e.overlayState()
 		e.state.URLPattern = e.urlPattern()
 		e.state.Registry = e.opts.Registry
 		e.state.ImageOverrides = e.overridesState()

@@ -44,7 +44,7 @@ func addPlatformFlags(f *pflag.FlagSet, p *platformFlags) {
 // addResetFlag registers --reset-settings, for the commands that write
 // the settings.
 func addResetFlag(f *pflag.FlagSet, p *platformFlags) {
-	f.BoolVar(&p.resetPlatform, "reset-settings", false, "drop the installed platform settings: only the ones given now apply")
+	f.BoolVar(&p.resetPlatform, "reset-settings", false, "drop the installed platform settings and Istio overlay: only the ones given now apply")
 }
 
 // isPlatformFlag reports whether f is one of addPlatformFlags'.

@@ -95,6 +95,7 @@ func statusOnce(cmd *cobra.Command, get *installer.GetStatus, output string) err
 			}
 		}
 		printPlatform(w, st)
+		printOverlay(w, st)
 		if st.DriftUnchecked != "" {
 			fmt.Fprintln(w, "Note: "+st.DriftUnchecked)
 		}
@@ -172,5 +173,12 @@ func printPlatform(w io.Writer, st *installer.Status) {
 	}
 	if len(set) > 0 {
 		fmt.Fprintf(w, "Settings: %s\n", strings.Join(set, ", "))
+	}
+}
+
+// printOverlay says which Istio overlay the release runs with.
+func printOverlay(w io.Writer, st *installer.Status) {
+	if o := st.IstioOverlay; o != nil {
+		fmt.Fprintf(w, "Istio overlay: %s (sha256 %s, kept in ConfigMap istio-system/%s)\n", o.File, o.SHA256[:min(12, len(o.SHA256))], installer.OverlayConfigMap)
 	}
 }
