@@ -172,6 +172,13 @@ func verifyRun(ctx context.Context, e *env) (string, error) {
 	if len(problems) > 0 {
 		return "", errors.New(strings.Join(problems, "; "))
 	}
+	if addr := e.probeAddress(); addr != "" {
+		status, err := e.waitGatewayAnswers(ctx, addr)
+		if err != nil {
+			return "", err
+		}
+		suffix += fmt.Sprintf("; the ingress gateway answers on http://%s/ (%s)", addr, status)
+	}
 	return fmt.Sprintf("%d workloads run the pinned images and are ready%s", count, suffix), nil
 }
 

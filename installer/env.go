@@ -58,6 +58,9 @@ type env struct {
 	// bundleInNodes says this run's images phase imported every image of
 	// the bundle into the kind nodes (the add-ons' among them).
 	bundleInNodes bool
+	// kindExisting caches whether the kind cluster existed before this
+	// run (nil: not asked yet).
+	kindExisting *bool
 
 	// release is the release being applied (an upgrade hop's target, or
 	// its start while rolling back); desired is its objects.

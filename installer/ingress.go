@@ -3,13 +3,19 @@ package installer
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/tmbox/tmbox/manifests"
 )
 
 // The Istio ingress gateway Service functions are reached through.
@@ -93,4 +99,80 @@ func kindHostAddress(listen string, httpPort int) string {
 		return ""
 	}
 	return net.JoinHostPort(listen, strconv.Itoa(httpPort))
+}
+
+// gatewayProbeEvery is how often the verify phase asks the gateway, and
+// gatewayProbeReportEvery how often it says it is still waiting.
+const (
+	gatewayProbeEvery       = 500 * time.Millisecond
+	gatewayProbeReportEvery = 10 * time.Second
+)
+
+// probeAddress is the host address the verify phase calls the gateway on,
+// on a kind cluster tmbox made ("" otherwise: on an existing cluster tmbox
+// cannot tell which address its users reach, nor without a host port):
+// the address the state recorded when tmbox laid the cluster down, or,
+// on the run laying it down, the one its kind config maps; loopback for
+// an unspecified listen address.
+func (e *env) probeAddress() string {
+	addr := ""
+	switch {
+	case e.state != nil && e.state.KindCluster != "":
+		addr = e.state.HostAddress
+	case e.kind != nil:
+		addr = kindHostAddress(e.kind.Config.ListenAddress, e.kind.Config.HTTPPort)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// waitGatewayAnswers waits, within the phase timeout, until an HTTP GET
+// on addr gets an answer from the gateway, whatever its status (with no
+// function deployed Istio's gateway answers 404): the path from the host
+// port through kind's mapping, the node port and the Service to a gateway
+// pod works. It returns the status, or why nothing answered.
+func (e *env) waitGatewayAnswers(ctx context.Context, addr string) (string, error) {
+	client := &http.Client{
+		// The host port is this machine's: never through a proxy.
+		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
+		Timeout:   2 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse // a redirect to HTTPS is an answer
+		},
+	}
+	url := "http://" + addr + "/"
+	var status, last string
+	reported := time.Now()
+	err := wait.PollUntilContextTimeout(ctx, gatewayProbeEvery, e.opts.PhaseTimeout, true, func(ctx context.Context) (bool, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return false, err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			last = err.Error()
+			if time.Since(reported) >= gatewayProbeReportEvery {
+				reported = time.Now()
+				e.report(Event{Type: EventWaiting, Phase: PhaseVerify, Message: "the ingress gateway on " + url + ": " + last})
+			}
+			return false, nil
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		status = resp.Status
+		return true, nil
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", fmt.Errorf("the ingress gateway does not answer on %s within %s (host port → kind node port %d → Service %s/%s → gateway pod): %s", url, e.opts.PhaseTimeout, manifests.IngressHTTPNodePort, gatewayNamespace, gatewayService, last)
+	}
+	return status, nil
 }

@@ -75,7 +75,11 @@ func (in *Install) Run(ctx context.Context) (*Result, error) {
 		e.state.OptionsDigest = e.opts.Digest()
 		e.state.Platform = e.platformState()
 		e.state.IstioOverlay = e.overlayState()
-		if e.kind != nil {
+		if e.kind != nil && e.state.KindCluster == "" {
+			// The run that laid the cluster down records its host
+			// address; later runs (a re-run, a bundle's images loaded
+			// into the nodes) keep it: their kind config is not the one
+			// the cluster was made with.
 			e.state.KindCluster = e.kind.Config.Name
 			e.state.HostAddress = kindHostAddress(e.kind.Config.ListenAddress, e.kind.Config.HTTPPort)
 		}
@@ -415,7 +419,11 @@ func verifyPhase() phase {
 		name: PhaseVerify, title: "verifying images and health",
 		plan: func(_ context.Context, e *env) (PhasePlan, error) {
 			n := len(e.workloads(false))
-			return PhasePlan{Workloads: n, Summary: fmt.Sprintf("check that the %d managed workloads run the pinned images and are Available", n)}, nil
+			summary := fmt.Sprintf("check that the %d managed workloads run the pinned images and are Available", n)
+			if addr := e.probeAddress(); addr != "" {
+				summary += ", and that the ingress gateway answers on http://" + addr + "/"
+			}
+			return PhasePlan{Workloads: n, Summary: summary}, nil
 		},
 		run: verifyRun,
 	}

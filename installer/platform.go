@@ -259,18 +259,21 @@ func (e *env) urlPattern() string {
 		scheme, port = "https", 443
 	}
 	host := "{name}.{namespace}." + p.Settings.Domain
-	if e.kind != nil {
+	switch {
+	case e.state != nil && e.state.KindCluster != "":
+		// A later run on a kind cluster keeps the host port it recorded
+		// (its kind config, if any, is not the one the cluster was made
+		// with).
+		if u, err := url.Parse(e.state.URLPattern); err == nil && u.Scheme == scheme && u.Port() != "" {
+			host += ":" + u.Port()
+		}
+	case e.kind != nil:
 		hp := e.kind.Config.HTTPPort
 		if scheme == "https" {
 			hp = e.kind.Config.HTTPSPort
 		}
 		if hp > 0 && hp != port {
 			host += ":" + strconv.Itoa(hp)
-		}
-	} else if e.state != nil && e.state.URLPattern != "" {
-		// A later run on a kind cluster keeps the host port it recorded.
-		if u, err := url.Parse(e.state.URLPattern); err == nil && u.Scheme == scheme && u.Port() != "" {
-			host += ":" + u.Port()
 		}
 	}
 	return scheme + "://" + host

@@ -111,7 +111,7 @@ func (e *env) preflightChecks() []preflight.Check {
 		}
 		req.NoProxyHosts = append(req.NoProxyHosts, host)
 	}
-	if e.kind != nil {
+	if e.kind != nil && !e.kindExists() {
 		kc := e.kind.Config
 		for _, port := range []int{kc.HTTPPort, kc.HTTPSPort, kc.APIServerPort} {
 			if port > 0 {
@@ -129,6 +129,21 @@ func (e *env) preflightChecks() []preflight.Check {
 		checks = append(checks, preflight.ClusterChecks(e.clusterTarget())...)
 	}
 	return checks
+}
+
+// kindExists reports, once per run, whether the kind cluster exists
+// already: a re-run reuses it, and the host ports it holds are its own,
+// not ports to find free. An engine that cannot list says no (the
+// container-engine check reports why).
+func (e *env) kindExists() bool {
+	if e.kindExisting == nil {
+		ok, err := e.kind.Exists()
+		if err != nil {
+			e.opts.Logger.Debug("preflight: cannot list kind clusters", "err", err)
+		}
+		e.kindExisting = &ok
+	}
+	return *e.kindExisting
 }
 
 func (e *env) clusterTarget() preflight.ClusterTarget {

@@ -112,6 +112,20 @@ func (k *Kind) KubeconfigPath() string { return filepath.Join(k.clusterDir(), "k
 // cluster phase, after the host checks passed.
 func (k *Kind) Find(context.Context) (*rest.Config, error) { return nil, nil }
 
+// Exists reports whether the container engine runs a kind cluster of
+// Config.Name (one Ensure would reuse, its host ports its own).
+func (k *Kind) Exists() (bool, error) {
+	eng, err := k.engine()
+	if err != nil {
+		return false, err
+	}
+	existing, err := eng.List()
+	if err != nil {
+		return false, fmt.Errorf("list kind clusters: %w", err)
+	}
+	return slices.Contains(existing, k.Config.Name), nil
+}
+
 // Ensure creates the kind cluster, or reuses it when a cluster of that name
 // exists (its config is then left as it is), writes its kubeconfig to
 // KubeconfigPath (and, with MergeKubeconfig, into the user's kubeconfig)

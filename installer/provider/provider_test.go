@@ -579,3 +579,16 @@ func TestExistingEndpoint(t *testing.T) {
 		t.Errorf("Endpoint of a Config: %q %q %v", name, server, err)
 	}
 }
+
+// TestKindExists: whether the engine runs a cluster of the config's name.
+func TestKindExists(t *testing.T) {
+	for _, tt := range []struct {
+		clusters []string
+		want     bool
+	}{{nil, false}, {[]string{"other"}, false}, {[]string{"other", "dev"}, true}} {
+		k := &Kind{Config: manifests.KindConfig{Name: "dev"}, Engine: &fakeEngine{clusters: tt.clusters}}
+		if got, err := k.Exists(); err != nil || got != tt.want {
+			t.Errorf("clusters %v: Exists() = %v, %v; want %v", tt.clusters, got, err, tt.want)
+		}
+	}
+}

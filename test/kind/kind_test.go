@@ -307,6 +307,9 @@ var airgap struct {
 	upstreamWasStopped  bool
 	upstreamUnreachable error
 	installed           time.Duration
+	// args and output are the install's command line, stdout and stderr.
+	args   []string
+	output string
 }
 
 const airgapCluster = "tmbox-airgap"
@@ -324,10 +327,13 @@ func airgapInstall(t *testing.T) {
 		airgap.upstreamWasStopped = f.upstreamStopped
 		_, airgap.upstreamUnreachable = get("http://" + f.upHost + "/v2/")
 		start := time.Now()
-		_, _, airgap.err = tmbox(t, append([]string{"install", "--create-cluster", "--bundle", f.bundle1, "--release", rel1, "--state-dir", airgap.state,
+		var stdout, stderr string
+		airgap.args = append([]string{"install", "--create-cluster", "--bundle", f.bundle1, "--release", rel1, "--state-dir", airgap.state,
 			"--cluster-name", airgapCluster, "--workers", "1", "--http-port", strconv.Itoa(airgap.httpPort), "--https-port", strconv.Itoa(freePort(t)),
-			"--listen-address", "127.0.0.1", "--yes", "--timeout", "5m"}, ignoreHost...)...)
+			"--listen-address", "127.0.0.1", "--yes", "--timeout", "5m"}, ignoreHost...)
+		stdout, stderr, airgap.err = tmbox(t, airgap.args...)
 		airgap.installed = time.Since(start)
+		airgap.output = stdout + stderr
 	})
 	if airgap.err != nil {
 		t.Fatalf("install --create-cluster --bundle: %v", airgap.err)
@@ -392,6 +398,11 @@ func TestKindInstallServes(t *testing.T) {
 		}
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d/", airgap.httpPort)
+	// The install's verify phase asked the gateway through the host port
+	// before it returned.
+	if probed := "the ingress gateway answers on " + url + " (200 OK)"; !strings.Contains(airgap.output, probed) {
+		t.Errorf("the install does not say %q:\n%s", probed, lastLines(airgap.output, 20))
+	}
 	want := fx.msgs[catalog.Istio+"@"+versions(rel1)[catalog.Istio]] + " " + pods[catalog.Istio].Name
 	var body string
 	waitFor(t, time.Minute, "GET "+url, func() (bool, string) {
@@ -403,6 +414,16 @@ func TestKindInstallServes(t *testing.T) {
 		return strings.TrimSpace(b) == want, b
 	})
 	t.Logf("GET %s → %q (host port → kind node port %d → Service → pod)", url, strings.TrimSpace(body), manifests.IngressHTTPNodePort)
+
+	// The same command again converges the cluster it made: the host
+	// ports it holds are its own, and the state keeps its address.
+	stdout, stderr, err := tmbox(t, airgap.args...)
+	if err != nil {
+		t.Fatalf("re-run: %v", err)
+	}
+	if probed := "the ingress gateway answers on " + url + " (200 OK)"; !strings.Contains(stdout+stderr, probed) {
+		t.Errorf("the re-run does not say %q:\n%s", probed, lastLines(stdout+stderr, 20))
+	}
 }
 
 // TestKindAirGapped: the install above ran with every registry stopped:
