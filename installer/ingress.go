@@ -126,10 +126,7 @@ func (e *env) probeAddress() string {
 	if err != nil {
 		return ""
 	}
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
+	return net.JoinHostPort(reachableHost(host), port)
 }
 
 // waitGatewayAnswers waits, within the phase timeout, until an HTTP GET

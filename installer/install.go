@@ -72,7 +72,7 @@ func (in *Install) Run(ctx context.Context) (*Result, error) {
 	}
 	if err == nil {
 		e.state.Release = rel.Name
-		e.state.OptionsDigest = e.opts.Digest()
+		e.state.OptionsDigest = e.opts.Digest(e.overlayDigest())
 		e.state.Platform = e.platformState()
 		e.state.IstioOverlay = e.overlayState()
 		if e.kind != nil && e.state.KindCluster == "" {

@@ -221,23 +221,18 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Digest is a stable digest of the options that shape what is installed.
-func (o Options) Digest() string {
+// Digest is a stable digest of the options that shape what is installed;
+// overlaySHA256 is the digest of the Istio overlay the run renders with
+// ("" for none), read once per run (istioOverlay.digest).
+func (o Options) Digest(overlaySHA256 string) string {
 	comps := slices.Clone(o.Components)
 	slices.Sort(comps)
-	overlay := ""
-	if o.IstioOverlay != "" {
-		if data, err := os.ReadFile(o.IstioOverlay); err == nil {
-			sum := sha256.Sum256(data)
-			overlay = hex.EncodeToString(sum[:])
-		}
-	}
 	raw, _ := json.Marshal(struct {
 		Release, Overlay, Registry string
 		Components                 []string
 		Kind                       bool   `json:",omitempty"`
 		ImageRegistry              string `json:",omitempty"`
-	}{o.Release, overlay, o.TriggerMeshRegistry, comps, o.CreateCluster, o.Registry})
+	}{o.Release, overlaySHA256, o.TriggerMeshRegistry, comps, o.CreateCluster, o.Registry})
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:8])
 }

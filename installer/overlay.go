@@ -317,6 +317,15 @@ func (e *env) overlayState() *KeptOverlay {
 	return &KeptOverlay{File: ov.file, SHA256: ov.digest()}
 }
 
+// overlayDigest is the digest of the overlay this run renders the
+// release with ("" for none).
+func (e *env) overlayDigest() string {
+	if k := e.overlayState(); k != nil {
+		return k.SHA256
+	}
+	return ""
+}
+
 // shortDigest is a digest's first 12 hex digits, for messages.
 func shortDigest(d string) string {
 	if len(d) > 12 {

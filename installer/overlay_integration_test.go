@@ -11,6 +11,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
@@ -225,7 +226,7 @@ func catalogWithNextRelease(t *testing.T) string {
 	var next map[string]any
 	for _, r := range cat["releases"].([]any) {
 		if r.(map[string]any)["name"] == "1.23" {
-			next = deepCopy(t, r.(map[string]any))
+			next = runtime.DeepCopyJSON(r.(map[string]any))
 		}
 	}
 	next["name"] = "1.24"
@@ -237,7 +238,7 @@ func catalogWithNextRelease(t *testing.T) string {
 	cat["releases"] = append(cat["releases"].([]any), next)
 	for _, c := range cat["components"].([]any) {
 		if m := c.(map[string]any); renamed[m["name"].(string)] && m["version"] == "1.23.0" {
-			cp := deepCopy(t, m)
+			cp := runtime.DeepCopyJSON(m)
 			cp["version"] = "1.24.0"
 			cat["components"] = append(cat["components"].([]any), cp)
 		}
@@ -251,18 +252,4 @@ func catalogWithNextRelease(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return f
-}
-
-// deepCopy copies a YAML mapping.
-func deepCopy(t *testing.T, m map[string]any) map[string]any {
-	t.Helper()
-	data, err := yaml.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out map[string]any
-	if err := yaml.Unmarshal(data, &out); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

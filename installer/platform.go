@@ -73,14 +73,20 @@ func mergePlatform(installed, user settings.Settings) settings.Settings {
 // is set: the listen address's sslip.io name, which resolves to that
 // address without any DNS setup of the user's (as kn quickstart does).
 func DefaultDomain(listen string) string {
-	ip := net.ParseIP(listen)
-	if ip == nil || ip.IsUnspecified() {
-		ip = net.IPv4(127, 0, 0, 1)
-	}
+	ip := net.ParseIP(reachableHost(listen))
 	if ip.To4() == nil {
 		return strings.ReplaceAll(ip.String(), ":", "-") + ".sslip.io"
 	}
 	return ip.String() + ".sslip.io"
+}
+
+// reachableHost is where this host reaches a listen address: loopback
+// for an unspecified (or unparsable) one.
+func reachableHost(listen string) string {
+	if ip := net.ParseIP(listen); ip == nil || ip.IsUnspecified() {
+		return "127.0.0.1"
+	}
+	return listen
 }
 
 // renderFromState completes the render inputs with what the state says
@@ -91,6 +97,12 @@ func (e *env) renderFromState(ctx context.Context) error {
 	if err := e.feedFromState(); err != nil {
 		return err
 	}
+	return e.renderKept(ctx)
+}
+
+// renderKept sets the render inputs that keep what the installed release
+// runs with, besides its images: its Istio overlay and its settings.
+func (e *env) renderKept(ctx context.Context) error {
 	if err := e.overlayFromState(ctx); err != nil {
 		return err
 	}

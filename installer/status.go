@@ -207,10 +207,7 @@ func (g *GetStatus) drift(ctx context.Context, e *env, st *State) (map[string][]
 		// overlay and kind's node ports, so that what they add is
 		// checked too.
 		e.state, e.release, e.userPlatform = st, rel, &settings.Resolved{}
-		if err := e.overlayFromState(ctx); err != nil {
-			return nil, fmt.Errorf("drift not checked: %w", err)
-		}
-		if err := e.platformFromState(ctx); err != nil {
+		if err := e.renderKept(ctx); err != nil {
 			return nil, fmt.Errorf("drift not checked: %w", err)
 		}
 		if d, err = objectsFor(ctx, src, rel, comps, e.render); err != nil {

@@ -381,7 +381,7 @@ func (e *env) runHop(ctx context.Context, fromObjs, toObjs *desired, h catalog.H
 	err := (&runner{e: e}).run(ctx, phases)
 	if err == nil {
 		e.state.Release = to.Name
-		e.state.OptionsDigest = e.opts.Digest()
+		e.state.OptionsDigest = e.opts.Digest(e.overlayDigest())
 		e.state.Platform = e.platformState()
 		e.state.IstioOverlay = e.overlayState()
 		e.state.URLPattern = e.urlPattern()

@@ -119,6 +119,11 @@ func (k *Kind) Exists() (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	return k.listed(eng)
+}
+
+// listed reports whether eng runs a kind cluster of Config.Name.
+func (k *Kind) listed(eng Engine) (bool, error) {
 	existing, err := eng.List()
 	if err != nil {
 		return false, fmt.Errorf("list kind clusters: %w", err)
@@ -148,9 +153,9 @@ func (k *Kind) Ensure(ctx context.Context) (*rest.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	existing, err := eng.List()
+	exists, err := k.listed(eng)
 	if err != nil {
-		return nil, fmt.Errorf("list kind clusters: %w", err)
+		return nil, err
 	}
 	if err := k.writeState(hosts); err != nil {
 		return nil, err
@@ -159,7 +164,7 @@ func (k *Kind) Ensure(ctx context.Context) (*rest.Config, error) {
 		return nil, err
 	}
 	log := k.logger()
-	if slices.Contains(existing, name) {
+	if exists {
 		log.Info("reusing existing kind cluster", "cluster", name)
 		kc, err := eng.KubeConfig(name, false)
 		if err != nil {
