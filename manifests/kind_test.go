@@ -2,13 +2,17 @@ package manifests
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/pem"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	jsonpatch "github.com/evanphx/json-patch/v5"
 	yamlv3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	"sigs.k8s.io/yaml"
@@ -331,4 +335,123 @@ func keysOf(m map[string][]byte) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestKindControllerManagerRateLimit applies the config's kubeadm patches
+// as kind v0.33 does (a patch applies to the documents of its apiVersion
+// and kind; merge patches by RFC 7386, JSON 6902 ones by evanphx/json-patch)
+// to a ClusterConfiguration shaped like the one kind generates: v1beta3
+// below Kubernetes 1.36, v1beta4 from 1.36. Either way exactly one patch
+// applies, and the controller-manager keeps kind's own argument and gets
+// the rate limit.
+func TestKindControllerManagerRateLimit(t *testing.T) {
+	raw, err := RenderKindConfig(KindConfig{Name: "tmbox", Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := decodeStrict(t, raw)
+	want := map[string]string{
+		"enable-hostpath-provisioner": "true",
+		"kube-api-qps":                strconv.Itoa(KindControllerManagerQPS),
+		"kube-api-burst":              strconv.Itoa(KindControllerManagerBurst),
+	}
+	for _, tc := range []struct {
+		apiVersion, generated string
+		// args reads controllerManager.extraArgs of the patched config.
+		args func(t *testing.T, doc []byte) map[string]string
+	}{{
+		apiVersion: "kubeadm.k8s.io/v1beta3",
+		generated: `apiVersion: kubeadm.k8s.io/v1beta3
+kind: ClusterConfiguration
+controllerManager:
+  extraArgs:
+    enable-hostpath-provisioner: "true"
+`,
+		args: func(t *testing.T, doc []byte) map[string]string {
+			var got struct {
+				ControllerManager struct {
+					ExtraArgs map[string]string `json:"extraArgs"`
+				} `json:"controllerManager"`
+			}
+			if err := json.Unmarshal(doc, &got); err != nil {
+				t.Fatal(err)
+			}
+			return got.ControllerManager.ExtraArgs
+		},
+	}, {
+		apiVersion: "kubeadm.k8s.io/v1beta4",
+		generated: `apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+controllerManager:
+  extraArgs:
+    - name: "enable-hostpath-provisioner"
+      value: "true"
+`,
+		args: func(t *testing.T, doc []byte) map[string]string {
+			var got struct {
+				ControllerManager struct {
+					ExtraArgs []struct{ Name, Value string } `json:"extraArgs"`
+				} `json:"controllerManager"`
+			}
+			if err := json.Unmarshal(doc, &got); err != nil {
+				t.Fatal(err)
+			}
+			m := map[string]string{}
+			for _, a := range got.ControllerManager.ExtraArgs {
+				if _, dup := m[a.Name]; dup {
+					t.Errorf("extraArgs name %s twice", a.Name)
+				}
+				m[a.Name] = a.Value
+			}
+			return m
+		},
+	}} {
+		t.Run(tc.apiVersion, func(t *testing.T) {
+			doc, err := yaml.YAMLToJSON([]byte(tc.generated))
+			if err != nil {
+				t.Fatal(err)
+			}
+			applied := 0
+			for _, p := range c.KubeadmConfigPatches {
+				var target struct{ APIVersion, Kind string }
+				if err := yaml.Unmarshal([]byte(p), &target); err != nil {
+					t.Fatal(err)
+				}
+				if target.APIVersion != tc.apiVersion || target.Kind != "ClusterConfiguration" {
+					continue
+				}
+				patch, err := yaml.YAMLToJSON([]byte(p))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if doc, err = jsonpatch.MergePatch(doc, patch); err != nil {
+					t.Fatalf("merge patch %s: %v", p, err)
+				}
+				applied++
+			}
+			for _, p := range c.KubeadmConfigPatchesJSON6902 {
+				if p.Group+"/"+p.Version != tc.apiVersion || p.Kind != "ClusterConfiguration" {
+					continue
+				}
+				ops, err := yaml.YAMLToJSON([]byte(p.Patch))
+				if err != nil {
+					t.Fatal(err)
+				}
+				patch, err := jsonpatch.DecodePatch(ops)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if doc, err = patch.Apply(doc); err != nil {
+					t.Fatalf("JSON 6902 patch %s: %v", p.Patch, err)
+				}
+				applied++
+			}
+			if applied != 1 {
+				t.Fatalf("%d patches apply to %s ClusterConfiguration, want 1", applied, tc.apiVersion)
+			}
+			if got := tc.args(t, doc); !maps.Equal(got, want) {
+				t.Errorf("controller-manager extraArgs = %v, want %v", got, want)
+			}
+		})
+	}
 }

@@ -58,6 +58,17 @@ const (
 	KindContainerdCertsDir = "/etc/containerd/certs.d"
 )
 
+// The controller-manager's client rate limit on the kind clusters tmbox
+// creates (its --kube-api-qps and --kube-api-burst), instead of
+// Kubernetes' 20 and 30. The controller-manager writes every step of a
+// rolling update (ReplicaSets, pods, their status and events) through it,
+// so on the default a tmbox upgrade spends most of a hop waiting on it,
+// and so does a burst of Knative scale-ups. The values are OpenShift's.
+const (
+	KindControllerManagerQPS   = 150
+	KindControllerManagerBurst = 300
+)
+
 // KindConfig are the inputs of the generated kind cluster config.
 type KindConfig struct {
 	// Name is the cluster name: a lower-case DNS label of at most
@@ -111,6 +122,9 @@ type kindView struct {
 	Workers       int
 	Mirror        *RegistryMirror
 	CertsDir      string
+	// ControllerManagerQPS and ControllerManagerBurst are
+	// KindControllerManagerQPS and KindControllerManagerBurst.
+	ControllerManagerQPS, ControllerManagerBurst int
 }
 
 type kindPortMapping struct {
@@ -157,7 +171,8 @@ func isRegistryHost(s string) bool {
 // RenderKindConfig returns the kind config (kind.x-k8s.io/v1alpha4
 // Cluster) for c: a control-plane node labelled ingress-ready=true that
 // maps the host's HTTP(S) ports onto the ingress node ports, c.Workers
-// workers, the API server on c.ListenAddress, and, with a registry mirror,
+// workers, the API server on c.ListenAddress, the controller-manager's
+// client limited to KindControllerManagerQPS, and, with a registry mirror,
 // containerd reading hosts.toml files from the mounted c.RegistryMirror.HostsDir.
 // It validates c first and reports every problem in one error.
 func RenderKindConfig(c KindConfig) ([]byte, error) {
@@ -240,6 +255,9 @@ func (c KindConfig) view() (*kindView, error) {
 		Workers:       c.Workers,
 		Mirror:        c.RegistryMirror,
 		CertsDir:      KindContainerdCertsDir,
+
+		ControllerManagerQPS:   KindControllerManagerQPS,
+		ControllerManagerBurst: KindControllerManagerBurst,
 	}
 	if httpPort > 0 {
 		v.PortMappings = append(v.PortMappings, kindPortMapping{IngressHTTPNodePort, httpPort, listen})

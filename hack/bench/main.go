@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/tmbox/tmbox/internal/testcluster"
+	"github.com/tmbox/tmbox/manifests"
 )
 
 func main() {
@@ -43,9 +44,17 @@ type config struct {
 	objects  map[string]floorObjects
 }
 
-// fastControllerManagerQPS is the controller-manager's client rate limit
-// of the upgrade measured for comparison (Kubernetes' default: 20).
-const fastControllerManagerQPS = 500
+// applianceCluster is a test cluster whose controller-manager runs with the
+// client rate limit tmbox's kind clusters set (manifests'
+// KindControllerManagerQPS): the upgrade target is judged on it.
+func applianceCluster(bin string) testcluster.Options {
+	return testcluster.Options{BinDir: bin, ControllerManagerQPS: manifests.KindControllerManagerQPS, ControllerManagerBurst: manifests.KindControllerManagerBurst}
+}
+
+// applianceQPS describes applianceCluster's controller-manager.
+func applianceQPS() string {
+	return fmt.Sprintf("--kube-api-qps=%d, burst %d", manifests.KindControllerManagerQPS, manifests.KindControllerManagerBurst)
+}
 
 // Scenarios (-scenarios) in the order a run measures them.
 var allScenarios = []string{"baseline", "floor", "install", "upgrade", "startup", "trace"}
@@ -193,17 +202,18 @@ func run() error {
 		}
 		if c.scenarios["upgrade"] {
 			tmboxStep = func() error {
-				// The same upgrade twice: on a cluster as Kubernetes
-				// ships it, and on one whose controller-manager's client
-				// is not rate-limited (what the rolling updates cost).
+				// The same upgrade twice: on a cluster whose
+				// controller-manager is configured as tmbox's kind
+				// clusters are (the target), and on one as Kubernetes
+				// ships it (an existing cluster tmbox cannot change).
 				for _, u := range []struct {
 					key, qps string
 					opts     testcluster.Options
 				}{
-					{"upgrade", "20, the default", testcluster.Options{BinDir: bin}},
-					{"upgrade-fastcm", strconv.Itoa(fastControllerManagerQPS), testcluster.Options{BinDir: bin, ControllerManagerQPS: fastControllerManagerQPS}},
+					{"upgrade", applianceQPS(), applianceCluster(bin)},
+					{"upgrade-defaultcm", "Kubernetes' default, 20, burst 30", testcluster.Options{BinDir: bin}},
 				} {
-					log("run %d/%d: tmbox upgrade %s → %s (controller-manager QPS %s)", i, c.runs, upgradeFrom, upgradeHops[len(upgradeHops)-1], u.qps)
+					log("run %d/%d: tmbox upgrade %s → %s (controller-manager %s)", i, c.runs, upgradeFrom, upgradeHops[len(upgradeHops)-1], u.qps)
 					d, err := withClusterOpts(ctx, u.opts, func(cl *testcluster.Cluster) (time.Duration, error) {
 						if _, err := c.cmd(ctx, nil, c.tmbox, "install", "--release", upgradeFrom, "--mirror", c.mirror, "--kubeconfig", cl.Kubeconfig, "--yes"); err != nil {
 							return 0, err
@@ -224,7 +234,7 @@ func run() error {
 		}
 		if floorStep != nil && tmboxStep != nil {
 			add("ratio-upgrade", m["upgrade"][i-1]/m["floor-upgrade"][i-1])
-			add("ratio-upgrade-fastcm", m["upgrade-fastcm"][i-1]/m["floor-upgrade"][i-1])
+			add("ratio-upgrade-defaultcm", m["upgrade-defaultcm"][i-1]/m["floor-upgrade"][i-1])
 		}
 	}
 	if c.scenarios["startup"] {
@@ -238,14 +248,14 @@ func run() error {
 	}
 	if c.scenarios["trace"] {
 		log("trace: one tmbox install 1.23 with TMBOX_TRACE")
-		install, err := c.traced(ctx, bin, "", nil, "install", "--release", "1.23")
+		install, err := c.traced(ctx, testcluster.Options{BinDir: bin}, "", nil, "install", "--release", "1.23")
 		if err != nil {
 			return fmt.Errorf("traced install: %w", err)
 		}
 		r.Trace, r.TraceWall = install.regions, install.wall
 		to := upgradeHops[len(upgradeHops)-1]
 		log("trace: one tmbox upgrade %s → %s with TMBOX_TRACE", upgradeFrom, to)
-		upgrade, err := c.traced(ctx, bin, "-upgrade", []string{"install", "--release", upgradeFrom}, "upgrade", "--to", to)
+		upgrade, err := c.traced(ctx, applianceCluster(bin), "-upgrade", []string{"install", "--release", upgradeFrom}, "upgrade", "--to", to)
 		if err != nil {
 			return fmt.Errorf("traced upgrade: %w", err)
 		}
@@ -261,11 +271,11 @@ func run() error {
 		{"ratio-install-1.23", "install / floor, release 1.23, each run's pair (×)"},
 		{"baseline", "kubectl apply --server-side + kubectl wait, release 1.23 (s)"},
 		{"noop", "no-op re-run of the install, release 1.23 (s)"},
-		{"upgrade", "tmbox upgrade 1.21 → 1.22 → 1.23 (s)"},
+		{"upgrade", "tmbox upgrade 1.21 → 1.22 → 1.23, controller-manager as on tmbox's kind clusters (" + applianceQPS() + ") (s)"},
 		{"floor-upgrade", "floor: the two hops' objects applied over 1.21, summed (s)"},
 		{"ratio-upgrade", "upgrade / floor of the hops, each run's pair (×)"},
-		{"upgrade-fastcm", "tmbox upgrade 1.21 → 1.23, controller-manager --kube-api-qps=500 (s)"},
-		{"ratio-upgrade-fastcm", "the same / floor of the hops, each run's pair (×)"},
+		{"upgrade-defaultcm", "the same upgrade, controller-manager at Kubernetes' default (20, burst 30) (s)"},
+		{"ratio-upgrade-defaultcm", "the same / floor of the hops, each run's pair (×)"},
 		{"preflight", "preflight against the cluster, release 1.23 (s)"},
 		{"help", "tmbox --help (ms)"},
 		{"version", "tmbox version (ms)"},
@@ -303,11 +313,11 @@ func run() error {
 	}
 	if has("ratio-upgrade") {
 		x := med["ratio-upgrade"]
-		r.target("upgrade 1.21 → 1.23 ≤ 1.5× the hops' floors (median of the runs' pairs)", fmt.Sprintf("%.2f× (medians: %.2f×)", x, med["upgrade"]/med["floor-upgrade"]), x <= 1.5)
+		r.target("upgrade 1.21 → 1.23 ≤ 1.5× the hops' floors, on a cluster as tmbox lays it down (median of the runs' pairs)", fmt.Sprintf("%.2f× (medians: %.2f×)", x, med["upgrade"]/med["floor-upgrade"]), x <= 1.5)
 	}
-	if has("ratio-upgrade-fastcm") {
-		x := med["ratio-upgrade-fastcm"]
-		r.Notes = append(r.Notes, fmt.Sprintf("Not a target: the same upgrade on a cluster whose controller-manager may send %d requests a second (Kubernetes' default is 20) takes %.2f s, %.2f× the hops' floors (median of the runs' pairs); the difference is the rolling updates waiting on the controller-manager's rate limit (see What bounds the rest).", fastControllerManagerQPS, med["upgrade-fastcm"], x))
+	if has("ratio-upgrade-defaultcm") {
+		x := med["ratio-upgrade-defaultcm"]
+		r.Notes = append(r.Notes, fmt.Sprintf("Not a target: the same upgrade on a cluster whose controller-manager keeps Kubernetes' default rate limit (20 requests a second, burst 30), as an existing cluster tmbox did not create may, takes %.2f s, %.2f× the hops' floors (median of the runs' pairs); the difference is the rolling updates waiting on that limit, which tmbox cannot change on a cluster it did not create (see What bounds the rest).", med["upgrade-defaultcm"], x))
 	}
 	for _, k := range []string{"help", "version"} {
 		if has(k) {
@@ -633,6 +643,7 @@ func (r *report) target(name, value string, met bool) {
 
 // reportTemplate renders docs/performance.md.
 var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
+	"applianceQPS": applianceQPS,
 	"f": func(x float64) string {
 		if x >= 100 {
 			return fmt.Sprintf("%.0f", x)
@@ -691,7 +702,8 @@ regions run in the pipeline, side by side (regions under 10 ms left out).
 {{end}}{{end}}{{if .UpgradeTrace}}
 ## Where an upgrade's time goes
 
-One more ` + "`tmbox upgrade --to 1.23`" + ` from 1.21 on a fresh cluster, with
+One more ` + "`tmbox upgrade --to 1.23`" + ` from 1.21 on a fresh cluster whose
+controller-manager is configured as on tmbox's kind clusters, with
 ` + "`TMBOX_TRACE`" + ` ({{s .UpgradeTraceWall}} s wall, traced): two hops, each its
 own operation (Istio alone first, then the other components through one
 pipeline, then verify).
@@ -733,15 +745,19 @@ pipeline, then verify).
   wait for. Each hop moves Istio alone first (a hop failing in Istio rolls
   back Istio alone; about 1 s), then the rest as an install does — the
   wave of the CRDs that changed, the applies — and then waits while the
-  cluster rolls some 20 Deployments to their new ReplicaSets: the
-  controller-manager's controllers write through client-go's default of
-  20 requests a second each, and the Deployments become Available one
-  after another, about 0.1–0.3 s apart (Eventing's wait is 4–5 s of a
-  hop). The next hop may start only when the last one converged (its
-  post-install migration Jobs complete, its controllers at the new
-  version), so the waits add up hop after hop. The same upgrade on a
-  cluster whose controller-manager is not rate-limited (the row with
-  ` + "`--kube-api-qps=500`" + `) shows what is tmbox's and what is the cluster's.
+  cluster rolls some 20 Deployments to their new ReplicaSets. The
+  controller-manager's controllers write every step of those (ReplicaSets,
+  pods, status, events) through their client's rate limit; at Kubernetes'
+  default of 20 requests a second (burst 30) the Deployments become
+  Available one after another, about 0.1–0.3 s apart, and Eventing's wait
+  is 4–5 s of a hop. The next hop may start only when the last one
+  converged (its post-install migration Jobs complete, its controllers at
+  the new version), so the waits add up hop after hop. The kind clusters
+  tmbox creates therefore run the controller-manager with
+  {{applianceQPS}} (OpenShift's values), and the
+  upgrade target is judged on a test cluster configured the same way; the
+  row at Kubernetes' default shows what the same upgrade costs on an
+  existing cluster whose controller-manager tmbox does not configure.
   The floor, which waits for no rollout, re-sends every object of both
   releases; tmbox writes only the objects whose applied hash changed —
   TriggerMesh, whose version these hops keep, is not written at all (its
@@ -892,7 +908,7 @@ type tracedRun struct {
 // setup (untraced) when it is given, and reads the installer's trace
 // regions (phases, components' steps) from it. -trace-out keeps the trace
 // (with suffix before its extension).
-func (c *config) traced(ctx context.Context, bin, suffix string, setup []string, args ...string) (tracedRun, error) {
+func (c *config) traced(ctx context.Context, opts testcluster.Options, suffix string, setup []string, args ...string) (tracedRun, error) {
 	path := c.traceOut
 	if path != "" {
 		ext := filepath.Ext(path)
@@ -908,7 +924,7 @@ func (c *config) traced(ctx context.Context, bin, suffix string, setup []string,
 	}
 	common := []string{"--mirror", c.mirror, "--yes"}
 	var wall time.Duration
-	_, err := withCluster(ctx, bin, func(cl *testcluster.Cluster) (time.Duration, error) {
+	_, err := withClusterOpts(ctx, opts, func(cl *testcluster.Cluster) (time.Duration, error) {
 		kc := []string{"--kubeconfig", cl.Kubeconfig}
 		if setup != nil {
 			if _, err := c.cmd(ctx, nil, c.tmbox, slices.Concat(setup, common, kc)...); err != nil {

@@ -142,6 +142,8 @@ func TestKindClusterLifecycle(t *testing.T) {
 		}
 	}
 
+	controllerManagerLimited(ctx, t, cs, cluster)
+
 	// A second create reuses the cluster: the same containers, created at
 	// the same time.
 	before := kindContainers(t, cluster)
@@ -260,6 +262,27 @@ func loadServerImage(t *testing.T, cluster string) {
 
 // systemReady: n nodes Ready, CoreDNS, kube-proxy and kindnet Running and
 // Ready.
+// controllerManagerLimited checks that the controller-manager kubeadm
+// started runs with the client rate limit tmbox's kind config sets, and
+// still with kind's own arguments.
+func controllerManagerLimited(ctx context.Context, t *testing.T, cs kubernetes.Interface, cluster string) {
+	t.Helper()
+	pod, err := cs.CoreV1().Pods("kube-system").Get(ctx, "kube-controller-manager-"+cluster+"-control-plane", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := pod.Spec.Containers[0].Command
+	for _, want := range []string{
+		"--kube-api-qps=" + strconv.Itoa(manifests.KindControllerManagerQPS),
+		"--kube-api-burst=" + strconv.Itoa(manifests.KindControllerManagerBurst),
+		"--enable-hostpath-provisioner=true",
+	} {
+		if !slices.Contains(args, want) {
+			t.Errorf("controller-manager runs without %s: %q", want, args)
+		}
+	}
+}
+
 func systemReady(ctx context.Context, cs kubernetes.Interface, n int) (bool, string) {
 	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
