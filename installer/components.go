@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/trace"
 	"slices"
 	"sort"
 	"strings"
@@ -37,22 +39,45 @@ func objectsFor(ctx context.Context, src catalog.Source, r *catalog.Release, sel
 	d := &desired{release: r, byComponent: map[string][]*apply.Object{}, keys: map[apply.ObjectKey]string{}}
 	// Fetch, verify and decode the components concurrently (decoding YAML
 	// is most of a no-op re-run's CPU), then merge them in install order.
+	// The compiled-in Istio render is the longest single task (one
+	// goroutine, a quarter of a second or more): it gets a core of its own
+	// while the fetched components share the others, so that it is not
+	// slowed by as many decodes as there are components.
 	comps := r.ComponentList()
 	decoded := make([][]*apply.Object, len(comps))
-	g, gctx := errgroup.WithContext(ctx)
-	for i, comp := range comps {
-		if !slices.Contains(selected, comp.Name) {
-			continue
-		}
-		g.Go(func() error {
-			objs, err := componentObjects(gctx, src, comp, ri)
+	objects := func(ctx context.Context, i int) func() error {
+		return func() error {
+			comp := comps[i]
+			defer trace.StartRegion(ctx, "objects of "+comp.Name).End()
+			objs, err := componentObjects(ctx, src, comp, ri)
 			if err != nil {
 				return err // componentObjects names the component
 			}
 			decoded[i] = objs
 			return nil
-		})
+		}
 	}
+	g, gctx := errgroup.WithContext(ctx)
+	var fetched []int
+	cores := runtime.GOMAXPROCS(0)
+	for i, comp := range comps {
+		switch {
+		case !slices.Contains(selected, comp.Name):
+		case comp.Source == catalog.SourceCompiledIn:
+			g.Go(objects(gctx, i))
+			cores--
+		default:
+			fetched = append(fetched, i)
+		}
+	}
+	g.Go(func() error {
+		f, fctx := errgroup.WithContext(gctx)
+		f.SetLimit(max(1, cores))
+		for _, i := range fetched {
+			f.Go(objects(fctx, i))
+		}
+		return f.Wait()
+	})
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}

@@ -738,9 +738,12 @@ pipeline, then verify).
   the last readiness: Eventing's post-install Job and rollout, about 1 s on
   an idle machine, several on a busy one, where the cluster's controllers
   and kwok are starved too.
-- **A no-op re-run** is rendering (about two thirds of it) plus one
+- **A no-op re-run** is rendering (about half of it) plus one
   metadata list per resource, one list per readiness check and the state's
-  writes: it writes no object.
+  writes: it writes no object. The render's longest task is the
+  compiled-in Istio (Istio's Helm charts, one goroutine: about 0.25 s on
+  an idle core); it gets a core of its own while the other components'
+  manifests are decoded on the rest, and bounds the render.
 - **An upgrade** is bound by the rolling updates, which the floor does not
   wait for. Each hop moves Istio alone first (a hop failing in Istio rolls
   back Istio alone; about 1 s), then the rest as an install does — the
