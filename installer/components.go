@@ -42,7 +42,8 @@ func objectsFor(ctx context.Context, src catalog.Source, r *catalog.Release, sel
 	// The compiled-in Istio render is the longest single task (one
 	// goroutine, a quarter of a second or more): it gets a core of its own
 	// while the fetched components share the others, so that it is not
-	// slowed by as many decodes as there are components.
+	// slowed by as many decodes as there are components. Without it, every
+	// component is decoded at once, as before.
 	comps := r.ComponentList()
 	decoded := make([][]*apply.Object, len(comps))
 	objects := func(ctx context.Context, i int) func() error {
@@ -72,7 +73,9 @@ func objectsFor(ctx context.Context, src catalog.Source, r *catalog.Release, sel
 	}
 	g.Go(func() error {
 		f, fctx := errgroup.WithContext(gctx)
-		f.SetLimit(max(1, cores))
+		if cores < runtime.GOMAXPROCS(0) {
+			f.SetLimit(max(1, cores))
+		}
 		for _, i := range fetched {
 			f.Go(objects(fctx, i))
 		}
