@@ -60,22 +60,20 @@ func objectsFor(ctx context.Context, src catalog.Source, r *catalog.Release, sel
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	var fetched []int
-	cores := runtime.GOMAXPROCS(0)
+	limit := -1 // errgroup: no limit
 	for i, comp := range comps {
 		switch {
 		case !slices.Contains(selected, comp.Name):
 		case comp.Source == catalog.SourceCompiledIn:
 			g.Go(objects(gctx, i))
-			cores--
+			limit = max(1, runtime.GOMAXPROCS(0)-1)
 		default:
 			fetched = append(fetched, i)
 		}
 	}
 	g.Go(func() error {
 		f, fctx := errgroup.WithContext(gctx)
-		if cores < runtime.GOMAXPROCS(0) {
-			f.SetLimit(max(1, cores))
-		}
+		f.SetLimit(limit)
 		for _, i := range fetched {
 			f.Go(objects(fctx, i))
 		}

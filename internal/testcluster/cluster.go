@@ -77,9 +77,9 @@ type Options struct {
 	StartTimeout time.Duration
 	// ControllerManagerQPS and ControllerManagerBurst, when set, are the
 	// controller-manager's client rate limit (--kube-api-qps and
-	// --kube-api-burst; burst 0: twice the QPS) instead of Kubernetes'
-	// 20 and 30: the bench runs its upgrade on a cluster configured as
-	// tmbox's kind clusters are, and on the default.
+	// --kube-api-burst) instead of Kubernetes' 20 and 30: the bench runs
+	// its upgrade on a cluster configured as tmbox's kind clusters are,
+	// and on the default.
 	ControllerManagerQPS, ControllerManagerBurst int
 }
 
@@ -382,14 +382,14 @@ func (c *Cluster) createNodes(ctx context.Context) error {
 // controllerManagerQPS are the controller-manager's rate-limit flags, when
 // Options.ControllerManagerQPS sets them.
 func (c *Cluster) controllerManagerQPS() []string {
+	var flags []string
 	if q := c.opts.ControllerManagerQPS; q > 0 {
-		b := c.opts.ControllerManagerBurst
-		if b <= 0 {
-			b = 2 * q
-		}
-		return []string{fmt.Sprintf("--kube-api-qps=%d", q), fmt.Sprintf("--kube-api-burst=%d", b)}
+		flags = append(flags, fmt.Sprintf("--kube-api-qps=%d", q))
 	}
-	return nil
+	if b := c.opts.ControllerManagerBurst; b > 0 {
+		flags = append(flags, fmt.Sprintf("--kube-api-burst=%d", b))
+	}
+	return flags
 }
 
 // waitUsable waits for every node to be Ready and for the default
