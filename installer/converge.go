@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -46,6 +47,35 @@ func (e *env) jobOp() string {
 		return e.jobOperation
 	}
 	return e.op.ID
+}
+
+// jobsDue reports whether a component's post-install Jobs (its
+// generateName objects: Knative's storage-version migration and clean-up)
+// run in this operation, and why not when they do not. They carry what an
+// older release stored or left behind over to this one, so they run when
+// the component was on the cluster at another version (current, "" when
+// unknown): an upgrade hop, a downgrade, a run resuming one, a rollback.
+// They do not run when the component is new on the cluster (absent:
+// nothing stored, nothing left over; Knative's own install instructions
+// leave them to upgrades), nor when it is at this version already (the
+// operation that put it there ran them).
+func (e *env) jobsDue(version, current string, absent bool) (bool, string) {
+	switch {
+	case e.jobOperation != "": // a rollback: back to an older release
+		return true, ""
+	case absent:
+		return false, "new on the cluster, nothing to migrate"
+	case current == version:
+		return false, "already at " + version
+	}
+	return true, ""
+}
+
+// withoutCreates returns objs without their generateName objects, and how
+// many those were.
+func withoutCreates(objs []*apply.Object) ([]*apply.Object, int) {
+	kept := slices.DeleteFunc(slices.Clone(objs), func(o *apply.Object) bool { return o.Create })
+	return kept, len(objs) - len(kept)
 }
 
 // pruneOldJobs deletes the post-install Jobs operations other than op

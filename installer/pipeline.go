@@ -306,7 +306,19 @@ func (p *pipeline) converge(ctx context.Context, c *componentRun, byName map[str
 	e := p.e
 	var res apply.ApplyResult
 	var early, late, webhooks []*apply.Object
-	for _, o := range c.objs {
+	objs := c.objs
+	var current string
+	if s, ok := e.state.Components[c.name]; ok {
+		current = s.Version
+	}
+	skipped, why := 0, ""
+	if due, reason := e.jobsDue(c.version, current, live.Absent(c.objs)); !due {
+		if objs, skipped = withoutCreates(c.objs); skipped > 0 {
+			why = reason
+			e.opts.Logger.Debug("post-install Jobs not run", "component", c.name, "jobs", skipped, "why", why)
+		}
+	}
+	for _, o := range objs {
 		switch {
 		case apply.First(o):
 			if live.Unchanged(o) {
@@ -375,7 +387,7 @@ func (p *pipeline) converge(ctx context.Context, c *componentRun, byName map[str
 			c.reach(levelWebhooks)
 		}
 	}()
-	err = e.waiter.WaitReady(ctx, c.objs, jobOp, e.opts.PhaseTimeout, notify)
+	err = e.waiter.WaitReady(ctx, objs, jobOp, e.opts.PhaseTimeout, notify)
 	stopHooks()
 	hooks.Wait()
 	region.End()
@@ -397,7 +409,11 @@ func (p *pipeline) converge(ctx context.Context, c *componentRun, byName map[str
 		pruned += jobs
 	}
 	e.opts.Logger.Debug("component converged", "component", c.name, "apply", t1.Sub(t0), "wait+prune", time.Since(t1))
-	return fmt.Sprintf("%s %s: %d applied, %d unchanged, %d jobs created, %d pruned", c.name, c.version, res.Applied, res.Unchanged, res.Created, pruned), nil
+	msg := fmt.Sprintf("%s %s: %d applied, %d unchanged, %d jobs created, %d pruned", c.name, c.version, res.Applied, res.Unchanged, res.Created, pruned)
+	if skipped > 0 {
+		msg += " (post-install Jobs not run: " + why + ")"
+	}
+	return msg, nil
 }
 
 func names(cs []*componentRun) []string {

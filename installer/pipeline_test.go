@@ -678,3 +678,38 @@ func (r *syncRecorder) all() []Event {
 	defer r.mu.Unlock()
 	return slices.Clone(r.events)
 }
+
+// TestJobsDue: post-install Jobs carry an older release's stored objects
+// over, so they run when the component was on the cluster at another
+// version, and in a rollback; not on a first install, nor again at the
+// same version.
+func TestJobsDue(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		rollback, absent bool
+		current          string
+		want             bool
+	}{
+		{name: "first install", absent: true, want: false},
+		{name: "first install, state of an earlier run", absent: true, current: "1.23.0", want: false},
+		{name: "upgrade", current: "1.22.1", want: true},
+		{name: "over kept CRDs, no state", current: "", want: true},
+		{name: "re-run at the same version", current: "1.23.0", want: false},
+		{name: "rollback", rollback: true, current: "1.23.0", want: true},
+		{name: "rollback of a component the hop added", rollback: true, absent: true, want: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &env{}
+			if tc.rollback {
+				e.jobOperation = "upgrade-1.22-1.23-rollback"
+			}
+			got, why := e.jobsDue("1.23.0", tc.current, tc.absent)
+			if got != tc.want {
+				t.Errorf("jobsDue = %v (%s), want %v", got, why, tc.want)
+			}
+			if !got && why == "" {
+				t.Error("no reason given for not running them")
+			}
+		})
+	}
+}

@@ -222,22 +222,22 @@ func (e *env) diffComponents(ctx context.Context, names []string, live bool, pre
 	for _, name := range names {
 		d := ComponentDiff{Component: name}
 		var current map[apply.ObjectKey]string
+		// Whether the component is on the cluster, and at which version
+		// (for its post-install Jobs): a plan without a cluster is of a
+		// cluster yet to be created.
+		absent, version := true, ""
 		if live {
-			var plain []*apply.Object
-			for _, o := range next.byComponent[name] {
-				if !o.Create {
-					plain = append(plain, o)
-				}
-			}
-			hashes, err := e.applier.LiveHashes(ctx, plain)
+			l, err := e.applier.ReadLive(ctx, next.byComponent[name])
 			if err != nil {
 				return nil, err
 			}
-			current = hashes
+			hashes := l.Hashes()
+			current, absent = hashes, l.Absent(next.byComponent[name])
 			if e.state != nil {
 				for _, k := range e.state.Inventory[name] {
 					current[k] = hashes[k]
 				}
+				version = e.state.Components[name].Version
 			}
 		} else if prev != nil {
 			current = map[apply.ObjectKey]string{}
@@ -246,16 +246,33 @@ func (e *env) diffComponents(ctx context.Context, names []string, live bool, pre
 					current[apply.KeyOf(o.Unstructured)] = o.GetAnnotations()[apply.AnnotationHash]
 				}
 			}
+			absent = false
+			if c, ok := prev.release.Component(name); ok {
+				version = c.Version
+			}
 		}
 		if current == nil {
 			current = map[apply.ObjectKey]string{}
 		}
+		var nextVersion string
+		if c, ok := next.release.Component(name); ok {
+			nextVersion = c.Version
+		}
+		jobs, whyNot := e.jobsDue(nextVersion, version, absent)
 		seen := map[apply.ObjectKey]bool{}
 		for _, o := range next.byComponent[name] {
 			if o.Create {
-				d.Add++
-				if details {
-					d.Details = append(d.Details, "create "+o.GetKind()+" "+o.GetNamespace()+"/"+o.GetGenerateName()+"*")
+				job := o.GetKind() + " " + o.GetNamespace() + "/" + o.GetGenerateName() + "*"
+				switch {
+				case !jobs:
+					if details {
+						d.Details = append(d.Details, "skip "+job+" ("+whyNot+")")
+					}
+				default:
+					d.Add++
+					if details {
+						d.Details = append(d.Details, "create "+job)
+					}
 				}
 				continue
 			}

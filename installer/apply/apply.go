@@ -139,24 +139,11 @@ func (a *Applier) SendFirst(ctx context.Context, objs []*Object, live *Live) (*W
 	for _, o := range todo {
 		if isCRD(o.Unstructured) {
 			crds = append(crds, o.GetName())
-			group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
-			kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
-			gk := schema.GroupKind{Group: group, Kind: kind}
+			gk := definedKind(o.Unstructured)
 			w.defines[gk] = true
 			// Discovery as ReadLive left it: a kind it knows was served
 			// before this wave, so its CRD is an update.
-			var versions []string
-			vs, _, _ := unstructured.NestedSlice(o.Object, "spec", "versions")
-			for _, v := range vs {
-				if m, ok := v.(map[string]any); ok {
-					if n, ok := m["name"].(string); ok {
-						versions = append(versions, n)
-					}
-				}
-			}
-			if _, err := a.Mapper.RESTMapping(gk, versions...); err == nil {
-				w.fresh = false
-			} else if _, err := a.Mapper.RESTMapping(gk); err == nil { // served at other versions
+			if live.definedServed[gk] {
 				w.fresh = false
 			}
 		}
@@ -330,11 +317,7 @@ func (a *Applier) LiveHashes(ctx context.Context, objs []*Object) (map[ObjectKey
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[ObjectKey]string, len(live.objects))
-	for k, l := range live.objects {
-		out[k] = l.hash
-	}
-	return out, nil
+	return live.Hashes(), nil
 }
 
 // Drift returns, for each object of objs that is live, the fields of its
@@ -378,6 +361,57 @@ type Live struct {
 	objects map[ObjectKey]live
 	// served are the kinds the API server served when it was read.
 	served map[schema.GroupVersionKind]bool
+	// definedServed are the kinds the CRDs among the objects define that
+	// the API server served (at any version, by any CRD) when it was read.
+	definedServed map[schema.GroupKind]bool
+}
+
+// Hashes returns the applied-hash annotation of every live object.
+func (l *Live) Hashes() map[ObjectKey]string {
+	out := make(map[ObjectKey]string, len(l.objects))
+	for k, c := range l.objects {
+		out[k] = c.hash
+	}
+	return out
+}
+
+// Absent reports whether nothing of objs was on the cluster when live was
+// read: none of them is live as tmbox's, and no kind their CRDs define was
+// served, by tmbox's CRDs or anyone's (objs must be among those read).
+func (l *Live) Absent(objs []*Object) bool {
+	for _, o := range objs {
+		if o.Create {
+			continue
+		}
+		if _, ok := l.objects[KeyOf(o.Unstructured)]; ok {
+			return false
+		}
+		if isCRD(o.Unstructured) && l.definedServed[definedKind(o.Unstructured)] {
+			return false
+		}
+	}
+	return true
+}
+
+// crdVersions are the versions a CRD defines.
+func crdVersions(crd *unstructured.Unstructured) []string {
+	var versions []string
+	vs, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+	for _, v := range vs {
+		if m, ok := v.(map[string]any); ok {
+			if n, ok := m["name"].(string); ok {
+				versions = append(versions, n)
+			}
+		}
+	}
+	return versions
+}
+
+// definedKind is the kind a CRD defines.
+func definedKind(crd *unstructured.Unstructured) schema.GroupKind {
+	group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
+	kind, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "kind")
+	return schema.GroupKind{Group: group, Kind: kind}
 }
 
 // Unchanged reports whether o is live as applied with its configuration,
@@ -456,6 +490,26 @@ func (a *Applier) ReadLive(ctx context.Context, objs []*Object) (*Live, error) {
 			add(o, m)
 		}
 	}
+	// The kinds the CRDs define, served at any version: discovery as it
+	// is now (refreshed above when some kind was unknown).
+	definedServed := map[schema.GroupKind]bool{}
+	for _, o := range objs {
+		if !isCRD(o.Unstructured) {
+			continue
+		}
+		gk := definedKind(o.Unstructured)
+		if _, seen := definedServed[gk]; seen {
+			continue
+		}
+		_, err := a.Mapper.RESTMapping(gk, crdVersions(o.Unstructured)...)
+		if meta.IsNoMatchError(err) { // served at other versions?
+			_, err = a.Mapper.RESTMapping(gk)
+		}
+		if err != nil && !meta.IsNoMatchError(err) {
+			return nil, fmt.Errorf("%s: %w", KeyOf(o.Unstructured), err)
+		}
+		definedServed[gk] = err == nil
+	}
 	// Only metadata is needed (the hash is an annotation): CRDs' schemas
 	// and ConfigMaps' data stay on the server.
 	defer trace.StartRegion(ctx, "read live objects").End()
@@ -500,7 +554,7 @@ func (a *Applier) ReadLive(ctx context.Context, objs []*Object) (*Live, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	return &Live{objects: found, served: served}, nil
+	return &Live{objects: found, served: served, definedServed: definedServed}, nil
 }
 
 // componentSelector selects tmbox's objects of the given components.

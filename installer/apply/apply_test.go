@@ -1144,3 +1144,40 @@ func TestWaveEarly(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveAbsent: a component is absent only when none of its objects is
+// live as tmbox's and no kind its CRDs define is served, by tmbox's CRD
+// or anyone's.
+func TestLiveAbsent(t *testing.T) {
+	foreign := widgetCRD() // served, but not labelled as tmbox's
+	setEstablished(foreign)
+	ours := prepared(t, "c", widgetCRD()).DeepCopy()
+	setEstablished(ours)
+	cm := prepared(t, "c", configMap("app", "cm", "v"))
+	job := object("batch/v1", "Job", "app", "", nil)
+	job.SetGenerateName("migrate-")
+	for _, tc := range []struct {
+		name string
+		live []runtime.Object
+		objs []*Object
+		want bool
+	}{
+		{"empty cluster", nil, []*Object{prepared(t, "c", widgetCRD()), cm, prepared(t, "c", job)}, true},
+		{"a Job alone is never live", nil, []*Object{prepared(t, "c", job)}, true},
+		{"its CRD's kind served by a CRD tmbox did not apply", []runtime.Object{foreign}, []*Object{prepared(t, "c", widgetCRD()), cm}, false},
+		{"its CRD live as tmbox's", []runtime.Object{ours}, []*Object{prepared(t, "c", widgetCRD())}, false},
+		{"an object live as tmbox's", []runtime.Object{cm.Unstructured.DeepCopy()}, []*Object{cm}, false},
+		{"another kind's CRD served", []runtime.Object{foreign}, []*Object{cm}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t, establishOnApply, tc.live...)
+			l, err := c.applier().ReadLive(context.Background(), tc.objs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := l.Absent(tc.objs); got != tc.want {
+				t.Errorf("Absent = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
