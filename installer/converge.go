@@ -61,7 +61,7 @@ func (e *env) jobOp() string {
 // operation that put it there ran them).
 func (e *env) jobsDue(version, current string, absent bool) (bool, string) {
 	switch {
-	case e.jobOperation != "": // a rollback: back to an older release
+	case e.rollingBack: // back to an older release
 		return true, ""
 	case absent:
 		return false, "new on the cluster, nothing to migrate"

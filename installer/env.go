@@ -43,6 +43,8 @@ type env struct {
 	// jobOperation labels the Jobs this run creates (default: op's ID;
 	// a rollback creates its own).
 	jobOperation string
+	// rollingBack is a rollback's run: its post-install Jobs always run.
+	rollingBack bool
 	// settingsOnly is a configure: Jobs are neither created nor pruned.
 	settingsOnly bool
 	// touched lists, in order, the components this hop began to change

@@ -700,15 +700,59 @@ func TestJobsDue(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := &env{}
-			if tc.rollback {
-				e.jobOperation = "upgrade-1.22-1.23-rollback"
-			}
+			e.rollingBack = tc.rollback
 			got, why := e.jobsDue("1.23.0", tc.current, tc.absent)
 			if got != tc.want {
 				t.Errorf("jobsDue = %v (%s), want %v", got, why, tc.want)
 			}
 			if !got && why == "" {
 				t.Error("no reason given for not running them")
+			}
+		})
+	}
+}
+
+// TestPlanCountsDueJobs: the plan counts a post-install Job only where the
+// run creates it — not on a cluster yet to be created, yes on a later hop
+// (the component was there at the hop's earlier version).
+func TestPlanCountsDueJobs(t *testing.T) {
+	cat, err := catalog.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	desiredOf := func(name string) *desired {
+		rel, err := cat.Release(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		job := &unstructured.Unstructured{Object: map[string]any{}}
+		job.SetAPIVersion("batch/v1")
+		job.SetKind("Job")
+		job.SetNamespace("knative-serving")
+		job.SetGenerateName("storage-version-migration-serving-")
+		o := &apply.Object{Unstructured: job, Component: catalog.KnativeServing, Create: true}
+		if err := apply.Prepare(o, rel.Name); err != nil {
+			t.Fatal(err)
+		}
+		return &desired{release: rel, byComponent: map[string][]*apply.Object{catalog.KnativeServing: {o}}, keys: map[apply.ObjectKey]string{}}
+	}
+	e := testEnv(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, nil)
+	for _, tc := range []struct {
+		name       string
+		prev       *desired
+		wantAdd    int
+		wantDetail string
+	}{
+		{"a cluster yet to be created", nil, 0, "skip Job knative-serving/storage-version-migration-serving-* (new on the cluster, nothing to migrate)"},
+		{"a hop from 1.22", desiredOf("1.22"), 1, "create Job knative-serving/storage-version-migration-serving-*"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			diffs, err := e.diffComponents(context.Background(), []string{catalog.KnativeServing}, false, tc.prev, desiredOf("1.23"), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(diffs) != 1 || diffs[0].Add != tc.wantAdd || !slices.Equal(diffs[0].Details, []string{tc.wantDetail}) {
+				t.Errorf("diff = %+v, want %d to add and %q", diffs, tc.wantAdd, tc.wantDetail)
 			}
 		})
 	}

@@ -418,8 +418,8 @@ func (e *env) runHop(ctx context.Context, fromObjs, toObjs *desired, h catalog.H
 	// one had, wait for health.
 	e.report(Event{Type: EventInfo, Message: fmt.Sprintf("hop %s failed: rolling back to %s: %v", h.Name(), from.Name, err)})
 	rctx := context.WithoutCancel(ctx)
-	e.jobOperation = id + "-rollback"
-	defer func() { e.jobOperation = "" }()
+	e.jobOperation, e.rollingBack = id+"-rollback", true
+	defer func() { e.jobOperation, e.rollingBack = "", false }()
 	rerr := e.useRelease(rctx, from, fromObjs)
 	if rerr == nil {
 		// Only what the hop began to change goes back, last first; the
