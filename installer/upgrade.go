@@ -263,16 +263,15 @@ func (e *env) diffComponents(ctx context.Context, names []string, live bool, pre
 		for _, o := range next.byComponent[name] {
 			if o.Create {
 				job := o.GetKind() + " " + o.GetNamespace() + "/" + o.GetGenerateName() + "*"
-				switch {
-				case !jobs:
+				if !jobs {
 					if details {
 						d.Details = append(d.Details, "skip "+job+" ("+whyNot+")")
 					}
-				default:
-					d.Add++
-					if details {
-						d.Details = append(d.Details, "create "+job)
-					}
+					continue
+				}
+				d.Add++
+				if details {
+					d.Details = append(d.Details, "create "+job)
 				}
 				continue
 			}
