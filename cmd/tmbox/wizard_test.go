@@ -29,6 +29,11 @@ import (
 	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/teatest"
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/tmbox/tmbox/catalog"
@@ -150,12 +155,19 @@ func TestIntegrationWizardCancel(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		at   string // what the screen shows when Ctrl-C is pressed
+		// hold keeps Eventing's pods from being created (a ResourceQuota
+		// of no pods in its namespace), so that its wait lasts: on kwok
+		// every other wait of a first install ends at once.
+		hold bool
 	}{
-		{"while applying", "...  knative-serving"},
-		{"while waiting", "waiting:"},
+		{"while applying", "...  knative-serving", false},
+		{"while waiting", "waiting:", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cl := startOwnCluster(t, shared)
+			if c.hold {
+				holdPods(t, cl.Config, "knative-eventing")
+			}
 			g := &globalOptions{kubeconfig: cl.Kubeconfig}
 			b := &wizardBackend{g: g, mode: tui.ModeInstall, base: installer.Options{Mirror: upstreamDir(t), PhaseTimeout: 2 * time.Minute, StateDir: t.TempDir()}}
 			var log strings.Builder
@@ -204,6 +216,22 @@ func TestIntegrationWizardCancel(t *testing.T) {
 				t.Errorf("the journal records %+v, want the install %s", op, installer.ResultCancelled)
 			}
 		})
+	}
+}
+
+// holdPods creates namespace ns with a ResourceQuota of no pods, so that
+// its workloads never become ready.
+func holdPods(t *testing.T, cfg *rest.Config, ns string) {
+	t.Helper()
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	q := &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "no-pods", Namespace: ns},
+		Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("0")}}}
+	if _, err := cs.CoreV1().ResourceQuotas(ns).Create(ctx, q, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
 
