@@ -306,13 +306,8 @@ func (p *pipeline) converge(ctx context.Context, c *componentRun, byName map[str
 	e := p.e
 	var res apply.ApplyResult
 	var early, late, webhooks []*apply.Object
-	objs := c.objs
-	var current string
-	if s, ok := e.state.Components[c.name]; ok {
-		current = s.Version
-	}
-	skipped, why := 0, ""
-	if due, reason := e.jobsDue(c.version, current, live.Absent(c.objs)); !due {
+	objs, skipped, why := c.objs, 0, ""
+	if due, reason := e.jobsDue(c.version, e.state.Components[c.name].Version, live.Absent(c.objs)); !due {
 		if objs, skipped = withoutCreates(c.objs); skipped > 0 {
 			why = reason
 			e.opts.Logger.Debug("post-install Jobs not run", "component", c.name, "jobs", skipped, "why", why)

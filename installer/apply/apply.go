@@ -122,6 +122,8 @@ type Wave struct {
 // SendFirst applies the namespaces and CRDs among objs that live does not
 // show unchanged, without waiting for the CRDs to be Established (Wait
 // does): objects of kinds already served can go in meanwhile (Early).
+// live must have been read for objs: it tells which CRDs update a kind
+// that was served.
 func (a *Applier) SendFirst(ctx context.Context, objs []*Object, live *Live) (*Wave, error) {
 	w := &Wave{a: a, defines: map[schema.GroupKind]bool{}, live: live}
 	var first []*Object
